@@ -28,6 +28,11 @@ setup(
         "tqdm>=4.60",
         "torch>=2.4",
         "torchvision>=0.19",
+        "pillow>=10",
+        "tensorboard>=2.14",
+        "onnx>=1.16",
+        "onnxscript>=0.1",
+        "onnxruntime>=1.18",
     ],
     extras_require={
         # ROS 2 Kilted Python from PyPI, for a venv without a sourced distro. Never install this
