@@ -23,10 +23,16 @@ class ConfigError(ValueError):
 
 
 def config_from_dict(cls: Type[C], data: dict | None, *, where: str = "") -> C:
-    """Build dataclass ``cls`` from a (possibly partial) dict; missing keys keep defaults."""
+    """Build dataclass ``cls`` from a (possibly partial) dict; missing keys keep defaults.
+
+    Partial nested sections are merged into the *parent's* default (e.g. a default
+    validation split with its own seed keeps that seed when YAML only sets its length).
+    """
     data = {} if data is None else data
     if not isinstance(data, dict):
         raise ConfigError(f"{where or 'config'}: expected a mapping, got {type(data).__name__}")
+    if not where:
+        data = _deep_merge(config_to_dict(cls()), data)
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - set(fields))
@@ -79,6 +85,16 @@ def load_config(cls: Type[C], path: str | Path | None = None, overrides: Iterabl
 
 def save_config(cfg: Any, path: str | Path) -> None:
     Path(path).write_text(yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
+
+
+def _deep_merge(base: dict, update: dict) -> dict:
+    merged = dict(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
 
 
 def _join(prefix: str, key: str) -> str:

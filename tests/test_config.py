@@ -75,3 +75,22 @@ def test_registry_lists_known_names():
         reg.get("c")
     with pytest.raises(ValueError, match="already registered"):
         reg.register("a")(3)
+
+
+@dataclass(frozen=True)
+class Split:
+    length: int = 100
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class Data:
+    train: Split = field(default_factory=Split)
+    val: Split = field(default_factory=lambda: Split(length=10, seed=1))
+
+
+def test_partial_yaml_section_keeps_the_parents_defaults(tmp_path):
+    path = tmp_path / "data.yaml"
+    path.write_text("val:\n  length: 5\n")
+    cfg = load_config(Data, path)
+    assert cfg.val == Split(length=5, seed=1) and cfg.train == Split()

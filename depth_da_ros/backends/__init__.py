@@ -1,0 +1,67 @@
+"""Inference backends: ``BACKENDS`` registry, ``load_backend`` and the ``auto`` choice.
+
+``auto`` tries, in order, TensorRT (an ``.onnx`` model, the tensorrt package importable and a
+CUDA device present), ONNX Runtime (an ``.onnx`` model, best execution provider), then torch
+(a ``.pt`` checkpoint), and logs what it picked and why it skipped the others. A backend that
+is available but fails to load the model (e.g. a TensorRT build failure) hands over to the
+next; when none is left, the last ``ModelLoadError`` is raised.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from . import onnxruntime_backend, tensorrt_backend, torch_backend  # noqa: F401  (registration)
+from .base import BACKENDS, Backend, BackendOptions, ModelLoadError, default_cache_dir
+
+__all__ = ["AUTO", "AUTO_ORDER", "BACKENDS", "Backend", "BackendOptions", "ModelLoadError",
+           "default_cache_dir", "load_backend"]
+
+LOG = logging.getLogger(__name__)
+
+AUTO = "auto"
+AUTO_ORDER = ("tensorrt", "onnxruntime", "torch")
+
+
+def load_backend(model_path: str | Path, backend: str = AUTO, options: BackendOptions | None = None) -> Backend:
+    """Load ``model_path`` (an exported ``.onnx`` or a depth checkpoint) with ``backend``.
+
+    Raises ModelLoadError, with one message that says what is wrong, for a missing or
+    corrupt file, a model without depth_da_ros metadata, an unknown backend name, or a
+    backend that cannot run here.
+    """
+    model_path = Path(model_path)
+    options = options or BackendOptions()
+    if backend != AUTO and backend not in BACKENDS:
+        raise ModelLoadError(f"unknown backend {backend!r}; known: {', '.join([AUTO, *BACKENDS.names()])}")
+    if not model_path.is_file():
+        raise ModelLoadError(f"model {model_path} does not exist")
+    if backend != AUTO:
+        cls = BACKENDS.get(backend)
+        reason = cls.unavailable_reason(model_path, options)
+        if reason:
+            raise ModelLoadError(f"backend {backend!r} is not available: {reason}")
+        return cls(model_path, options)
+
+    candidates, skipped = [], []
+    for name in AUTO_ORDER:
+        reason = BACKENDS.get(name).unavailable_reason(model_path, options)
+        if reason:
+            skipped.append(f"{name}: {reason}")
+        else:
+            candidates.append(BACKENDS.get(name))
+    if not candidates:
+        raise ModelLoadError(f"no backend can run {model_path}:\n  " + "\n  ".join(skipped))
+    for cls in candidates[:-1]:
+        try:
+            return _picked(cls(model_path, options), skipped)
+        except ModelLoadError as exc:
+            LOG.warning("auto: %s could not load %s (%s); trying the next backend", cls.name, model_path, exc)
+            skipped.append(f"{cls.name}: {exc}")
+    return _picked(candidates[-1](model_path, options), skipped)
+
+
+def _picked(backend: Backend, skipped: list[str]) -> Backend:
+    LOG.info("auto backend: picked %s (%s)%s", backend.name, backend.description,
+             "".join(f"\n  skipped {s}" for s in skipped))
+    return backend

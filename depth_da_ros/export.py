@@ -1,0 +1,388 @@
+"""Export: checkpoints -> one fused ONNX graph (RGB in, metres out) that describes itself.
+
+The exported graph holds every step between a camera frame at the network size and metric
+depth, so no deployment re-implements (and gets wrong) the normalisation contract::
+
+    image  [N, H, W, 3]  uint8 (or float32) RGB in [0, 255], NHWC as a camera delivers it
+      -> cast, NHWC -> NCHW, image_to_network ([-1, 1])
+      -> style adapter (optional, real -> synthetic look)
+      -> depth U-Net (output in [-1, 1])
+      -> DepthCodec.decode (clip, metres)
+    depth  [N, 1, H, W]  float32 metres
+
+``N`` is dynamic; ``H`` x ``W`` is fixed to the checkpoint's ``input_size``. Exporting the
+style network alone (``only="style"``) gives ``styled`` [N, H, W, 3] float32 in [0, 255]
+(unrounded, same layout as the input). Networks run in eval mode: batch norm uses its running
+statistics, the contract training validates with, so torch, ONNX Runtime and TensorRT compute
+the same function (the parity tests prove it).
+
+Metadata: the ``metadata_props`` of the ONNX file carry a ``ModelMetadata`` (every value a
+JSON string, see ``ModelMetadata.to_onnx_props``); ``read_model_metadata`` reads the same
+dataclass from an ONNX file or from checkpoints, the one contract for backends and pipeline.
+
+Half precision (``fp16=True``): the module is converted to float16 before tracing (tracing
+uses fake tensors, so it needs no fp16 kernels on the exporting machine); the input cast,
+normalisation and networks run in float16, the depth decode in float32, so the graph's
+inputs and outputs keep their fp32/uint8 types. ONNX Runtime's CPU provider runs such a graph
+(slowly: it is meant for GPUs); TensorRT builds it strongly typed.
+"""
+from __future__ import annotations
+
+import copy
+import datetime as _dt
+import json
+import logging
+import os
+import tempfile
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import torch
+from torch import Tensor, nn
+
+from .camera import PinholeCamera
+from .checkpoint import depth_codec, file_sha256, load_checkpoint, load_network
+from .normalization import DepthCodec, image_to_network, network_to_image
+
+LOG = logging.getLogger(__name__)
+
+ONNX_FORMAT = "depth_da_ros/onnx-v1"
+INPUT_NAME = "image"
+DEPTH_OUTPUT = "depth"
+STYLE_OUTPUT = "styled"
+INPUT_LAYOUT = "NHWC"
+INPUT_DTYPES = ("uint8", "float32")
+PRECISIONS = ("fp32", "fp16")
+NETWORK_NAMES = ("style", "depth")  # inference order
+DEFAULT_OPSET = 18
+# Export-time check of ONNX Runtime against the fp32 torch module, as a fraction of the
+# output range (max depth, or 255 for a styled image).
+VERIFY_TOLERANCE = {"fp32": 1e-3, "fp16": 1e-2}
+
+
+class ExportError(ValueError):
+    """Invalid export request (missing or contradictory inputs) or a failed export check."""
+
+
+class MetadataError(RuntimeError):
+    """A model file is missing, unreadable, or lacks depth_da_ros metadata."""
+
+
+@dataclass(frozen=True)
+class ModelMetadata:
+    """What a model needs to be used correctly, recorded by export and read by every backend."""
+
+    networks: tuple[str, ...]  # in inference order, a subset of NETWORK_NAMES
+    input_height: int
+    input_width: int
+    preset: str | None = None
+    input_dtype: str = "uint8"
+    depth_codec: DepthCodec | None = None  # None when the model outputs a styled image
+    training_camera: PinholeCamera | None = None  # intrinsics at the input size, when known
+    sources: dict[str, dict[str, Any]] = field(default_factory=dict)  # network -> checkpoint record
+    precision: str = "fp32"
+    export_date: str | None = None  # UTC ISO 8601; None for a model read from checkpoints
+    opset: int | None = None
+
+    def __post_init__(self) -> None:
+        if not self.networks or any(n not in NETWORK_NAMES for n in self.networks):
+            raise MetadataError(f"networks must be a non-empty subset of {NETWORK_NAMES}, got {self.networks}")
+        if self.input_dtype not in INPUT_DTYPES:
+            raise MetadataError(f"input dtype {self.input_dtype!r} is not one of {INPUT_DTYPES}")
+        if self.precision not in PRECISIONS:
+            raise MetadataError(f"precision {self.precision!r} is not one of {PRECISIONS}")
+        if ("depth" in self.networks) != (self.depth_codec is not None):
+            raise MetadataError("a depth codec is required exactly when the model contains the depth network")
+
+    @property
+    def outputs_depth(self) -> bool:
+        return "depth" in self.networks
+
+    @property
+    def with_style_adapter(self) -> bool:
+        return "style" in self.networks
+
+    @property
+    def input_name(self) -> str:
+        return INPUT_NAME
+
+    @property
+    def output_name(self) -> str:
+        return DEPTH_OUTPUT if self.outputs_depth else STYLE_OUTPUT
+
+    @property
+    def input_size(self) -> tuple[int, int]:
+        return self.input_height, self.input_width
+
+    @property
+    def max_depth(self) -> float | None:
+        return self.depth_codec.max_depth if self.depth_codec else None
+
+    def to_onnx_props(self) -> dict[str, str]:
+        """The ``metadata_props`` entries; every value is JSON so numbers and nulls round-trip."""
+        codec = self.depth_codec
+        camera = self.training_camera
+        props = {
+            "format": ONNX_FORMAT,
+            "networks": list(self.networks),
+            "with_style_adapter": self.with_style_adapter,
+            "preset": self.preset,
+            "input_name": INPUT_NAME,
+            "input_height": self.input_height,
+            "input_width": self.input_width,
+            "input_dtype": self.input_dtype,
+            "input_layout": INPUT_LAYOUT,
+            "input_range": [0, 255],
+            "output_name": self.output_name,
+            "output_layout": "N1HW" if self.outputs_depth else INPUT_LAYOUT,
+            "output_unit": "metres" if self.outputs_depth else "0-255",
+            "max_depth": codec.max_depth if codec else None,
+            "depth_encoding": codec.encoding if codec else None,
+            "min_depth": codec.min_depth if codec else None,
+            "training_camera": _camera_dict(camera) if camera else None,
+            "source_checkpoints": self.sources,
+            "export_date": self.export_date,
+            "precision": self.precision,
+            "opset": self.opset,
+        }
+        return {key: json.dumps(value) for key, value in props.items()}
+
+    @classmethod
+    def from_onnx_props(cls, props: dict[str, str], where: str = "model") -> ModelMetadata:
+        if "format" not in props:
+            raise MetadataError(
+                f"{where} has no depth_da_ros metadata; export it with training/export.py "
+                f"(found metadata keys: {', '.join(sorted(props)) or 'none'})"
+            )
+        try:
+            values = {key: json.loads(value) for key, value in props.items()}
+        except json.JSONDecodeError as exc:
+            raise MetadataError(f"{where}: malformed metadata value ({exc})") from None
+        if values["format"] != ONNX_FORMAT:
+            raise MetadataError(f"{where}: metadata format {values['format']!r}, expected {ONNX_FORMAT!r}")
+        required = ("networks", "input_height", "input_width", "input_dtype", "precision")
+        missing = [key for key in required if key not in values]
+        if missing:
+            raise MetadataError(f"{where}: metadata lacks {', '.join(missing)}")
+        codec = None
+        if values.get("max_depth") is not None:
+            codec = DepthCodec(values["max_depth"], values["depth_encoding"], values["min_depth"])
+        camera = values.get("training_camera")
+        return cls(
+            networks=tuple(values["networks"]),
+            input_height=int(values["input_height"]),
+            input_width=int(values["input_width"]),
+            preset=values.get("preset"),
+            input_dtype=values["input_dtype"],
+            depth_codec=codec,
+            training_camera=PinholeCamera(**camera) if camera else None,
+            sources=values.get("source_checkpoints") or {},
+            precision=values["precision"],
+            export_date=values.get("export_date"),
+            opset=values.get("opset"),
+        )
+
+
+def _camera_dict(camera: PinholeCamera) -> dict[str, float]:
+    return {"fx": camera.fx, "fy": camera.fy, "cx": camera.cx, "cy": camera.cy,
+            "width": camera.width, "height": camera.height}
+
+
+class InferenceModule(nn.Module):
+    """RGB [N, H, W, 3] in [0, 255] -> depth metres [N, 1, H, W] (or a styled image, see module doc)."""
+
+    def __init__(self, style: nn.Module | None, depth: nn.Module | None, codec: DepthCodec | None) -> None:
+        super().__init__()
+        if style is None and depth is None:
+            raise ExportError("an inference module needs the style network, the depth network or both")
+        self.style = style
+        self.depth = depth
+        self.codec = codec
+
+    def forward(self, image: Tensor) -> Tensor:
+        # Cast before the layout change: TensorRT accepts uint8 only as an input feeding a cast.
+        dtype = next(self.parameters()).dtype
+        x = image_to_network(image.to(dtype).permute(0, 3, 1, 2))
+        if self.style is not None:
+            x = self.style(x)
+        if self.depth is None:
+            return network_to_image(x.float()).permute(0, 2, 3, 1)
+        # Decode in float32: half precision would quantise 80 m to steps of 6 cm.
+        return self.codec.decode(self.depth(x).float())
+
+
+def _source_record(path: str | Path, payload: dict[str, Any]) -> dict[str, Any]:
+    return {"file": Path(path).name, "sha256": file_sha256(path),
+            "stage": payload.get("stage"), "step": payload.get("step")}
+
+
+def load_inference_module(
+    depth_checkpoint: str | Path | None = None,
+    style_checkpoint: str | Path | None = None,
+    *,
+    only: str | None = None,
+    input_dtype: str = "uint8",
+) -> tuple[InferenceModule, ModelMetadata]:
+    """Build the fused module (eval mode, no gradients) and its metadata from checkpoints.
+
+    ``only=None``: the depth network, preceded by the style adapter when a style checkpoint
+    is given. ``only="depth"`` / ``only="style"``: that network alone.
+    """
+    if only not in (None, *NETWORK_NAMES):
+        raise ExportError(f"only must be one of {', '.join(NETWORK_NAMES)} (or None), got {only!r}")
+    if input_dtype not in INPUT_DTYPES:
+        raise ExportError(f"input dtype must be one of {', '.join(INPUT_DTYPES)}, got {input_dtype!r}")
+    # Messages name the CLI flags; the keyword arguments have the same names.
+    if only != "style" and depth_checkpoint is None:
+        raise ExportError("a depth checkpoint (--depth) is required, unless exporting the style network alone (--only style)")
+    if only == "style" and style_checkpoint is None:
+        raise ExportError("--only style needs a style checkpoint (--style)")
+    if only == "depth" and style_checkpoint is not None:
+        raise ExportError("--only depth exports the depth network alone; drop the style checkpoint (--style)")
+    if only == "style" and depth_checkpoint is not None:
+        raise ExportError("--only style exports the style network alone; drop the depth checkpoint (--depth)")
+
+    paths = {"depth": depth_checkpoint, "style": style_checkpoint}
+    networks = tuple(name for name in NETWORK_NAMES if paths[name] is not None)
+    payloads = {name: load_checkpoint(paths[name]) for name in networks}
+    modules = {name: load_network(payloads[name], name) for name in networks}
+    primary = payloads["depth" if "depth" in networks else "style"]
+
+    height, width = (int(v) for v in primary["input_size"])
+    if "style" in networks and "depth" in networks:
+        style_size = [int(v) for v in payloads["style"]["input_size"]]
+        if style_size != [height, width]:
+            # The adapter is fully convolutional; the depth network's size is the one that matters.
+            LOG.warning("style checkpoint was trained at %s, depth at %s; the model runs at %dx%d",
+                        style_size, [height, width], height, width)
+        if payloads["style"].get("preset") != primary.get("preset"):
+            LOG.warning("style checkpoint preset %r differs from depth preset %r",
+                        payloads["style"].get("preset"), primary.get("preset"))
+    camera = primary.get("training_camera")
+    codec = depth_codec(payloads["depth"]) if "depth" in networks else None
+
+    module = InferenceModule(modules.get("style"), modules.get("depth"), codec).eval()
+    module.requires_grad_(False)
+    metadata = ModelMetadata(
+        networks=networks,
+        input_height=height,
+        input_width=width,
+        preset=primary.get("preset"),
+        input_dtype=input_dtype,
+        depth_codec=codec,
+        training_camera=PinholeCamera(**camera) if camera else None,
+        sources={name: _source_record(paths[name], payloads[name]) for name in networks},
+    )
+    return module, metadata
+
+
+def read_model_metadata(path: str | Path, style_checkpoint: str | Path | None = None) -> ModelMetadata:
+    """Metadata of an exported ``.onnx`` file, or of a depth checkpoint (+ optional style checkpoint)."""
+    path = Path(path)
+    if path.suffix != ".onnx":
+        return load_inference_module(path, style_checkpoint)[1]
+    if not path.is_file():
+        raise MetadataError(f"model {path} does not exist")
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception as exc:  # protobuf decode errors have no common base class
+        raise MetadataError(f"cannot read ONNX model {path}: {exc.__class__.__name__}: {exc}") from None
+    return ModelMetadata.from_onnx_props({p.key: p.value for p in model.metadata_props}, str(path))
+
+
+def export_onnx(
+    out: str | Path,
+    depth_checkpoint: str | Path | None = None,
+    style_checkpoint: str | Path | None = None,
+    *,
+    only: str | None = None,
+    fp16: bool = False,
+    input_dtype: str = "uint8",
+    opset: int = DEFAULT_OPSET,
+    verify: bool = True,
+) -> ModelMetadata:
+    """Write the fused ONNX model to ``out`` (atomically) and return its metadata.
+
+    ``verify`` runs the written file in ONNX Runtime (CPU) on a random frame and compares it
+    with the fp32 torch module; a difference above ``VERIFY_TOLERANCE`` raises ExportError.
+    """
+    if opset < 17:
+        raise ExportError(f"opset must be >= 17, got {opset}")
+    module, metadata = load_inference_module(depth_checkpoint, style_checkpoint, only=only, input_dtype=input_dtype)
+    precision = "fp16" if fp16 else "fp32"
+    metadata = replace(
+        metadata, precision=precision, opset=opset,
+        export_date=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    )
+    traced = copy.deepcopy(module).half() if fp16 else module
+    # Batch 2: torch.export specialises a dynamic dimension whose example size is 1.
+    example = _example_input(metadata, batch=2)
+    batch = torch.export.Dim("batch", min=1)
+    program = torch.onnx.export(
+        traced,
+        (example,),
+        dynamo=True,
+        input_names=[INPUT_NAME],
+        output_names=[metadata.output_name],
+        opset_version=opset,
+        dynamic_shapes={"image": {0: batch}},
+        verbose=False,
+    )
+    model = program.model_proto
+    model.producer_name = "depth_da_ros"
+    model.doc_string = f"depth_da_ros {'+'.join(metadata.networks)} model, {precision}"
+    for key, value in metadata.to_onnx_props().items():
+        model.metadata_props.add(key=key, value=value)
+    onnx.checker.check_model(model, full_check=True)
+    out = Path(out)
+    _atomic_write(out, model.SerializeToString())
+    LOG.info("wrote %s (%s, %d nodes)", out, "+".join(metadata.networks), len(model.graph.node))
+    if verify:
+        _verify(out, module, metadata)
+    return metadata
+
+
+def _example_input(metadata: ModelMetadata, batch: int, seed: int = 0) -> Tensor:
+    generator = torch.Generator().manual_seed(seed)
+    shape = (batch, metadata.input_height, metadata.input_width, 3)
+    image = torch.randint(0, 256, shape, dtype=torch.uint8, generator=generator)
+    return image if metadata.input_dtype == "uint8" else image.float()
+
+
+def _verify(path: Path, module: InferenceModule, metadata: ModelMetadata) -> None:
+    image = _example_input(metadata, batch=1, seed=1)
+    with torch.no_grad():
+        expected = module(image).numpy()
+    try:
+        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    except Exception as exc:  # e.g. a kernel missing for fp16 in this CPU build
+        if metadata.precision == "fp32":
+            raise ExportError(f"ONNX Runtime cannot load the exported {path}: {exc}") from None
+        LOG.warning("not verified: ONNX Runtime (CPU) cannot run the %s model: %s", metadata.precision, exc)
+        return
+    got = session.run(None, {INPUT_NAME: image.numpy()})[0]
+    scale = metadata.max_depth or 255.0
+    error = float(np.abs(got - expected).max())
+    LOG.info("verified %s: ONNX Runtime vs torch max abs difference %.3g (%.2e of %g)",
+             path.name, error, error / scale, scale)
+    if not error <= VERIFY_TOLERANCE[metadata.precision] * scale:
+        raise ExportError(
+            f"exported {path} differs from the torch model by {error:.4g} "
+            f"(tolerance {VERIFY_TOLERANCE[metadata.precision] * scale:.4g})"
+        )
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -1,0 +1,153 @@
+"""``DepthPipeline``: a camera frame of any size in, float32 metres at that size out.
+
+    pipeline = DepthPipeline("model.onnx")            # backend="auto"
+    depth = pipeline.predict(rgb)                      # (H, W) float32 metres, NaN = invalid
+    pipeline.last_timing                               # pre / infer / post / total, ms
+
+Pre-processing (to the network size) and post-processing (back to the frame size) happen
+here and nowhere else; normalisation and de-normalisation are inside the model. The frame is
+RGB (convert a ROS ``bgr8`` image before calling). The model's metadata (input size, max
+depth, training camera, ...) comes from ``depth_da_ros.export.ModelMetadata``, read from the
+ONNX file or the checkpoints: ``read_model_metadata`` is the one reader.
+
+Interpolation: a frame is shrunk with ``INTER_AREA`` (it averages the pixels each output
+pixel covers, so no aliasing) and enlarged with ``INTER_LINEAR``. Depth is enlarged back with
+``INTER_LINEAR``: the network's output is smooth, and nearest-neighbour would add blocky
+steps at every upscaled pixel. Linear interpolation would also smear an invalid (NaN) pixel
+into its neighbours, so when the depth has non-finite values, valid pixels are interpolated
+from valid neighbours only and NaN stays where the nearest source pixel is invalid.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from .backends import AUTO, Backend, BackendOptions, load_backend
+from .camera import PinholeCamera
+from .export import ModelMetadata, read_model_metadata
+
+__all__ = ["DepthPipeline", "ModelMetadata", "StageTiming", "as_rgb", "postprocess", "preprocess",
+           "read_model_metadata"]
+
+LOG = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class StageTiming:
+    """Wall-clock milliseconds of the last ``predict``: each stage and the whole call."""
+
+    pre_ms: float
+    infer_ms: float
+    post_ms: float
+    total_ms: float
+
+
+def as_rgb(image: np.ndarray) -> np.ndarray:
+    """uint8 HxWx3 RGB from RGB, grayscale (HxW or HxWx1) or RGBA (HxWx4, alpha dropped)."""
+    if not isinstance(image, np.ndarray) or image.dtype != np.uint8:
+        kind = image.dtype if isinstance(image, np.ndarray) else type(image).__name__
+        raise ValueError(f"expected a uint8 image, got {kind}")
+    if image.ndim == 2 or (image.ndim == 3 and image.shape[2] == 1):
+        return cv2.cvtColor(image.reshape(image.shape[:2]), cv2.COLOR_GRAY2RGB)
+    if image.ndim == 3 and image.shape[2] == 3:
+        return image
+    if image.ndim == 3 and image.shape[2] == 4:
+        return image[:, :, :3]
+    raise ValueError(
+        f"expected an RGB image HxWx3 (or grayscale HxW / HxWx1, or RGBA HxWx4), got shape {image.shape}"
+    )
+
+
+def preprocess(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """uint8 HxWx3 RGB -> uint8 [1, h, w, 3] at the network ``size`` (h, w)."""
+    height, width = size
+    if rgb.shape[:2] != (height, width):
+        shrink = height <= rgb.shape[0] and width <= rgb.shape[1]
+        rgb = cv2.resize(rgb, (width, height), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+    return np.ascontiguousarray(rgb)[None]
+
+
+def postprocess(depth: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """float32 (h, w) metres -> (H, W) at the frame ``size``, keeping NaN local (see module doc)."""
+    height, width = size
+    if depth.shape == (height, width):
+        return depth.astype(np.float32, copy=False)
+    valid = np.isfinite(depth)
+    if valid.all():
+        return cv2.resize(depth, (width, height), interpolation=cv2.INTER_LINEAR)
+    # Normalised interpolation: average valid neighbours only, weights from the valid mask.
+    weights = valid.astype(np.float32)
+    summed = cv2.resize(np.where(valid, depth, 0.0).astype(np.float32), (width, height),
+                        interpolation=cv2.INTER_LINEAR)
+    weight = cv2.resize(weights, (width, height), interpolation=cv2.INTER_LINEAR)
+    keep = cv2.resize(weights, (width, height), interpolation=cv2.INTER_NEAREST) > 0
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(keep & (weight > 0), summed / weight, np.nan).astype(np.float32)
+
+
+class DepthPipeline:
+    """Load a model with a backend, then ``predict(rgb)`` -> metres at the frame's resolution.
+
+    ``model_path``: an exported ``.onnx`` (onnxruntime, tensorrt) or a depth checkpoint
+    ``.pt`` (torch; ``style_checkpoint`` adds the adapter). ``backend``: "auto", "onnxruntime",
+    "tensorrt" or "torch". The remaining keywords are ``BackendOptions``. Raises
+    ``ModelLoadError`` when the model or the backend cannot be loaded.
+    """
+
+    def __init__(
+        self,
+        model_path: str | Path,
+        backend: str = AUTO,
+        *,
+        device: str = "auto",
+        precision: str | None = None,
+        threads: int | None = None,
+        style_checkpoint: str | Path | None = None,
+        cache_dir: str | Path | None = None,
+        cuda_graphs: bool = False,
+    ) -> None:
+        options = BackendOptions(device=device, precision=precision, threads=threads,
+                                 style_checkpoint=style_checkpoint, cache_dir=cache_dir, cuda_graphs=cuda_graphs)
+        self.backend: Backend = load_backend(model_path, backend, options)
+        self.last_timing: StageTiming | None = None
+
+    @property
+    def metadata(self) -> ModelMetadata:
+        return self.backend.metadata
+
+    @property
+    def input_size(self) -> tuple[int, int]:
+        """(height, width) the network runs at."""
+        return self.backend.input_size
+
+    @property
+    def max_depth(self) -> float:
+        return self.metadata.max_depth
+
+    @property
+    def training_camera(self) -> PinholeCamera | None:
+        """Intrinsics of the training images at ``input_size``, when the checkpoint recorded them."""
+        return self.metadata.training_camera
+
+    @property
+    def description(self) -> str:
+        return self.backend.description
+
+    def predict(self, image: np.ndarray) -> np.ndarray:
+        """uint8 RGB (or grayscale / RGBA) HxW[xC] -> float32 (H, W) depth in metres."""
+        start = time.perf_counter()
+        rgb = as_rgb(image)
+        batch = preprocess(rgb, self.input_size)
+        inferred = time.perf_counter()
+        depth = self.backend.infer(batch)[0, 0]
+        posted = time.perf_counter()
+        out = postprocess(depth, rgb.shape[:2])
+        end = time.perf_counter()
+        self.last_timing = StageTiming(pre_ms=(inferred - start) * 1e3, infer_ms=(posted - inferred) * 1e3,
+                                       post_ms=(end - posted) * 1e3, total_ms=(end - start) * 1e3)
+        return out

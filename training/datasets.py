@@ -1,0 +1,486 @@
+"""Training datasets: procedural frames, SYNTHIA-RAND-CITYSCAPES, KITTI raw and plain image folders.
+
+``build_dataset(spec, height, width, augment, seed)`` turns a ``DataSpec`` config section into
+a map-style dataset whose samples are dicts that the default collate batches:
+
+* ``"image"``: float32 (3, height, width) in [-1, 1] (``normalization.image_to_network``);
+* ``"depth"``: float32 (1, height, width) in metres, inf = sky / beyond range, NaN = no
+  measurement; only for datasets with depth (``dataset.has_depth``), never None;
+* ``"index"``: the sample's index.
+
+Depth is decoded to metres when a file is read (``depth_io``), resized by nearest neighbour
+(interpolating across an object's edge would invent depths that exist nowhere in the scene)
+and flipped together with its image.
+
+Determinism. The random draw of sample ``i`` in epoch ``e`` is seeded by
+``sample_seed(seed, e, i)`` inside ``torch.random.fork_rng``, so it does not depend on the
+number of DataLoader workers, on which worker loads the sample, on the order of loading,
+or on where a run resumed, and it leaves the caller's RNG untouched. The epoch lives in a
+shared-memory tensor: ``dataset.set_epoch(e)`` reaches the copies held by DataLoader
+workers, persistent or not. The trainer calls ``set_epoch(e)`` before it starts iterating
+the loader for epoch ``e`` (workers prefetch only once the iteration starts). To resume
+mid-epoch it replays the epoch's sampler order (e.g. a sampler generator seeded from
+``(seed, epoch)``) and skips the samples already consumed; their augmentation needs no state.
+
+Construction fails fast, naming the file: missing or empty folders (with the pattern that
+was searched), an image without its depth or a depth without its image, unreadable or
+truncated files, depth that is not 16-bit PNG, image and depth of different sizes. The
+per-file checks read every file once (``DataSpec.verify``, default on); turning them off
+defers the same errors to the first load of each file.
+"""
+from __future__ import annotations
+
+import functools
+import logging
+import struct
+import typing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Literal, Protocol, Sequence
+
+import cv2
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import Dataset
+from torchvision import tv_tensors
+from torchvision.transforms import v2
+from torchvision.transforms.v2 import functional as TF
+from tqdm import tqdm
+
+from depth_da_ros.depth_io import KITTI_SCALE, read_kitti_depth, read_synthia_depth
+from depth_da_ros.normalization import image_to_network
+from depth_da_ros.procedural.dataset import ProceduralConfig, ProceduralDataset
+from depth_da_ros.registry import Registry
+
+LOG = logging.getLogger(__name__)
+
+DepthFormat = Literal["none", "synthia", "kitti", "png16", "npy"]
+Domain = Literal["synthetic", "real"]
+DEPTH_FORMATS: tuple[str, ...] = typing.get_args(DepthFormat)
+DOMAINS: tuple[str, ...] = typing.get_args(Domain)
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+PROGRESS_MIN_FILES = 200  # below this the file check is quick enough to run without a progress bar
+KITTI_CAMERAS = {"l": "image_02", "r": "image_03"}
+# A drive folder, a date folder, a root of date folders: the first pattern that finds images wins.
+KITTI_IMAGE_DIRS = ("image_02/data", "*_drive_*_sync/image_02/data", "*/*_drive_*_sync/image_02/data")
+KITTI_IMAGE_SUFFIXES = (".png", ".jpg")  # raw KITTI is PNG; monodepth2-style copies are JPEG
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_PNG_CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}  # IHDR colour type -> channels (3 = palette)
+
+
+class DatasetError(ValueError):
+    """A dataset's files are missing, unreadable or inconsistent; the message names the file."""
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """One dataset of a training config.
+
+    ``procedural`` renders frames on the fly (``domain``, ``length``, ``seed``,
+    ``sequence_length``; these four are ignored by the file kinds). ``synthia`` reads
+    ``root/RGB`` + ``root/Depth/Depth``; ``kitti_raw`` reads images only (the unpaired real
+    domain), from ``root`` or from ``split_file`` lines relative to ``root``;
+    ``image_folder`` reads every image under ``root`` and, when ``depth_format`` is not
+    "none", the depth file at the same relative path under ``depth_root``. ``depth_scale``
+    is png16's codes per metre (0 = no measurement).
+    """
+
+    kind: str = "procedural"
+    root: str = ""
+    split_file: str = ""
+    depth_root: str = ""
+    depth_format: DepthFormat = "none"
+    depth_scale: float = 256.0
+    domain: Domain = "synthetic"
+    length: int = 1000
+    seed: int = 0
+    sequence_length: int = 1
+    limit: int = 0  # use only the first N files / frames (0 = all), for quick runs
+    verify: bool = True  # read every file once at construction to catch broken files early
+
+    def __post_init__(self) -> None:
+        if self.kind not in DATASETS:
+            raise ValueError(f"unknown dataset kind {self.kind!r}; known: {', '.join(DATASETS.names())}")
+        if self.depth_format not in DEPTH_FORMATS:
+            raise ValueError(f"depth_format {self.depth_format!r} is not one of {', '.join(DEPTH_FORMATS)}")
+        if self.domain not in DOMAINS:
+            raise ValueError(f"domain {self.domain!r} is not one of {', '.join(DOMAINS)}")
+        if self.length < 1 or self.sequence_length < 1:
+            raise ValueError(f"length and sequence_length must be >= 1, got {self.length} and {self.sequence_length}")
+        if self.seed < 0 or self.limit < 0:
+            raise ValueError(f"seed and limit must be >= 0, got {self.seed} and {self.limit}")
+        if not (np.isfinite(self.depth_scale) and self.depth_scale > 0):
+            raise ValueError(f"depth_scale must be a positive number of codes per metre, got {self.depth_scale}")
+        if self.kind == "procedural":
+            used = [name for name in ("root", "split_file", "depth_root") if getattr(self, name)]
+            if self.depth_format != "none":
+                used.append("depth_format")
+            if used:
+                raise ValueError(f"kind 'procedural' renders frames and reads no files, but {', '.join(used)} "
+                                 "is set; choose kind synthia, kitti_raw or image_folder to read files")
+            return
+        if not self.root:
+            raise ValueError(f"kind {self.kind!r} needs root (the dataset folder)")
+        if self.split_file and self.kind != "kitti_raw":
+            raise ValueError(f"split_file is only read by kind 'kitti_raw', not {self.kind!r}")
+        if self.kind != "image_folder" and (self.depth_root or self.depth_format != "none"):
+            raise ValueError(f"depth_root / depth_format are only read by kind 'image_folder'; kind {self.kind!r} "
+                             "has a fixed depth layout (synthia: Depth/Depth, kitti_raw: images only)")
+        if bool(self.depth_root) != (self.depth_format != "none"):
+            raise ValueError("set depth_root and depth_format together (depth_format 'none' = images only), got "
+                             f"depth_root={self.depth_root!r}, depth_format={self.depth_format!r}")
+
+
+DATASETS: Registry[Callable[..., TrainingDataset]] = Registry("dataset kind")
+
+
+def build_dataset(spec: DataSpec, height: int, width: int, augment: bool, seed: int) -> TrainingDataset:
+    """The dataset ``spec`` describes, yielding (height, width) samples; ``augment`` adds a random flip."""
+    if height < 1 or width < 1:
+        raise ValueError(f"output size must be positive, got {height}x{width}")
+    if seed < 0:
+        raise ValueError(f"seed must be >= 0, got {seed}")
+    dataset = DATASETS.get(spec.kind)(spec, height, width, augment, seed)
+    LOG.info("dataset %s: %d samples, %s, %dx%d%s", spec.kind, len(dataset), dataset.source.describe(), height, width,
+             ", random flip" if augment else "")
+    return dataset
+
+
+def sample_seed(seed: int, epoch: int, index: int) -> int:
+    """The seed of sample ``index``'s random draw in ``epoch`` (a pure function; all arguments >= 0)."""
+    return int(np.random.SeedSequence([seed, epoch, index]).generate_state(1)[0])
+
+
+class FrameSource(Protocol):
+    """Raw frames: RGB uint8 (H, W, 3) and depth float32 metres (H, W) or None."""
+
+    has_depth: bool
+
+    def __len__(self) -> int: ...
+
+    def load(self, index: int) -> tuple[np.ndarray, np.ndarray | None]: ...
+
+    def describe(self) -> str: ...
+
+
+class TrainingDataset(Dataset):
+    """Resizes a source's frames to (height, width) and, with ``augment``, flips image and depth together."""
+
+    def __init__(self, source: FrameSource, height: int, width: int, augment: bool, seed: int) -> None:
+        self.source = source
+        self.has_depth = source.has_depth
+        self.size = [height, width]
+        self.augment = augment
+        self.seed = seed
+        # Shared memory, so set_epoch reaches DataLoader workers' copies (see the module docstring).
+        self._epoch = torch.zeros((), dtype=torch.int64).share_memory_()
+        self._flip = v2.RandomHorizontalFlip(p=0.5)
+
+    def __len__(self) -> int:
+        return len(self.source)
+
+    @property
+    def epoch(self) -> int:
+        return int(self._epoch)
+
+    def set_epoch(self, epoch: int) -> None:
+        if epoch < 0:
+            raise ValueError(f"epoch must be >= 0, got {epoch}")
+        self._epoch.fill_(epoch)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        if not 0 <= index < len(self):
+            raise IndexError(f"sample {index} out of range 0..{len(self) - 1}")
+        rgb, depth = self.source.load(index)
+        image = tv_tensors.Image(torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1))).float())
+        image = TF.resize(image, self.size, interpolation=v2.InterpolationMode.BILINEAR, antialias=True)
+        inputs = [image.clamp_(0, 255)]  # antialias weights sum to 1 only up to rounding; keep within [-1, 1]
+        if depth is not None:
+            # NEAREST_EXACT samples pixel centres, like the image's bilinear resize (plain NEAREST shifts by up
+            # to half a source pixel), so depth edges stay on image edges. resize_image, because resize of a Mask
+            # ignores NEAREST_EXACT before torchvision PR 9497; Mask then marks depth for the flip (and any later
+            # geometric transform) as nearest-only data.
+            depth_t = TF.resize_image(torch.from_numpy(depth)[None], self.size,
+                                      interpolation=v2.InterpolationMode.NEAREST_EXACT)
+            inputs.append(tv_tensors.Mask(depth_t))
+        if self.augment:
+            with torch.random.fork_rng(devices=[]):
+                # CPU generator only: torch.manual_seed would also reseed (and not restore) CUDA generators.
+                torch.random.default_generator.manual_seed(sample_seed(self.seed, self.epoch, index))
+                inputs = self._flip(inputs)  # one draw for the whole list: image and depth flip together
+        sample = {"image": image_to_network(inputs[0].as_subclass(torch.Tensor)), "index": index}
+        if depth is not None:
+            sample["depth"] = inputs[1].as_subclass(torch.Tensor)
+        return sample
+
+
+@dataclass
+class ProceduralSource:
+    frames: ProceduralDataset
+    has_depth: bool = True
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+    def load(self, index: int) -> tuple[np.ndarray, np.ndarray | None]:
+        frame = self.frames[index]
+        return frame.rgb, frame.depth
+
+    def describe(self) -> str:
+        c = self.frames.config
+        return f"procedural {c.domain} frames (seed {c.seed}, sequences of {c.sequence_length})"
+
+
+@dataclass
+class FileSource:
+    items: list[tuple[Path, Path | None]]  # (image, depth or None)
+    read_depth: Callable[[Path], np.ndarray] | None
+    where: str
+
+    @property
+    def has_depth(self) -> bool:
+        return self.read_depth is not None
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def load(self, index: int) -> tuple[np.ndarray, np.ndarray | None]:
+        image_path, depth_path = self.items[index]
+        bgr = cv2.imread(str(image_path), cv2.IMREAD_COLOR)
+        if bgr is None:
+            raise DatasetError(f"cannot read image {image_path} (missing, truncated or not an image)")
+        rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+        if self.read_depth is None:
+            return rgb, None
+        depth = self.read_depth(depth_path)
+        if depth.shape != rgb.shape[:2]:
+            raise DatasetError(_size_mismatch(image_path, rgb.shape[:2], depth_path, depth.shape))
+        return rgb, depth
+
+    def describe(self) -> str:
+        return f"{'image + depth' if self.has_depth else 'image'} files from {self.where}"
+
+
+# -- builders ---------------------------------------------------------------------------------
+
+
+@DATASETS.register("procedural")
+def _build_procedural(spec: DataSpec, height: int, width: int, augment: bool, seed: int) -> TrainingDataset:
+    # Rendered at the output size, so the resize is a no-op and depth stays exact.
+    config = ProceduralConfig(domain=spec.domain, seed=spec.seed, height=height, width=width,
+                              sequence_length=spec.sequence_length)
+    length = min(spec.length, spec.limit) if spec.limit else spec.length
+    return TrainingDataset(ProceduralSource(ProceduralDataset(config, length)), height, width, augment, seed)
+
+
+@DATASETS.register("synthia")
+def _build_synthia(spec: DataSpec, height: int, width: int, augment: bool, seed: int) -> TrainingDataset:
+    root = _existing_dir(spec.root)
+    rgb_dir, depth_dir = root / "RGB", root / "Depth" / "Depth"
+    for folder in (rgb_dir, depth_dir):
+        if not folder.is_dir():
+            raise DatasetError(f"{folder} does not exist: kind 'synthia' expects the SYNTHIA-RAND-CITYSCAPES layout "
+                               f"{rgb_dir}/*.png and {depth_dir}/*.png")
+    images = _list_files(rgb_dir, (".png",))
+    if not images:
+        raise DatasetError(f"no images found in {rgb_dir} (looked for **/*.png)")
+    items = _pair(images, _list_files(depth_dir, (".png",)), rgb_dir, depth_dir, ".png")
+    return _file_dataset(spec, items, "synthia", str(root), height, width, augment, seed)
+
+
+@DATASETS.register("kitti_raw")
+def _build_kitti_raw(spec: DataSpec, height: int, width: int, augment: bool, seed: int) -> TrainingDataset:
+    root = _existing_dir(spec.root)
+    if spec.split_file:
+        images, where = read_kitti_split(spec.split_file, root), f"{spec.split_file} (root {root})"
+    else:
+        images, where = find_kitti_images(root), str(root)
+    return _file_dataset(spec, [(path, None) for path in images], "none", where, height, width, augment, seed)
+
+
+@DATASETS.register("image_folder")
+def _build_image_folder(spec: DataSpec, height: int, width: int, augment: bool, seed: int) -> TrainingDataset:
+    root = _existing_dir(spec.root)
+    images = _list_files(root, IMAGE_SUFFIXES)
+    if not images:
+        raise DatasetError(f"no images found under {root} (looked for **/*{{{','.join(IMAGE_SUFFIXES)}}})")
+    if spec.depth_format == "none":
+        return _file_dataset(spec, [(path, None) for path in images.values()], "none", str(root), height, width,
+                             augment, seed)
+    depth_root = _existing_dir(spec.depth_root)
+    if depth_root.resolve().is_relative_to(root.resolve()):
+        raise DatasetError(f"depth_root {depth_root} lies inside root {root}: its files would be read as images")
+    suffix = ".npy" if spec.depth_format == "npy" else ".png"
+    items = _pair(images, _list_files(depth_root, (suffix,)), root, depth_root, suffix)
+    return _file_dataset(spec, items, spec.depth_format, f"{root} + {depth_root}", height, width, augment, seed)
+
+
+def _file_dataset(spec: DataSpec, items: list[tuple[Path, Path | None]], depth_format: str, where: str,
+                  height: int, width: int, augment: bool, seed: int) -> TrainingDataset:
+    if spec.limit and spec.limit < len(items):
+        LOG.info("using the first %d of %d files of %s (limit)", spec.limit, len(items), where)
+        items = items[: spec.limit]
+    if spec.verify:
+        check_files(items, depth_format, where)
+    source = FileSource(items, depth_reader(depth_format, spec.depth_scale), where)
+    return TrainingDataset(source, height, width, augment, seed)
+
+
+# -- file discovery ---------------------------------------------------------------------------
+
+
+def find_kitti_images(root: str | Path) -> list[Path]:
+    """image_02 frames of a KITTI raw drive folder, date folder or root of date folders."""
+    root = Path(root)
+    for pattern in KITTI_IMAGE_DIRS:
+        found = sorted(path for suffix in KITTI_IMAGE_SUFFIXES for path in root.glob(f"{pattern}/*{suffix}"))
+        if found:
+            return found
+    looked = ", ".join(f"{root}/{pattern}/*{{png,jpg}}" for pattern in KITTI_IMAGE_DIRS)
+    raise DatasetError(f"no KITTI raw images found; looked for {looked}")
+
+
+def read_kitti_split(split_file: str | Path, root: str | Path) -> list[Path]:
+    """Images named by a split file of ``<date>/<drive> <frame> l|r`` lines (monodepth2 format) under ``root``."""
+    split_file, root = Path(split_file), Path(root)
+    if not split_file.is_file():
+        raise DatasetError(f"split file {split_file} does not exist")
+    images, missing = [], []
+    for number, line in enumerate(split_file.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        words = line.split()
+        if len(words) != 3 or not words[1].isdigit() or words[2] not in KITTI_CAMERAS:
+            raise DatasetError(f"{split_file}:{number}: expected '<date>/<drive> <frame> l|r', got {line!r}")
+        folder = root / words[0] / KITTI_CAMERAS[words[2]] / "data"
+        name = f"{int(words[1]):010d}"
+        path = next((folder / (name + s) for s in KITTI_IMAGE_SUFFIXES if (folder / (name + s)).is_file()), None)
+        if path is None:
+            missing.append(f"{folder / name}.png ({split_file}:{number})")
+        else:
+            images.append(path)
+    if missing:
+        more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""
+        raise DatasetError(f"split file names frames that do not exist: {missing[0]}{more}")
+    if not images:
+        raise DatasetError(f"split file {split_file} lists no frames")
+    return images
+
+
+def _existing_dir(path: str) -> Path:
+    folder = Path(path)
+    if not folder.is_dir():
+        raise DatasetError(f"dataset folder {folder} does not exist")
+    return folder
+
+
+def _list_files(root: Path, suffixes: Sequence[str]) -> dict[str, Path]:
+    """Files under ``root`` by relative path without suffix (the key that pairs images and depth)."""
+    files: dict[str, Path] = {}
+    for path in sorted(root.rglob("*")):
+        if path.suffix.lower() in suffixes and path.is_file():
+            key = path.relative_to(root).with_suffix("").as_posix()
+            if key in files:
+                raise DatasetError(f"{files[key]} and {path} differ only in their suffix; keep one of them")
+            files[key] = path
+    return files
+
+
+def _pair(images: dict[str, Path], depths: dict[str, Path], image_dir: Path, depth_dir: Path,
+          depth_suffix: str) -> list[tuple[Path, Path | None]]:
+    missing = [key for key in images if key not in depths]
+    if missing:
+        more = f" ({len(missing) - 1} more images lack depth)" if len(missing) > 1 else ""
+        raise DatasetError(f"image {images[missing[0]]} has no depth file {depth_dir / missing[0]}{depth_suffix}{more}")
+    orphans = [key for key in depths if key not in images]
+    if orphans:
+        more = f" ({len(orphans) - 1} more depth files lack an image)" if len(orphans) > 1 else ""
+        raise DatasetError(f"depth file {depths[orphans[0]]} has no image {image_dir / orphans[0]}.*{more}")
+    return [(images[key], depths[key]) for key in images]
+
+
+# -- depth decoding and file checks -----------------------------------------------------------
+
+
+def depth_reader(depth_format: str, depth_scale: float = 256.0) -> Callable[[Path], np.ndarray] | None:
+    """The function that decodes a ``depth_format`` file to float32 metres (None for "none")."""
+    readers: dict[str, Callable[[Path], np.ndarray] | None] = {
+        "none": None, "synthia": read_synthia_depth, "kitti": read_kitti_depth,
+        "png16": functools.partial(read_png16_depth, depth_scale=depth_scale), "npy": read_npy_depth}
+    return readers[depth_format]
+
+
+def read_png16_depth(path: str | Path, depth_scale: float) -> np.ndarray:
+    """Single-channel 16-bit PNG of ``depth_scale`` codes per metre; 0 = no measurement (NaN)."""
+    # read_kitti_depth checks 16-bit / one channel and maps 0 to NaN; rescale its value / 256 (exact in float32).
+    return read_kitti_depth(path) * np.float32(KITTI_SCALE / depth_scale)
+
+
+def read_npy_depth(path: str | Path) -> np.ndarray:
+    """(H, W) float array of metres, stored as is (inf = beyond range, NaN = no measurement)."""
+    depth = np.load(path)
+    if depth.ndim != 2 or not np.issubdtype(depth.dtype, np.floating):
+        raise DatasetError(f"depth file {path} holds {depth.dtype} {depth.shape}, expected a float (H, W) array")
+    return depth.astype(np.float32, copy=False)
+
+
+def check_files(items: Sequence[tuple[Path, Path | None]], depth_format: str, where: str) -> None:
+    """Read every file once: decodable, not truncated, 16-bit depth PNG, image and depth of one size."""
+    sizes: set[tuple[int, int]] = set()
+    for image, depth in tqdm(items, desc=f"checking {where}", unit="file", leave=False,
+                             disable=len(items) <= PROGRESS_MIN_FILES):
+        size = _check_image(image)
+        sizes.add(size)
+        if depth is not None:
+            depth_size = _check_depth(depth, depth_format)
+            if depth_size != size:
+                raise DatasetError(_size_mismatch(image, size, depth, depth_size))
+    if len(sizes) > 1:
+        shown = ", ".join(f"{w}x{h}" for h, w in sorted(sizes)[:5])
+        LOG.info("%s: images come in %d sizes (%s%s); every sample is resized", where, len(sizes), shown,
+                 ", ..." if len(sizes) > 5 else "")
+
+
+def _check_image(path: Path) -> tuple[int, int]:
+    """(height, width) of a decodable image; DatasetError naming the file otherwise."""
+    try:
+        with Image.open(path) as image:
+            width, height = image.size
+            is_png = image.format == "PNG"
+            image.verify()  # PNG: reads every chunk and checks its CRC, so truncation shows
+        if not is_png:
+            # verify() checks little in other formats: decode at reduced scale (JPEG DCT scaling), which still
+            # reads the whole entropy-coded stream, so a truncated file raises.
+            with Image.open(path) as image:
+                image.draft("RGB", (max(width // 8, 1), max(height // 8, 1)))
+                image.load()
+    except (OSError, SyntaxError, ValueError, struct.error) as exc:
+        raise DatasetError(f"unreadable or truncated image {path}: {exc}") from exc
+    return height, width
+
+
+def _check_depth(path: Path, depth_format: str) -> tuple[int, int]:
+    if depth_format == "npy":
+        try:
+            depth = np.load(path, mmap_mode="r")  # header and file length only
+        except (OSError, ValueError) as exc:
+            raise DatasetError(f"unreadable or truncated depth file {path}: {exc}") from exc
+        if depth.ndim != 2 or not np.issubdtype(depth.dtype, np.floating):
+            raise DatasetError(f"depth file {path} holds {depth.dtype} {depth.shape}, expected a float (H, W) array")
+        return depth.shape
+    with open(path, "rb") as file:
+        head = file.read(26)  # signature + IHDR: every PNG starts with them
+    if len(head) < 26 or head[:8] != _PNG_SIGNATURE or head[12:16] != b"IHDR":
+        raise DatasetError(f"depth file {path} is not a PNG")
+    bits, channels = head[24], _PNG_CHANNELS.get(head[25], 0)
+    if bits != 16:
+        raise DatasetError(f"depth image {path} is {bits}-bit, expected a 16-bit PNG ({depth_format} depth)")
+    if depth_format in ("kitti", "png16") and channels != 1:
+        raise DatasetError(f"depth image {path} has {channels} channels, expected 1 ({depth_format} depth)")
+    return _check_image(path)
+
+
+def _size_mismatch(image: Path, image_size: tuple[int, int], depth: Path, depth_size: tuple[int, ...]) -> str:
+    return (f"image {image} is {image_size[1]}x{image_size[0]} but its depth {depth} is "
+            f"{depth_size[1]}x{depth_size[0]}; image and depth must have the same size")

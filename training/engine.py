@@ -1,0 +1,463 @@
+"""The training loop both stages share: run directory, distributed set-up, data order,
+checkpoint/resume, NaN guard, logging. A stage supplies networks, optimisers and a step.
+
+Reproducibility: the data order comes from a seeded sampler (epoch-dependent, sharded per
+rank), per-sample augmentation from (seed, epoch, index), and the RNG states of torch,
+NumPy and ``random`` are saved in every checkpoint; with ``run.deterministic`` a resumed
+run reproduces the losses of an uninterrupted one.
+
+Distributed: ``torchrun --nproc_per_node N training/train.py ...`` runs one process per
+device (gloo on CPU, NCCL on CUDA); each network that trains is wrapped in
+DistributedDataParallel; only rank 0 writes logs and checkpoints.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import logging
+import os
+import random
+import subprocess
+import sys
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
+from tqdm import tqdm
+
+from depth_da_ros.checkpoint import CheckpointError, load_checkpoint, network_entry, save_checkpoint
+from depth_da_ros.config import config_to_dict, save_config
+from depth_da_ros.models import NetworkSpec
+from training.config import OptimConfig, RunConfig
+
+LOG = logging.getLogger("training")
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+class TrainingDiverged(RuntimeError):
+    """A loss became NaN or infinite; nothing was written after the last good checkpoint."""
+
+
+@dataclass
+class DistContext:
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+    device: torch.device = torch.device("cpu")
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
+
+
+def setup_distributed(device: str) -> DistContext:
+    """Read torchrun's environment; single-process runs need no set-up at all."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    if device == "auto":
+        device = f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu"
+    elif device == "cuda":
+        device = f"cuda:{local_rank}"
+    dev = torch.device(device)
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise RuntimeError(f"run.device={device} but CUDA is not available")
+        torch.cuda.set_device(dev)
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if dev.type == "cuda" else "gloo")
+    return DistContext(rank, world, local_rank, dev)
+
+
+def unwrap(module: nn.Module) -> nn.Module:
+    return module.module if isinstance(module, nn.parallel.DistributedDataParallel) else module
+
+
+def set_requires_grad(module: nn.Module, flag: bool) -> None:
+    for p in module.parameters():
+        p.requires_grad_(flag)
+
+
+def make_optimizer(params, cfg: OptimConfig) -> torch.optim.Adam:
+    return torch.optim.Adam(params, lr=cfg.lr, betas=tuple(cfg.betas))
+
+
+def make_scheduler(optimizer: torch.optim.Optimizer, cfg: OptimConfig, total_steps: int):
+    """Constant, then linear decay to zero over the last ``decay_steps`` (CycleGAN's schedule)."""
+    start = max(total_steps - cfg.decay_steps, 0)
+
+    def factor(step: int) -> float:
+        if cfg.decay_steps <= 0 or step < start:
+            return 1.0
+        return max(0.0, 1.0 - (step - start + 1) / (cfg.decay_steps + 1))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+class ResumableSampler(DistributedSampler):
+    """DistributedSampler (seeded, epoch-dependent, sharded) that can skip the part of an
+    epoch a resumed run has already trained on."""
+
+    def __init__(self, dataset: Dataset, ctx: DistContext, seed: int) -> None:
+        super().__init__(dataset, num_replicas=ctx.world_size, rank=ctx.rank, shuffle=True, seed=seed,
+                         drop_last=True)
+        self.skip = 0
+
+    def set_position(self, epoch: int, skip_samples: int) -> None:
+        self.set_epoch(epoch)
+        self.skip = skip_samples
+
+    def __iter__(self) -> Iterator[int]:
+        indices = list(super().__iter__())
+        return iter(indices[self.skip:])
+
+    def __len__(self) -> int:
+        return super().__len__() - self.skip
+
+
+def git_revision() -> str:
+    try:
+        rev = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True,
+                             timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO_ROOT,
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+        return (rev + ("-dirty" if dirty else "")) if rev else "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def rng_state() -> dict[str, Any]:
+    """RNG states as tensors / plain lists, so ``torch.load(weights_only=True)`` reads them."""
+    np_state = np.random.get_state()
+    state = {
+        "torch": torch.get_rng_state(),
+        "numpy": [np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), *map(float, np_state[2:])],
+        "python": _to_lists(random.getstate()),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    name, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((name, keys.numpy().astype(np.uint32), int(pos), int(has_gauss), float(cached)))
+    random.setstate(_to_tuples(state["python"]))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _to_lists(x):
+    return [_to_lists(v) for v in x] if isinstance(x, (tuple, list)) else x
+
+
+def _to_tuples(x):
+    return tuple(_to_tuples(v) for v in x) if isinstance(x, list) else x
+
+
+def seed_everything(seed: int, deterministic: bool) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True)
+        torch.backends.cudnn.benchmark = False
+
+
+class Stage:
+    """What a training stage provides to the engine. Subclasses fill ``networks`` (name ->
+    module, DDP-wrapped where trained), ``specs``, ``optimizers`` and ``schedulers``."""
+
+    name = "stage"
+
+    def __init__(self, cfg: Any, ctx: DistContext) -> None:
+        self.cfg = cfg
+        self.ctx = ctx
+        self.networks: dict[str, nn.Module] = {}
+        self.specs: dict[str, NetworkSpec] = {}
+        self.optimizers: dict[str, torch.optim.Optimizer] = {}
+        self.schedulers: dict[str, torch.optim.lr_scheduler.LRScheduler] = {}
+        self.amp = cfg.run.amp and ctx.device.type == "cuda"
+        if cfg.run.amp and not self.amp:
+            LOG.warning("run.amp is only used on CUDA; training in fp32 on %s", ctx.device)
+
+    # --- to implement -------------------------------------------------------------------
+    def train_dataset(self) -> Dataset:
+        """Built once by the caller and passed to ``Engine.fit`` (bad data fails before training)."""
+        raise NotImplementedError
+
+    def train_step(self, batch: dict[str, torch.Tensor], step: int) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+    def validate(self) -> dict[str, float] | None:
+        """Validation metrics (rank 0 only), or None when this stage has nothing to measure."""
+        raise NotImplementedError
+
+    def image_grids(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+    def deploy(self) -> list[str]:
+        raise NotImplementedError
+
+    def checkpoint_extras(self) -> dict[str, Any]:
+        """Metadata that inference needs (depth codec, input size, training camera)."""
+        return {}
+
+    def extra_state(self) -> dict[str, Any]:
+        return {}
+
+    def load_extra_state(self, state: dict[str, Any]) -> None:
+        pass
+
+    # --- shared helpers -------------------------------------------------------------------
+    def autocast(self):
+        return torch.autocast("cuda", dtype=torch.bfloat16) if self.amp else nullcontext()
+
+    def wrap(self, module: nn.Module) -> nn.Module:
+        """Move to the device and, in a distributed run, wrap in DDP (SyncBatchNorm on CUDA)."""
+        module = module.to(self.ctx.device)
+        if not self.ctx.enabled:
+            return module
+        if self.ctx.device.type == "cuda":
+            module = nn.SyncBatchNorm.convert_sync_batchnorm(module)
+        device_ids = [self.ctx.device.index] if self.ctx.device.type == "cuda" else None
+        return nn.parallel.DistributedDataParallel(module, device_ids=device_ids)
+
+    def guard(self, losses: dict[str, torch.Tensor], step: int) -> None:
+        """Raise before any backward pass if a loss is NaN or infinite."""
+        for name, value in losses.items():
+            if not torch.isfinite(value.detach()).all():
+                raise TrainingDiverged(f"loss '{name}' is {value.item()} at step {step}")
+
+
+class Engine:
+    """Runs a Stage: data order, steps, validation, checkpoints, logs."""
+
+    def __init__(self, stage: Stage, run_dir: Path, resume: bool) -> None:
+        self.stage = stage
+        self.cfg = stage.cfg
+        self.run: RunConfig = stage.cfg.run
+        self.ctx = stage.ctx
+        self.run_dir = run_dir
+        self.ckpt_dir = run_dir / "checkpoints"
+        self.step = 0
+        self.epoch = 0
+        self.epoch_step = 0
+        self.best: dict[str, Any] = {}
+        self.writer = None
+        self.loss_log = None
+        self.log_handler: logging.Handler | None = None
+        if self.ctx.is_main:
+            self._open_logs()
+        if resume:
+            self._resume()
+
+    # --- set-up -------------------------------------------------------------------------
+    def _open_logs(self) -> None:
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.log_handler = logging.FileHandler(self.run_dir / "train.log")
+        self.log_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+        logging.getLogger().addHandler(self.log_handler)
+        save_config(self.cfg, self.run_dir / "config.yaml")
+        meta = {"stage": self.stage.name, "seed": self.run.seed, "git_revision": git_revision(),
+                "command": " ".join(sys.argv), "torch": torch.__version__, "world_size": self.ctx.world_size,
+                "device": str(self.ctx.device), "started": _dt.datetime.now(_dt.timezone.utc).isoformat()}
+        (self.run_dir / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
+        from torch.utils.tensorboard import SummaryWriter  # imported here: slow, and rank 0 only
+
+        self.writer = SummaryWriter(str(self.run_dir / "tensorboard"))
+        self.loss_log = open(self.run_dir / "losses.jsonl", "a")
+        LOG.info("run directory %s (seed %d, revision %s)", self.run_dir, self.run.seed, meta["git_revision"])
+
+    def _resume(self) -> None:
+        path = self.ckpt_dir / "last.pt"
+        if not path.is_file():
+            raise CheckpointError(f"cannot resume: {path} does not exist (no checkpoint was written yet)")
+        ckpt = load_checkpoint(path, map_location=self.ctx.device)
+        if ckpt.get("stage") != self.stage.name:
+            raise CheckpointError(f"cannot resume a {ckpt.get('stage')!r} run as stage {self.stage.name!r}")
+        for name, module in self.stage.networks.items():
+            unwrap(module).load_state_dict(ckpt["networks"][name]["state_dict"])
+        for name, opt in self.stage.optimizers.items():
+            opt.load_state_dict(ckpt["optimizers"][name])
+        for name, sched in self.stage.schedulers.items():
+            sched.load_state_dict(ckpt["schedulers"][name])
+        self.stage.load_extra_state(ckpt.get("extra", {}))
+        set_rng_state(ckpt["rng"])
+        self.step, self.epoch, self.epoch_step = ckpt["step"], ckpt["epoch"], ckpt["epoch_step"]
+        self.best = ckpt.get("best", {})
+        LOG.info("resumed from %s at step %d (epoch %d, batch %d of the epoch)", path, self.step, self.epoch,
+                 self.epoch_step)
+
+    # --- checkpoints ----------------------------------------------------------------------
+    def _payload(self, metrics: dict[str, float] | None) -> dict[str, Any]:
+        stage = self.stage
+        return {
+            "stage": stage.name,
+            "preset": self.cfg.model.preset,
+            "networks": {n: network_entry(m, stage.specs[n]) for n, m in stage.networks.items()},
+            "deploy": stage.deploy(),
+            **stage.checkpoint_extras(),
+            "optimizers": {n: o.state_dict() for n, o in stage.optimizers.items()},
+            "schedulers": {n: s.state_dict() for n, s in stage.schedulers.items()},
+            "extra": stage.extra_state(),
+            "rng": rng_state(),
+            "step": self.step,
+            "epoch": self.epoch,
+            "epoch_step": self.epoch_step,
+            "best": dict(self.best),
+            "metrics": dict(metrics or {}),
+            "config": config_to_dict(self.cfg),
+            "git_revision": git_revision(),
+            "created": _dt.datetime.now(_dt.timezone.utc).isoformat(),
+        }
+
+    def save(self, metrics: dict[str, float] | None = None, best: bool = False) -> None:
+        if not self.ctx.is_main:
+            return
+        payload = self._payload(metrics)
+        save_checkpoint(self.ckpt_dir / "last.pt", payload)
+        if best:
+            save_checkpoint(self.ckpt_dir / "best.pt", payload)
+
+    # --- the loop -------------------------------------------------------------------------
+    def fit(self, dataset: Dataset) -> dict[str, Any]:
+        try:
+            return self._fit(dataset)
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """Flush and release the logs (also when training stops on an error)."""
+        if self.writer is not None:
+            self.writer.close()
+            self.loss_log.close()
+            logging.getLogger().removeHandler(self.log_handler)
+            self.log_handler.close()
+            self.writer = None
+
+    def _fit(self, dataset: Dataset) -> dict[str, Any]:
+        run, ctx, stage = self.run, self.ctx, self.stage
+        sampler = ResumableSampler(dataset, ctx, run.seed)
+        steps_per_epoch = len(sampler) // run.batch_size
+        if steps_per_epoch < 1:
+            raise ValueError(f"the training set has {len(dataset)} samples: too few for batch size "
+                             f"{run.batch_size} x {ctx.world_size} process(es)")
+        started = time.monotonic()
+        bar = tqdm(total=run.steps, initial=self.step, desc=f"{stage.name} stage", unit="step",
+                   disable=not ctx.is_main, dynamic_ncols=True)
+        metrics: dict[str, float] | None = None
+        validated_at = -1
+        stop_reason = "steps"
+        while self.step < run.steps:
+            sampler.set_position(self.epoch, self.epoch_step * run.batch_size)
+            if hasattr(dataset, "set_epoch"):
+                dataset.set_epoch(self.epoch)
+            # Workers are re-created each epoch (not persistent) so they see set_epoch.
+            loader = DataLoader(dataset, batch_size=run.batch_size, sampler=sampler, num_workers=run.num_workers,
+                                drop_last=True, pin_memory=ctx.device.type == "cuda")
+            for batch in loader:
+                batch = {k: v.to(ctx.device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
+                losses = stage.train_step(batch, self.step)
+                for sched in stage.schedulers.values():
+                    sched.step()
+                self.step += 1
+                self.epoch_step += 1
+                self._log_step(losses, batch, bar)
+                if self.step % run.checkpoint_every == 0:
+                    self.save(metrics)
+                if run.val_every and self.step % run.val_every == 0:
+                    metrics = self._validate()
+                    validated_at = self.step
+                if run.max_minutes and time.monotonic() - started > run.max_minutes * 60:
+                    stop_reason = f"time budget of {run.max_minutes} min"
+                    break
+                if self.step >= run.steps:
+                    break
+            if stop_reason != "steps":
+                break
+            if self.epoch_step >= steps_per_epoch:  # a full epoch: validate, start the next
+                self.epoch += 1
+                self.epoch_step = 0
+                if not run.val_every:
+                    metrics = self._validate()
+                    validated_at = self.step
+        bar.close()
+        if validated_at != self.step:
+            metrics = self._validate()  # also writes the final checkpoint
+        summary = {"stage": stage.name, "steps": self.step, "epochs": self.epoch, "stopped_by": stop_reason,
+                   "metrics": metrics or {}, "best": self.best, "ranks_in_sync": self._ranks_in_sync(),
+                   "minutes": round((time.monotonic() - started) / 60, 2)}
+        if ctx.is_main:
+            (self.run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+            LOG.info("finished %s stage after %d steps (%s): %s", stage.name, self.step, stop_reason,
+                     json.dumps(summary["metrics"]))
+        return summary
+
+    def _log_step(self, losses: dict[str, torch.Tensor], batch: dict[str, torch.Tensor], bar: tqdm) -> None:
+        if not self.ctx.is_main:
+            return
+        values = {k: float(v) for k, v in losses.items()}
+        self.loss_log.write(json.dumps({"step": self.step, **values}) + "\n")
+        self.loss_log.flush()
+        bar.update(1)
+        if self.step % self.run.log_every == 0 or self.step == 1:
+            bar.set_postfix({k: f"{v:.3g}" for k, v in values.items()})
+            for k, v in values.items():
+                self.writer.add_scalar(f"loss/{k}", v, self.step)
+            for name, opt in self.stage.optimizers.items():
+                self.writer.add_scalar(f"lr/{name}", opt.param_groups[0]["lr"], self.step)
+        if self.step % self.run.image_every == 0 or self.step == 1:
+            for tag, grid in self.stage.image_grids(batch).items():
+                self.writer.add_image(tag, grid, self.step)
+
+    def _validate(self) -> dict[str, float] | None:
+        metrics = self.stage.validate() if self.ctx.is_main else None
+        if self.ctx.enabled:
+            dist.barrier()
+        if not self.ctx.is_main:
+            return None
+        is_best = False
+        if metrics:
+            key = self.cfg.val.best_metric
+            lower_is_better = key not in ("a1", "a2", "a3")
+            value = metrics[key]
+            old = self.best.get("value")
+            is_best = old is None or (value < old if lower_is_better else value > old)
+            if is_best:
+                self.best = {"metric": key, "value": value, "step": self.step}
+            for k, v in metrics.items():
+                self.writer.add_scalar(f"val/{k}", v, self.step)
+            LOG.info("step %d validation: %s%s", self.step, " ".join(f"{k}={v:.4f}" for k, v in metrics.items()),
+                     " (best so far)" if is_best else "")
+        self.save(metrics, best=is_best or not metrics)
+        return metrics
+
+    def _ranks_in_sync(self) -> bool | None:
+        """Do all ranks hold identical parameters? (DDP's promise; checked at the end.)"""
+        if not self.ctx.enabled:
+            return None
+        flat = torch.cat([p.detach().double().flatten().cpu() for m in self.stage.networks.values()
+                          for p in unwrap(m).parameters()])
+        checksum = torch.tensor([flat.sum().item(), (flat * flat).sum().item()], dtype=torch.float64)
+        gathered = [torch.zeros_like(checksum) for _ in range(self.ctx.world_size)]
+        dist.all_gather(gathered, checksum.to(self.ctx.device) if self.ctx.device.type == "cuda" else checksum)
+        return all(torch.equal(g.cpu(), gathered[0].cpu()) for g in gathered)
+
+
+def default_run_dir(stage: str, preset: str) -> Path:
+    stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%d-%H%M%S")
+    return REPO_ROOT / "runs" / f"{stage}-{preset}-{stamp}"

@@ -1,0 +1,74 @@
+#!/usr/bin/env python3
+"""Export checkpoints to one fused ONNX model (RGB at the network size in, metres out).
+
+    python training/export.py --depth runs/depth/checkpoints/best.pt --out model.onnx
+    python training/export.py --depth DEPTH.pt --style STYLE.pt --out model.onnx [--fp16]
+    python training/export.py --depth DEPTH.pt --out depth.onnx --only depth
+    python training/export.py --style STYLE.pt --out style.onnx --only style
+
+Input ``image`` [N, H, W, 3] uint8 RGB (``--input-dtype float32``: float values in [0, 255]);
+output ``depth`` [N, 1, H, W] float32 metres (``--only style``: ``styled`` [N, H, W, 3]).
+The model's metadata (preset, input size, max depth, training camera, checkpoint hashes,
+export date, precision) is logged and stored in the file; see depth_da_ros/export.py.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a script: make the checkout importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from depth_da_ros.checkpoint import CheckpointError  # noqa: E402
+from depth_da_ros.export import (  # noqa: E402
+    DEFAULT_OPSET,
+    INPUT_DTYPES,
+    NETWORK_NAMES,
+    ExportError,
+    export_onnx,
+)
+
+LOG = logging.getLogger("training.export")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--depth", type=Path, help="depth-stage checkpoint (network 'depth')")
+    parser.add_argument("--style", type=Path, help="style-stage checkpoint (network 'style'), the optional adapter")
+    parser.add_argument("--out", type=Path, required=True, help="output .onnx file")
+    parser.add_argument("--only", choices=NETWORK_NAMES, help="export this network alone")
+    parser.add_argument("--fp16", action="store_true", help="half-precision weights and compute (I/O stays uint8/fp32)")
+    parser.add_argument("--input-dtype", choices=INPUT_DTYPES, default="uint8", help="dtype of the 'image' input")
+    parser.add_argument("--opset", type=int, default=DEFAULT_OPSET, help="ONNX opset (>= 17)")
+    parser.add_argument("--no-verify", action="store_true",
+                        help="skip the ONNX Runtime vs torch check on a random frame")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    args = parser.parse_args(argv)
+    if args.out.suffix != ".onnx":
+        parser.error(f"--out must end in .onnx, got {args.out}")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if not args.verbose:  # the exporter's optimisation passes log every rewrite at INFO
+        for name in ("onnxscript", "onnx_ir"):
+            logging.getLogger(name).setLevel(logging.WARNING)
+    try:
+        metadata = export_onnx(args.out, args.depth, args.style, only=args.only, fp16=args.fp16,
+                               input_dtype=args.input_dtype, opset=args.opset, verify=not args.no_verify)
+    except (CheckpointError, ExportError) as exc:
+        LOG.error("%s", exc)
+        return 1
+    props = {key: json.loads(value) for key, value in metadata.to_onnx_props().items()}
+    LOG.info("exported %s\n%s", args.out.resolve(), json.dumps(props, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
