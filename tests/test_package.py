@@ -31,6 +31,9 @@ DEPENDENCIES = {
     "sensor_msgs": ("sensor_msgs", "ros-kilted-sensor-msgs"),
 }
 
+# Imported only where present (GPU machines); never a hard dependency of the package.
+OPTIONAL_IMPORTS = {"tensorrt"}
+
 
 def package_imports() -> set[str]:
     names = set()
@@ -40,7 +43,7 @@ def package_imports() -> set[str]:
                 names |= {alias.name.split(".")[0] for alias in node.names}
             elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
                 names.add(node.module.split(".")[0])
-    return {n for n in names if n not in sys.stdlib_module_names and n != PACKAGE and n != "__future__"}
+    return {n for n in names if n not in sys.stdlib_module_names | OPTIONAL_IMPORTS | {PACKAGE, "__future__"}}
 
 
 def setup_py_requirements() -> set[str]:

@@ -237,10 +237,10 @@ class Stage:
         return nn.parallel.DistributedDataParallel(module, device_ids=device_ids)
 
     def guard(self, losses: dict[str, torch.Tensor], step: int) -> None:
-        """Raise before any backward pass if a loss is NaN or infinite."""
-        for name, value in losses.items():
-            if not torch.isfinite(value.detach()).all():
-                raise TrainingDiverged(f"loss '{name}' is {value.item()} at step {step}")
+        """Raise before the backward pass if any loss is NaN or infinite."""
+        bad = [f"{name}={value.item()}" for name, value in losses.items() if not torch.isfinite(value.detach()).all()]
+        if bad:
+            raise TrainingDiverged(f"non-finite loss {', '.join(bad)} at step {step}")
 
 
 class Engine:
@@ -371,7 +371,7 @@ class Engine:
                                 drop_last=True, pin_memory=ctx.device.type == "cuda")
             for batch in loader:
                 batch = {k: v.to(ctx.device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
-                losses = stage.train_step(batch, self.step)
+                losses = stage.train_step(batch, self.step + 1)  # steps count from 1, as logged
                 for sched in stage.schedulers.values():
                     sched.step()
                 self.step += 1
