@@ -145,13 +145,15 @@ class StyleDataConfig:
 @dataclass(frozen=True)
 class StyleStageConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
-    run: RunConfig = field(default_factory=RunConfig)
+    run: RunConfig = field(default_factory=lambda: RunConfig(batch_size=1))  # CycleGAN trains at batch 1
     data: StyleDataConfig = field(default_factory=StyleDataConfig)
     loss: StyleLossConfig = field(default_factory=StyleLossConfig)
-    optim_g: OptimConfig = field(default_factory=OptimConfig)
-    optim_d: OptimConfig = field(default_factory=OptimConfig)
+    optim_g: OptimConfig = field(default_factory=lambda: OptimConfig(decay_steps=1000))
+    optim_d: OptimConfig = field(default_factory=lambda: OptimConfig(decay_steps=1000))
     val: ValidationConfig = field(default_factory=ValidationConfig)
     depth_checkpoint: str = ""  # stage-1 checkpoint: validation metrics and the depth-aware loss
 
 
+# The defaults of each class are its stage's lite config (config/train_<stage>_lite.yaml; a test
+# keeps them equal), so `python training/train.py <stage>` with no arguments runs the lite preset.
 STAGE_CONFIGS = {"depth": DepthStageConfig, "style": StyleStageConfig}

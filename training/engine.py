@@ -369,6 +369,7 @@ class Engine:
             # Workers are re-created each epoch (not persistent) so they see set_epoch.
             loader = DataLoader(dataset, batch_size=run.batch_size, sampler=sampler, num_workers=run.num_workers,
                                 drop_last=True, pin_memory=ctx.device.type == "cuda")
+            tick = time.monotonic()
             for batch in loader:
                 batch = {k: v.to(ctx.device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
                 losses = stage.train_step(batch, self.step + 1)  # steps count from 1, as logged
@@ -376,7 +377,8 @@ class Engine:
                     sched.step()
                 self.step += 1
                 self.epoch_step += 1
-                self._log_step(losses, batch, bar)
+                step_seconds = time.monotonic() - tick  # data loading + the step itself
+                self._log_step(losses, step_seconds, batch, bar)
                 if self.step % run.checkpoint_every == 0:
                     self.save(metrics)
                 if run.val_every and self.step % run.val_every == 0:
@@ -387,6 +389,7 @@ class Engine:
                     break
                 if self.step >= run.steps:
                     break
+                tick = time.monotonic()
             if stop_reason != "steps":
                 break
             if self.epoch_step >= steps_per_epoch:  # a full epoch: validate, start the next
@@ -407,17 +410,20 @@ class Engine:
                      json.dumps(summary["metrics"]))
         return summary
 
-    def _log_step(self, losses: dict[str, torch.Tensor], batch: dict[str, torch.Tensor], bar: tqdm) -> None:
+    def _log_step(self, losses: dict[str, torch.Tensor], step_seconds: float, batch: dict[str, torch.Tensor],
+                  bar: tqdm) -> None:
         if not self.ctx.is_main:
             return
         values = {k: float(v) for k, v in losses.items()}
-        self.loss_log.write(json.dumps({"step": self.step, **values}) + "\n")
+        # step_seconds includes data loading: the figure users compare across machines.
+        self.loss_log.write(json.dumps({"step": self.step, **values, "step_seconds": round(step_seconds, 4)}) + "\n")
         self.loss_log.flush()
         bar.update(1)
         if self.step % self.run.log_every == 0 or self.step == 1:
             bar.set_postfix({k: f"{v:.3g}" for k, v in values.items()})
             for k, v in values.items():
                 self.writer.add_scalar(f"loss/{k}", v, self.step)
+            self.writer.add_scalar("time/step_seconds", step_seconds, self.step)
             for name, opt in self.stage.optimizers.items():
                 self.writer.add_scalar(f"lr/{name}", opt.param_groups[0]["lr"], self.step)
         if self.step % self.run.image_every == 0 or self.step == 1:
