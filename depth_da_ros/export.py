@@ -22,8 +22,8 @@ dataclass from an ONNX file or from checkpoints, the one contract for backends a
 
 Half precision (``fp16=True``): the module is converted to float16 before tracing (tracing
 uses fake tensors, so it needs no fp16 kernels on the exporting machine); the input cast,
-normalisation and networks run in float16, the depth decode in float32, so the graph's
-inputs and outputs keep their fp32/uint8 types. ONNX Runtime's CPU provider runs such a graph
+normalisation and networks run in float16 except instance norm (float32, see ``to_half``),
+the depth decode in float32, so the graph's inputs and outputs keep their fp32/uint8 types. ONNX Runtime's CPU provider runs such a graph
 (slowly: it is meant for GPUs); TensorRT builds it strongly typed.
 """
 from __future__ import annotations
@@ -34,7 +34,7 @@ import json
 import logging
 import os
 import tempfile
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -143,7 +143,7 @@ class ModelMetadata:
             "max_depth": codec.max_depth if codec else None,
             "depth_encoding": codec.encoding if codec else None,
             "min_depth": codec.min_depth if codec else None,
-            "training_camera": _camera_dict(camera) if camera else None,
+            "training_camera": asdict(camera) if camera else None,
             "source_checkpoints": self.sources,
             "export_date": self.export_date,
             "precision": self.precision,
@@ -164,32 +164,28 @@ class ModelMetadata:
             raise MetadataError(f"{where}: malformed metadata value ({exc})") from None
         if values["format"] != ONNX_FORMAT:
             raise MetadataError(f"{where}: metadata format {values['format']!r}, expected {ONNX_FORMAT!r}")
-        required = ("networks", "input_height", "input_width", "input_dtype", "precision")
-        missing = [key for key in required if key not in values]
-        if missing:
-            raise MetadataError(f"{where}: metadata lacks {', '.join(missing)}")
-        codec = None
-        if values.get("max_depth") is not None:
-            codec = DepthCodec(values["max_depth"], values["depth_encoding"], values["min_depth"])
-        camera = values.get("training_camera")
-        return cls(
-            networks=tuple(values["networks"]),
-            input_height=int(values["input_height"]),
-            input_width=int(values["input_width"]),
-            preset=values.get("preset"),
-            input_dtype=values["input_dtype"],
-            depth_codec=codec,
-            training_camera=PinholeCamera(**camera) if camera else None,
-            sources=values.get("source_checkpoints") or {},
-            precision=values["precision"],
-            export_date=values.get("export_date"),
-            opset=values.get("opset"),
-        )
-
-
-def _camera_dict(camera: PinholeCamera) -> dict[str, float]:
-    return {"fx": camera.fx, "fy": camera.fy, "cx": camera.cx, "cy": camera.cy,
-            "width": camera.width, "height": camera.height}
+        try:
+            codec = None
+            if values.get("max_depth") is not None:
+                codec = DepthCodec(values["max_depth"], values["depth_encoding"], values["min_depth"])
+            camera = values.get("training_camera")
+            return cls(
+                networks=tuple(values["networks"]),
+                input_height=int(values["input_height"]),
+                input_width=int(values["input_width"]),
+                preset=values.get("preset"),
+                input_dtype=values["input_dtype"],
+                depth_codec=codec,
+                training_camera=PinholeCamera(**camera) if camera else None,
+                sources=values.get("source_checkpoints") or {},
+                precision=values["precision"],
+                export_date=values.get("export_date"),
+                opset=values.get("opset"),
+            )
+        except KeyError as exc:
+            raise MetadataError(f"{where}: metadata lacks {exc}") from None
+        except (TypeError, ValueError) as exc:  # wrong types or out-of-range values
+            raise MetadataError(f"{where}: invalid metadata: {exc}") from None
 
 
 class InferenceModule(nn.Module):
@@ -204,7 +200,7 @@ class InferenceModule(nn.Module):
         self.codec = codec
 
     def forward(self, image: Tensor) -> Tensor:
-        # Cast before the layout change: TensorRT accepts uint8 only as an input feeding a cast.
+        # Cast first so uint8 only ever feeds a Cast: TensorRT restricts what uint8 tensors may do.
         dtype = next(self.parameters()).dtype
         x = image_to_network(image.to(dtype).permute(0, 3, 1, 2))
         if self.style is not None:
@@ -213,6 +209,28 @@ class InferenceModule(nn.Module):
             return network_to_image(x.float()).permute(0, 2, 3, 1)
         # Decode in float32: half precision would quantise 80 m to steps of 6 cm.
         return self.codec.decode(self.depth(x).float())
+
+
+class _Float32(nn.Module):
+    """Runs a normalisation layer in float32 inside a float16 network, as autocast does:
+    instance-norm statistics over a whole feature map overflow or lose precision in float16."""
+
+    def __init__(self, norm: nn.Module) -> None:
+        super().__init__()
+        self.norm = norm
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.norm(x.float()).to(x.dtype)
+
+
+def to_half(module: nn.Module) -> nn.Module:
+    """Convert ``module`` in place to float16 weights and compute, instance norm kept in float32."""
+    module.half()
+    for parent in list(module.modules()):
+        for name, child in parent.named_children():
+            if isinstance(child, nn.InstanceNorm2d):
+                setattr(parent, name, _Float32(child))
+    return module
 
 
 def _source_record(path: str | Path, payload: dict[str, Any]) -> dict[str, Any]:
@@ -238,7 +256,9 @@ def load_inference_module(
         raise ExportError(f"input dtype must be one of {', '.join(INPUT_DTYPES)}, got {input_dtype!r}")
     # Messages name the CLI flags; the keyword arguments have the same names.
     if only != "style" and depth_checkpoint is None:
-        raise ExportError("a depth checkpoint (--depth) is required, unless exporting the style network alone (--only style)")
+        raise ExportError(
+            "a depth checkpoint (--depth) is required, unless exporting the style network alone (--only style)"
+        )
     if only == "style" and style_checkpoint is None:
         raise ExportError("--only style needs a style checkpoint (--style)")
     if only == "depth" and style_checkpoint is not None:
@@ -307,8 +327,9 @@ def export_onnx(
 ) -> ModelMetadata:
     """Write the fused ONNX model to ``out`` (atomically) and return its metadata.
 
-    ``verify`` runs the written file in ONNX Runtime (CPU) on a random frame and compares it
-    with the fp32 torch module; a difference above ``VERIFY_TOLERANCE`` raises ExportError.
+    ``verify`` runs the model in ONNX Runtime (CPU) on a random frame before writing it and
+    compares with the fp32 torch module; a difference above ``VERIFY_TOLERANCE`` raises
+    ExportError and writes nothing.
     """
     if opset < 17:
         raise ExportError(f"opset must be >= 17, got {opset}")
@@ -318,7 +339,7 @@ def export_onnx(
         metadata, precision=precision, opset=opset,
         export_date=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     )
-    traced = copy.deepcopy(module).half() if fp16 else module
+    traced = to_half(copy.deepcopy(module)) if fp16 else module
     # Batch 2: torch.export specialises a dynamic dimension whose example size is 1.
     example = _example_input(metadata, batch=2)
     batch = torch.export.Dim("batch", min=1)
@@ -339,10 +360,11 @@ def export_onnx(
         model.metadata_props.add(key=key, value=value)
     onnx.checker.check_model(model, full_check=True)
     out = Path(out)
-    _atomic_write(out, model.SerializeToString())
-    LOG.info("wrote %s (%s, %d nodes)", out, "+".join(metadata.networks), len(model.graph.node))
-    if verify:
-        _verify(out, module, metadata)
+    data = model.SerializeToString()
+    if verify:  # before writing: a model that fails the check never reaches disk
+        _verify(data, out.name, module, metadata)
+    _atomic_write(out, data)
+    LOG.info("wrote %s (%s, %s, %d nodes)", out, "+".join(metadata.networks), precision, len(model.graph.node))
     return metadata
 
 
@@ -353,25 +375,25 @@ def _example_input(metadata: ModelMetadata, batch: int, seed: int = 0) -> Tensor
     return image if metadata.input_dtype == "uint8" else image.float()
 
 
-def _verify(path: Path, module: InferenceModule, metadata: ModelMetadata) -> None:
+def _verify(model: bytes, name: str, module: InferenceModule, metadata: ModelMetadata) -> None:
     image = _example_input(metadata, batch=1, seed=1)
     with torch.no_grad():
         expected = module(image).numpy()
     try:
-        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        session = ort.InferenceSession(model, providers=["CPUExecutionProvider"])
     except Exception as exc:  # e.g. a kernel missing for fp16 in this CPU build
         if metadata.precision == "fp32":
-            raise ExportError(f"ONNX Runtime cannot load the exported {path}: {exc}") from None
+            raise ExportError(f"ONNX Runtime cannot load the exported {name}: {exc}") from None
         LOG.warning("not verified: ONNX Runtime (CPU) cannot run the %s model: %s", metadata.precision, exc)
         return
     got = session.run(None, {INPUT_NAME: image.numpy()})[0]
     scale = metadata.max_depth or 255.0
     error = float(np.abs(got - expected).max())
     LOG.info("verified %s: ONNX Runtime vs torch max abs difference %.3g (%.2e of %g)",
-             path.name, error, error / scale, scale)
+             name, error, error / scale, scale)
     if not error <= VERIFY_TOLERANCE[metadata.precision] * scale:
         raise ExportError(
-            f"exported {path} differs from the torch model by {error:.4g} "
+            f"exported {name} differs from the torch model by {error:.4g} "
             f"(tolerance {VERIFY_TOLERANCE[metadata.precision] * scale:.4g})"
         )
 

@@ -140,14 +140,14 @@ class DepthPipeline:
 
     def predict(self, image: np.ndarray) -> np.ndarray:
         """uint8 RGB (or grayscale / RGBA) HxW[xC] -> float32 (H, W) depth in metres."""
-        start = time.perf_counter()
+        t0 = time.perf_counter()
         rgb = as_rgb(image)
         batch = preprocess(rgb, self.input_size)
-        inferred = time.perf_counter()
+        t1 = time.perf_counter()
         depth = self.backend.infer(batch)[0, 0]
-        posted = time.perf_counter()
+        t2 = time.perf_counter()
         out = postprocess(depth, rgb.shape[:2])
-        end = time.perf_counter()
-        self.last_timing = StageTiming(pre_ms=(inferred - start) * 1e3, infer_ms=(posted - inferred) * 1e3,
-                                       post_ms=(end - posted) * 1e3, total_ms=(end - start) * 1e3)
+        t3 = time.perf_counter()
+        self.last_timing = StageTiming(pre_ms=(t1 - t0) * 1e3, infer_ms=(t2 - t1) * 1e3,
+                                       post_ms=(t3 - t2) * 1e3, total_ms=(t3 - t0) * 1e3)
         return out

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,7 +51,7 @@ class BackendOptions:
             raise ModelLoadError(f"threads must be >= 1, got {self.threads}")
         if self.max_batch < 1:
             raise ModelLoadError(f"max_batch must be >= 1, got {self.max_batch}")
-        if self.device != "auto" and self.device != "cpu" and not self.device.startswith("cuda"):
+        if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", self.device):
             raise ModelLoadError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {self.device!r}")
 
 

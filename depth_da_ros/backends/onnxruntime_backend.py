@@ -87,14 +87,15 @@ class OnnxRuntimeBackend(Backend):
         device_id = int(options.device.split(":")[1]) if ":" in options.device else 0
         providers: list[str | tuple[str, dict]] = []
         if TENSORRT_EP in available:
-            cache = str(Path(options.cache_dir or default_cache_dir()) / "onnxruntime-trt")
+            cache = Path(options.cache_dir or default_cache_dir()) / "onnxruntime-trt"
+            cache.mkdir(parents=True, exist_ok=True)
             providers.append((TENSORRT_EP, {
                 "device_id": device_id,
                 "trt_fp16_enable": options.precision == "fp16",
                 "trt_engine_cache_enable": True,
-                "trt_engine_cache_path": cache,
+                "trt_engine_cache_path": str(cache),
                 "trt_timing_cache_enable": True,
-                "trt_timing_cache_path": cache,
+                "trt_timing_cache_path": str(cache),
             }))
         if CUDA_EP in available:
             providers.append((CUDA_EP, {"device_id": device_id}))

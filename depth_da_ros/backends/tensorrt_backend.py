@@ -255,7 +255,8 @@ class TensorRTBackend(Backend):
                 chunk = torch.from_numpy(batch[start:start + self.max_batch])
                 n = len(chunk)
                 self._input[:n].copy_(chunk)  # casts to the engine's input dtype when it is float
-                self._context.set_input_shape(self.metadata.input_name, tuple(chunk.shape))
+                if not self._context.set_input_shape(self.metadata.input_name, tuple(chunk.shape)):
+                    raise RuntimeError(f"TensorRT rejected input shape {tuple(chunk.shape)}")
                 if not self._context.execute_async_v3(self._stream.cuda_stream):
                     raise RuntimeError("TensorRT execute_async_v3 failed (see the TensorRT log)")
                 # Enqueued on the same stream after the engine; .cpu() waits for it.

@@ -2,7 +2,7 @@
 
 ``model_path`` is a depth checkpoint (``.pt``); ``options.style_checkpoint`` adds the style
 adapter. CPU runs fp32. On CUDA there is a fast path: ``precision="fp16"`` converts the
-weights to half precision (the depth decode stays fp32, as in the fp16 export), activations
+weights to half precision exactly as the fp16 export does (``to_half``), activations
 are channels_last (the NHWC input is already laid out that way after the permute), cuDNN
 autotuning is on, and ``cuda_graphs=True`` captures the forward pass once per batch shape
 and replays it, removing per-kernel launch overhead. None of it runs on CPU.
@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from ..checkpoint import CheckpointError
-from ..export import InferenceModule, load_inference_module
+from ..export import InferenceModule, load_inference_module, to_half
 from .base import BACKENDS, Backend, BackendOptions, ModelLoadError
 
 LOG = logging.getLogger(__name__)
@@ -59,7 +59,7 @@ class TorchBackend(Backend):
         if self.device.type == "cuda":
             torch.backends.cudnn.benchmark = True  # fixed input size: autotuned kernels pay off
             if self.precision == "fp16":
-                self.module.half()
+                to_half(self.module)
             self.module.to(memory_format=torch.channels_last)
         elif options.threads:
             torch.set_num_threads(options.threads)

@@ -1,0 +1,244 @@
+"""Export: fused ONNX graph == eval-mode torch (both presets' architectures), metadata round
+trip, each network alone, fp16, CLI errors; ONNX Runtime vs TensorRT where a GPU exists."""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+import torch
+
+from depth_da_ros.backends import BackendOptions, load_backend
+from depth_da_ros.backends.tensorrt_backend import TensorRTBackend
+from depth_da_ros.camera import PinholeCamera
+from depth_da_ros.checkpoint import file_sha256, network_entry, save_checkpoint
+from depth_da_ros.export import (
+    DEPTH_OUTPUT,
+    INPUT_NAME,
+    ONNX_FORMAT,
+    STYLE_OUTPUT,
+    export_onnx,
+    load_inference_module,
+    read_model_metadata,
+)
+from depth_da_ros.models import NetworkSpec
+from depth_da_ros.normalization import DepthCodec
+from training import export as export_cli
+
+MAX_DEPTH = 80.0
+# Both presets' architecture families at small widths: lite (U-Net 6 downs, ResNet 6 blocks)
+# and paper (U-Net 8 downs, whose 256x256 bottleneck is 1x1, ResNet 9 blocks).
+ARCHS = {
+    "lite": dict(size=(64, 192), depth={"num_downs": 6, "ngf": 8}, style={"ngf": 8, "n_blocks": 2}),
+    "paper": dict(size=(256, 256), depth={"num_downs": 8, "ngf": 4}, style={"ngf": 4, "n_blocks": 9}),
+}
+
+
+def write_checkpoints(root: Path, arch: str) -> tuple[Path, Path]:
+    """Depth and style checkpoints with fresh weights; batch-norm statistics moved off their
+    initial values by train-mode passes, so that eval-mode parity is a real test."""
+    torch.manual_seed(0)
+    cfg = ARCHS[arch]
+    height, width = cfg["size"]
+    depth_spec = NetworkSpec("unet", {"input_nc": 3, "output_nc": 1, "norm": "batch", **cfg["depth"]})
+    style_spec = NetworkSpec("resnet_generator", {"input_nc": 3, "output_nc": 3, "norm": "instance", **cfg["style"]})
+    depth, style = depth_spec.build().train(), style_spec.build()
+    with torch.no_grad():
+        for _ in range(3):
+            depth(torch.randn(2, 3, height, width) * 0.5 + 0.3)
+    camera = PinholeCamera.kitti_like(height, width)
+    common = {"preset": arch, "input_size": [height, width], "depth_codec": DepthCodec(MAX_DEPTH).to_dict(),
+              "training_camera": camera.__dict__, "config": {}, "metrics": {}}
+    depth_path, style_path = root / f"{arch}_depth.pt", root / f"{arch}_style.pt"
+    save_checkpoint(depth_path, {**common, "stage": "depth", "deploy": ["depth"], "step": 7,
+                                 "networks": {"depth": network_entry(depth, depth_spec)}})
+    save_checkpoint(style_path, {**common, "stage": "style", "deploy": ["style"], "step": 3,
+                                 "networks": {"style": network_entry(style, style_spec)}})
+    return depth_path, style_path
+
+
+def random_frames(size: tuple[int, int], batch: int = 2, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (batch, *size, 3), dtype=np.uint8)
+
+
+def run_onnx(path: Path, image: np.ndarray) -> np.ndarray:
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return session.run(None, {INPUT_NAME: image})[0]
+
+
+@pytest.fixture(scope="module", params=sorted(ARCHS))
+def fused(request, tmp_path_factory):
+    """Checkpoints of one architecture and their fused export, written through the CLI."""
+    root = tmp_path_factory.mktemp(request.param)
+    depth, style = write_checkpoints(root, request.param)
+    out = root / "model.onnx"
+    assert export_cli.main(["--depth", str(depth), "--style", str(style), "--out", str(out)]) == 0
+    return request.param, depth, style, out
+
+
+def test_fused_export_matches_eval_mode_torch(fused):
+    _, depth, style, out = fused
+    module, metadata = load_inference_module(depth, style)
+    frames = random_frames(metadata.input_size)  # batch 2: the batch dimension is dynamic
+    with torch.no_grad():
+        expected = module(torch.from_numpy(frames)).numpy()
+    got = run_onnx(out, frames)
+    assert got.shape == (2, 1, *metadata.input_size) and got.dtype == np.float32
+    assert np.abs(got - expected).max() <= 1e-3 * MAX_DEPTH
+    # The check means something: with batch statistics (train mode) the output moves.
+    module.depth.train()
+    with torch.no_grad():
+        train_mode = module(torch.from_numpy(frames)).numpy()
+    assert np.abs(train_mode - expected).max() > 10 * 1e-3 * MAX_DEPTH
+
+
+def test_graph_io_reflection_padding_and_transposed_convs(fused):
+    _, _, _, out = fused
+    model = onnx.load(str(out))
+    onnx.checker.check_model(model, full_check=True)
+    (inp,), (outp,) = model.graph.input, model.graph.output
+    height, width = read_model_metadata(out).input_size
+    dims = lambda v: [d.dim_param or d.dim_value for d in v.type.tensor_type.shape.dim]  # noqa: E731
+    assert (inp.name, inp.type.tensor_type.elem_type, dims(inp)) == (INPUT_NAME, onnx.TensorProto.UINT8,
+                                                                     ["batch", height, width, 3])
+    assert (outp.name, outp.type.tensor_type.elem_type, dims(outp)) == (DEPTH_OUTPUT, onnx.TensorProto.FLOAT,
+                                                                        ["batch", 1, height, width])
+    ops = {node.op_type for node in model.graph.node}
+    assert {"ConvTranspose", "InstanceNormalization", "Pad"} <= ops
+    pad_modes = {a.s for n in model.graph.node if n.op_type == "Pad" for a in n.attribute if a.name == "mode"}
+    assert pad_modes == {b"reflect"}
+    assert max(o.version for o in model.opset_import if o.domain in ("", "ai.onnx")) >= 17
+
+
+def test_metadata_round_trip(fused):
+    arch, depth, style, out = fused
+    meta = read_model_metadata(out)
+    height, width = ARCHS[arch]["size"]
+    assert meta.networks == ("style", "depth") and meta.with_style_adapter and meta.outputs_depth
+    assert (meta.preset, meta.input_size, meta.input_dtype, meta.precision) == (arch, (height, width), "uint8", "fp32")
+    assert meta.depth_codec == DepthCodec(MAX_DEPTH) and meta.max_depth == MAX_DEPTH
+    assert meta.training_camera == PinholeCamera.kitti_like(height, width)
+    assert meta.sources["depth"]["sha256"] == file_sha256(depth)
+    assert meta.sources["style"]["sha256"] == file_sha256(style)
+    assert (meta.sources["depth"]["step"], meta.sources["style"]["stage"]) == (7, "style")
+    exported = dt.datetime.fromisoformat(meta.export_date)
+    assert exported.tzinfo is not None and abs(dt.datetime.now(dt.timezone.utc) - exported) < dt.timedelta(hours=1)
+    props = {p.key: p.value for p in onnx.load(str(out)).metadata_props}
+    assert props["format"] == f'"{ONNX_FORMAT}"' and props["with_style_adapter"] == "true"
+    # The same contract read from the checkpoints: only the export fields differ.
+    from_checkpoints = read_model_metadata(depth, style)
+    assert from_checkpoints.__dict__ | {"export_date": meta.export_date, "opset": meta.opset} == meta.__dict__
+
+
+def test_each_network_exports_alone(tmp_path):
+    depth, style = write_checkpoints(tmp_path, "lite")
+    frames = random_frames(ARCHS["lite"]["size"])
+
+    depth_meta = export_onnx(tmp_path / "depth.onnx", depth, only="depth", input_dtype="float32")
+    assert depth_meta.networks == ("depth",) and not depth_meta.with_style_adapter
+    module, _ = load_inference_module(depth, only="depth", input_dtype="float32")
+    float_frames = frames.astype(np.float32)
+    with torch.no_grad():
+        expected = module(torch.from_numpy(float_frames)).numpy()
+    assert np.abs(run_onnx(tmp_path / "depth.onnx", float_frames) - expected).max() <= 1e-3 * MAX_DEPTH
+
+    style_meta = export_onnx(tmp_path / "style.onnx", None, style, only="style")
+    assert style_meta.networks == ("style",) and style_meta.depth_codec is None
+    assert style_meta.output_name == STYLE_OUTPUT
+    module, _ = load_inference_module(None, style, only="style")
+    with torch.no_grad():
+        expected = module(torch.from_numpy(frames)).numpy()
+    styled = run_onnx(tmp_path / "style.onnx", frames)
+    assert styled.shape == frames.shape and styled.dtype == np.float32
+    assert np.abs(styled - expected).max() <= 1e-3 * 255
+    assert read_model_metadata(tmp_path / "style.onnx") == style_meta
+
+
+def test_fp16_export_keeps_io_types_and_stays_close(tmp_path):
+    depth, style = write_checkpoints(tmp_path, "lite")
+    out = tmp_path / "model16.onnx"
+    meta = export_onnx(out, depth, style, fp16=True, verify=False)
+    assert meta.precision == "fp16"
+    model = onnx.load(str(out))
+    assert model.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.UINT8
+    assert model.graph.output[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+    assert {t.data_type for t in model.graph.initializer if len(t.dims) == 4} == {onnx.TensorProto.FLOAT16}
+    # Instance norm runs in float32 (cast in), as autocast would: fp16 statistics overflow.
+    producers = {output: node for node in model.graph.node for output in node.output}
+    for node in model.graph.node:
+        if node.op_type == "InstanceNormalization":
+            cast = producers[node.input[0]]
+            assert cast.op_type == "Cast" and cast.attribute[0].i == onnx.TensorProto.FLOAT
+    frames = random_frames(meta.input_size)
+    try:
+        got = run_onnx(out, frames)
+    except Exception as exc:  # CPU builds of onnxruntime lack some fp16 kernels
+        pytest.skip(f"onnxruntime {ort.__version__} (CPU) cannot run the fp16 model: {exc}")
+    module, _ = load_inference_module(depth, style)
+    with torch.no_grad():
+        expected = module(torch.from_numpy(frames)).numpy()
+    assert np.abs(got - expected).max() <= 1e-2 * MAX_DEPTH
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--style", "{style}"], "a depth checkpoint (--depth) is required"),
+        (["--depth", "{depth}", "--style", "{style}", "--only", "depth"], "drop the style checkpoint"),
+        (["--style", "{style}", "--depth", "{depth}", "--only", "style"], "drop the depth checkpoint"),
+        (["--depth", "{root}/missing.pt"], "does not exist"),
+        (["--depth", "{style}"], "checkpoint has no network 'depth'; it has: style"),
+    ],
+)
+def test_cli_reports_bad_requests_in_one_line(tmp_path, caplog, args, message):
+    depth, style = write_checkpoints(tmp_path, "lite")
+    argv = [a.format(depth=depth, style=style, root=tmp_path) for a in args]
+    with caplog.at_level(logging.ERROR, logger="training.export"):
+        assert export_cli.main([*argv, "--out", str(tmp_path / "x.onnx")]) == 1
+    assert message in caplog.text
+    assert not (tmp_path / "x.onnx").exists()
+
+
+def test_cli_rejects_an_output_that_is_not_onnx(tmp_path):
+    with pytest.raises(SystemExit) as exc:
+        export_cli.main(["--depth", "d.pt", "--out", str(tmp_path / "model.pt")])
+    assert exc.value.code == 2
+
+
+# --- ONNX Runtime vs TensorRT (GPU machines only) -----------------------------------------
+
+TENSORRT_MISSING = TensorRTBackend.unavailable_reason(Path("model.onnx"), BackendOptions())
+
+
+@pytest.mark.skipif(TENSORRT_MISSING is not None, reason=f"TensorRT parity needs TensorRT and CUDA: {TENSORRT_MISSING}")
+@pytest.mark.parametrize("case", ["fp32", "fp16-export", "fp16-builder-flag"])
+def test_tensorrt_matches_onnxruntime(fused, tmp_path, caplog, case):
+    import tensorrt as trt
+
+    _, depth, style, out = fused
+    if case == "fp16-builder-flag" and not hasattr(trt.BuilderFlag, "FP16"):
+        pytest.skip(f"TensorRT {trt.__version__} has no FP16 builder flag (strongly typed only)")
+    if case == "fp16-export":
+        out = tmp_path / "model16.onnx"
+        export_onnx(out, depth, style, fp16=True, verify=False)
+    precision, tolerance = ("fp32", 1e-3) if case == "fp32" else ("fp16", 1e-2)
+    reference = load_backend(fused[3], "onnxruntime", BackendOptions(device="cpu"))
+    options = BackendOptions(precision=precision, cache_dir=tmp_path, max_batch=2)
+    trt_backend = load_backend(out, "tensorrt", options)
+    frames = random_frames(reference.input_size, batch=3)  # 3 > max_batch: runs in chunks
+    expected = reference.infer(frames)
+    assert np.abs(trt_backend.infer(frames) - expected).max() <= tolerance * MAX_DEPTH
+    # A second load reuses the cached engine; a corrupted entry is rebuilt, not trusted.
+    with caplog.at_level(logging.INFO):
+        load_backend(out, "tensorrt", options)
+    assert "loaded cached TensorRT engine" in caplog.text
+    trt_backend.engine_path.write_bytes(b"corrupt")
+    caplog.clear()
+    with caplog.at_level(logging.INFO):
+        rebuilt = load_backend(out, "tensorrt", options)
+    assert "stale or corrupt" in caplog.text
+    assert np.abs(rebuilt.infer(frames) - expected).max() <= tolerance * MAX_DEPTH
