@@ -11,9 +11,6 @@ docstring.
 from __future__ import annotations
 
 import argparse
-import datetime
-import platform
-import shlex
 import statistics
 import sys
 import time
@@ -27,16 +24,7 @@ from torch import Tensor, nn
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from depth_da_ros.models import PRESETS, ModelPreset, count_parameters, get_preset  # noqa: E402
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
+from recording import record  # noqa: E402
 
 
 def median_ms(
@@ -96,6 +84,7 @@ def main(argv: list[str] | None = None) -> None:
         "--presets", nargs="+", default=PRESETS.names(), choices=PRESETS.names(),
         help="presets to measure (default: all)",
     )
+    parser.add_argument("--no-record", action="store_true", help="print only")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
 
@@ -104,18 +93,14 @@ def main(argv: list[str] | None = None) -> None:
         "preset", "size (HxW)", "params style / depth / depth D / style D",
         "style ms", "depth ms", "style+depth ms",
     ]
-    print(f"- date: {datetime.date.today().isoformat()}")
-    print(f"- CPU: {cpu_model()}, torch threads: {args.threads}")
-    print(f"- torch {torch.__version__}, Python {platform.python_version()}")
-    print(f"- command: python {shlex.join(sys.argv)}")
-    print(
-        f"- median of {args.runs} interleaved rounds after {args.warmup} warm-up rounds, "
-        "eval, no_grad, batch 1\n"
-    )
-    print("| " + " | ".join(header) + " |")
-    print("|" + "|".join("---" for _ in header) + "|")
-    for row in rows:
-        print("| " + " | ".join(row) + " |")
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    lines += ["", f"torch {torch.__version__}, {args.threads} threads; median of {args.runs} interleaved rounds "
+              f"after {args.warmup} warm-up rounds, eval, no_grad, batch 1."]
+    body = "\n".join(lines)
+    print(body)
+    if not args.no_record:
+        print(f"recorded in {record('networks', body)}")
 
 
 if __name__ == "__main__":

@@ -41,11 +41,14 @@ class ModelConfig:
     def codec(self) -> DepthCodec:
         return DepthCodec(get_preset(self.preset).max_depth, self.depth_encoding)
 
-    def spec(self, role: str) -> NetworkSpec:
-        """The NetworkSpec of ``role`` (depth, style, depth_discriminator, style_discriminator) after overrides."""
+    def spec(self, role: str, gan: str = "") -> NetworkSpec:
+        """The NetworkSpec of ``role`` (depth, style, depth_discriminator, style_discriminator) after
+        overrides; a discriminator for ``gan="wgan-gp"`` becomes the critic variant, which refuses
+        batch norm (the gradient penalty is per sample)."""
         base: NetworkSpec = getattr(get_preset(self.preset), role)
         extra = {"depth": self.depth_kwargs, "style": self.style_kwargs}.get(role, self.discriminator_kwargs)
-        return NetworkSpec(base.name, {**base.kwargs, **extra})
+        name = "patchgan_critic" if gan == "wgan-gp" and role.endswith("discriminator") else base.name
+        return NetworkSpec(name, {**base.kwargs, **extra})
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,6 @@ import torch
 from torch.utils.data import Dataset
 
 from depth_da_ros.losses import get_gan_loss, gradient_penalty, masked_l1_loss
-from depth_da_ros.models import NetworkSpec
 from training.common import depth_display, evaluate_depth, grid_rows, to_display, training_camera
 from training.config import DepthStageConfig
 from training.datasets import build_dataset
@@ -25,9 +24,7 @@ class DepthStage(Stage):
         super().__init__(cfg, ctx)
         self.height, self.width = cfg.model.input_size
         self.codec = cfg.model.codec
-        d_spec = cfg.model.spec("depth_discriminator")
-        if cfg.loss.gan == "wgan-gp":  # the critic variant refuses batch norm (per-sample penalty)
-            d_spec = NetworkSpec("patchgan_critic", d_spec.kwargs)
+        d_spec = cfg.model.spec("depth_discriminator", cfg.loss.gan)
         self.specs = {"depth": cfg.model.spec("depth"), "depth_discriminator": d_spec}
         self.generator = self.wrap(self.specs["depth"].build())
         self.discriminator = self.wrap(d_spec.build())

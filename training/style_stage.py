@@ -19,7 +19,6 @@ from torch.utils.data import Dataset
 
 from depth_da_ros.checkpoint import depth_codec, load_checkpoint, load_network
 from depth_da_ros.losses import cycle_loss, get_gan_loss, gradient_penalty, identity_loss, masked_l1_loss
-from depth_da_ros.models import NetworkSpec
 from training.common import evaluate_depth, grid_rows, to_display, training_camera
 from training.config import StyleStageConfig
 from training.datasets import build_dataset
@@ -87,9 +86,7 @@ class StyleStage(Stage):
         super().__init__(cfg, ctx)
         self.height, self.width = cfg.model.input_size
         self.codec = cfg.model.codec
-        d_spec = cfg.model.spec("style_discriminator")
-        if cfg.loss.gan == "wgan-gp":
-            d_spec = NetworkSpec("patchgan_critic", d_spec.kwargs)
+        d_spec = cfg.model.spec("style_discriminator", cfg.loss.gan)
         g_spec = cfg.model.spec("style")
         self.specs = {"style": g_spec, "style_inverse": g_spec,
                       "discriminator_real": d_spec, "discriminator_synthetic": d_spec}
