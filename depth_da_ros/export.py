@@ -32,8 +32,6 @@ import copy
 import datetime as _dt
 import json
 import logging
-import os
-import tempfile
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -44,6 +42,7 @@ import onnxruntime as ort
 import torch
 from torch import Tensor, nn
 
+from .atomic import atomic_write_bytes
 from .camera import PinholeCamera
 from .checkpoint import depth_codec, file_sha256, load_checkpoint, load_network
 from .normalization import DepthCodec, image_to_network, network_to_image
@@ -363,7 +362,7 @@ def export_onnx(
     data = model.SerializeToString()
     if verify:  # before writing: a model that fails the check never reaches disk
         _verify(data, out.name, module, metadata)
-    _atomic_write(out, data)
+    atomic_write_bytes(out, data)
     LOG.info("wrote %s (%s, %s, %d nodes)", out, "+".join(metadata.networks), precision, len(model.graph.node))
     return metadata
 
@@ -397,14 +396,3 @@ def _verify(model: bytes, name: str, module: InferenceModule, metadata: ModelMet
             f"(tolerance {VERIFY_TOLERANCE[metadata.precision] * scale:.4g})"
         )
 
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -23,8 +23,6 @@ import hashlib
 import importlib.util
 import json
 import logging
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +30,7 @@ import numpy as np
 import onnx
 import torch
 
+from ..atomic import atomic_write_bytes
 from ..export import MetadataError, ModelMetadata
 from .base import BACKENDS, Backend, BackendOptions, ModelLoadError, default_cache_dir
 
@@ -64,16 +63,6 @@ def _trt_logger(trt: Any) -> Any:
         _LOGGER = _Logger()
     return _LOGGER
 
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _sha256(data: bytes) -> str:
@@ -154,9 +143,9 @@ class TensorRTBackend(Backend):
                 self._engine = self._runtime.deserialize_cuda_engine(engine_bytes)
                 if self._engine is None:
                     raise ModelLoadError(f"TensorRT built an engine for {model_path} but cannot deserialize it")
-                _atomic_write(self.engine_path, engine_bytes)
+                atomic_write_bytes(self.engine_path, engine_bytes)
                 sidecar = {"key": key, "engine_sha256": _sha256(engine_bytes)}
-                _atomic_write(self.engine_path.with_suffix(".json"), json.dumps(sidecar, indent=2).encode())
+                atomic_write_bytes(self.engine_path.with_suffix(".json"), json.dumps(sidecar, indent=2).encode())
                 LOG.info("cached TensorRT engine %s", self.engine_path)
             self._setup_execution(model_path)
         LOG.info("tensorrt backend: %s", self.description)
@@ -203,7 +192,7 @@ class TensorRTBackend(Backend):
         serialized = builder.build_serialized_network(network, config)
         if serialized is None:
             raise ModelLoadError(f"TensorRT failed to build an engine for {model_path} (see the TensorRT log)")
-        _atomic_write(timing_path, bytes(timing_cache.serialize()))
+        atomic_write_bytes(timing_path, bytes(timing_cache.serialize()))
         return bytes(serialized)
 
     def _timing_cache(self, config: Any, path: Path) -> Any:
