@@ -43,7 +43,8 @@ setup(
             "ros-kilted-sensor-msgs",
             "ros-kilted-rmw-fastrtps-cpp",
         ],
-        "test": ["pytest>=7", "catkin_pkg>=0.5"],
+        # colcon: the tests build the package as a ROS 2 workspace would.
+        "test": ["pytest>=7", "catkin_pkg>=0.5", "colcon-common-extensions"],
     },
     zip_safe=True,
     maintainer="depth_da_ros maintainers",

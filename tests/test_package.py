@@ -5,6 +5,8 @@ import ast
 import configparser
 import importlib
 import re
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -101,3 +103,29 @@ def test_console_scripts_are_installed_in_the_venv(script):
     if not (bin_dir / script).exists():
         pytest.skip(f"{script} not installed (package not pip-installed in this interpreter)")
     assert (bin_dir / script).stat().st_mode & 0o111
+
+
+def test_colcon_build_installs_what_ros2_run_and_launch_need(tmp_path):
+    colcon = shutil.which("colcon", path=str(Path(sys.executable).parent)) or shutil.which("colcon")
+    if colcon is None:
+        pytest.skip("colcon is not installed (pip install colcon-common-extensions)")
+    files = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True).stdout.split()
+    if not files:
+        pytest.skip("not a git checkout: cannot tell which files a clone would have")
+    src = tmp_path / "src" / PACKAGE
+    for name in files:
+        (src / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / name, src / name)
+    done = subprocess.run([colcon, "build", "--packages-select", PACKAGE], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    install = tmp_path / "install" / PACKAGE
+    assert (install / "share" / "ament_index" / "resource_index" / "packages" / PACKAGE).is_file()
+    assert (install / "share" / PACKAGE / "package.xml").is_file()
+    scripts = re.findall(r'"(\w+) = [\w.]+:\w+"', (ROOT / "setup.py").read_text())
+    for script in scripts:  # `ros2 run depth_da_ros <script>` looks in lib/<package>
+        assert (install / "lib" / PACKAGE / script).is_file(), script
+    for folder in ("launch", "config"):
+        expected = {Path(f).name for f in files if f.startswith(f"{folder}/") and Path(f).suffix in (".py", ".yaml", ".rviz")}
+        installed = {p.name for p in (install / "share" / PACKAGE / folder).glob("*")}
+        assert expected <= installed, f"{folder}/ files missing from the install: {expected - installed}"
