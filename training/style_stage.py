@@ -142,15 +142,16 @@ class StyleStage(Stage):
             reconstructed_real = self.g_ba(fake_synthetic)
             fake_real = self.g_ba(synthetic)
             reconstructed_synthetic = self.g_ab(fake_real)
-            losses = {
-                "g_identity": cfg.identity * (identity_loss(self.g_ab(synthetic), synthetic)
-                                              + identity_loss(self.g_ba(real), real)) if cfg.identity > 0
-                else torch.zeros((), device=real.device),
+            losses = {}
+            if cfg.identity > 0:  # a generator fed its own output domain should change nothing
+                losses["g_identity"] = cfg.identity * (identity_loss(self.g_ab(synthetic), synthetic)
+                                                       + identity_loss(self.g_ba(real), real))
+            losses.update({
                 "g_gan_real_to_synthetic": self.gan_loss(unwrap(self.d_synthetic)(fake_synthetic), True),
                 "g_gan_synthetic_to_real": self.gan_loss(unwrap(self.d_real)(fake_real), True),
                 "g_cycle": cfg.cycle * (cycle_loss(reconstructed_real, real)
                                         + cycle_loss(reconstructed_synthetic, synthetic)),
-            }
+            })
             if self.depth_net is not None and cfg.depth_aware > 0:
                 depth = batch["synthetic_depth"]
                 target = torch.nan_to_num(self.codec.encode(depth), nan=1.0)
