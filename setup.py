@@ -15,7 +15,8 @@ setup(
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
         (f"share/{PACKAGE}", ["package.xml"]),
         (f"share/{PACKAGE}/launch", glob("launch/*.launch.py")),
-        (f"share/{PACKAGE}/config", glob("config/*.yaml") + glob("config/*.rviz")),
+        (f"share/{PACKAGE}/config", glob("config/*.yaml") + glob("config/*.rviz") + glob("config/*.xml")),
+        (f"share/{PACKAGE}/models", glob("models/*.onnx") + glob("models/*.md")),
     ],
     python_requires=">=3.10",
     # Plain Python dependencies. On a ROS 2 distro colcon does not install these: rosdep does,
@@ -33,6 +34,10 @@ setup(
         "onnx>=1.16",
         "onnxscript>=0.1",
         "onnxruntime>=1.18",
+        # ROS 2 bags and Image <-> array for every encoding, under the PyPI wheels and a distro
+        # alike (the PyPI cv_bridge is ROS 1's and breaks on NumPy 2).
+        "rosbags>=0.10",
+        "rosbags-image>=0.10",
     ],
     extras_require={
         # ROS 2 Kilted Python from PyPI, for a venv without a sourced distro. Never install this
@@ -42,6 +47,10 @@ setup(
             "ros-kilted-std-msgs",
             "ros-kilted-sensor-msgs",
             "ros-kilted-rmw-fastrtps-cpp",
+            "ros-kilted-diagnostic-msgs",
+            "ros-kilted-rcl-interfaces",
+            "ros-kilted-builtin-interfaces",
+            "ros-kilted-ament-index-python",
         ],
         # colcon: the tests build the package as a ROS 2 workspace would.
         "test": ["pytest>=7", "catkin_pkg>=0.5", "colcon-common-extensions"],
@@ -52,6 +61,7 @@ setup(
     entry_points={
         "console_scripts": [
             "depth_da_demo = depth_da_ros.demo:main",
+            "depth_da_node = depth_da_ros.node:main",
             "depth_da_render = depth_da_ros.procedural.writer:main",
         ],
     },

@@ -31,6 +31,11 @@ DEPENDENCIES = {
     "rclpy": ("rclpy", "ros-kilted-rclpy"),
     "std_msgs": ("std_msgs", "ros-kilted-std-msgs"),
     "sensor_msgs": ("sensor_msgs", "ros-kilted-sensor-msgs"),
+    "diagnostic_msgs": ("diagnostic_msgs", "ros-kilted-diagnostic-msgs"),
+    "builtin_interfaces": ("builtin_interfaces", "ros-kilted-builtin-interfaces"),
+    "rcl_interfaces": ("rcl_interfaces", "ros-kilted-rcl-interfaces"),
+    "ament_index_python": ("ament_index_python", "ros-kilted-ament-index-python"),
+    "rosbags": ("python3-rosbags-pip", "rosbags"),
 }
 
 # Imported only where present (GPU machines); never a hard dependency of the package.

@@ -1,0 +1,309 @@
+"""depth_da_node under a KITTI-size camera stream: latency, rates, drops, overhead, cloud time.
+
+    python benchmarks/bench_node.py                                  # lite preset, ONNX Runtime, 30 Hz, 60 s
+    python benchmarks/bench_node.py --threads 2 --duration 120 --soak-minutes 30
+    python benchmarks/bench_node.py --model model.onnx --backend onnxruntime
+    python benchmarks/bench_node.py --model tiny.pt --backend torch --duration 3 --warmup 1 --no-record  # smoke
+
+The node runs in its own process (``python -m depth_da_ros.node`` with config/depth.yaml), fed
+1242x375 rgb8 frames + camera_info at ``--rate`` Hz over DDS (a domain of its own) by this
+process, which subscribes to the depth image, colour map and point cloud as RViz would, and
+reads /diagnostics. Figures:
+
+- camera stamp -> depth published, p50 / p95 (the node's own measurement, /diagnostics), and
+  camera stamp -> depth received here (adds the transport of a 1.8 MB message);
+- depth output rate, and dropped-frame ratio = 1 - depth images received / frames sent (the
+  node keeps only the newest frame, so a model slower than the camera drops frames by design);
+- node overhead over the bare pipeline: the node's time per frame (decode, inference, colour
+  map, cloud, publishing) over ``DepthPipeline.predict`` alone, p50 / p50 - 1 (target <= 15%);
+- point-cloud build time at 1242x375, organised xyz and xyz+rgb, median (target <= 3 ms);
+- with ``--soak-minutes``: the node's resident memory after warm-up and at the end.
+
+Weights are fresh (latency does not depend on them). Records benchmarks/results/node.md unless
+--no-record.
+"""
+from __future__ import annotations
+
+import argparse
+import array
+import logging
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # runs from a plain checkout
+
+import rclpy  # noqa: E402
+from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
+from rclpy.executors import SingleThreadedExecutor  # noqa: E402
+from rclpy.qos import QoSProfile, ReliabilityPolicy  # noqa: E402
+from rclpy.signals import SignalHandlerOptions  # noqa: E402
+from sensor_msgs.msg import CameraInfo, Image, PointCloud2  # noqa: E402
+from std_msgs.msg import Header  # noqa: E402
+
+from depth_da_ros.camera import KITTI_CX, KITTI_CY, KITTI_FX, KITTI_HEIGHT, KITTI_WIDTH, PinholeCamera  # noqa: E402
+from depth_da_ros.checkpoint import network_entry, save_checkpoint  # noqa: E402
+from depth_da_ros.export import export_onnx  # noqa: E402
+from depth_da_ros.geometry import Intrinsics, build_point_cloud  # noqa: E402
+from depth_da_ros.models import get_preset  # noqa: E402
+from depth_da_ros.node_support import NODE_NAME, percentile  # noqa: E402
+from depth_da_ros.normalization import DepthCodec  # noqa: E402
+from depth_da_ros.pipeline import DepthPipeline  # noqa: E402
+
+from recording import record  # noqa: E402
+
+LOG = logging.getLogger("bench_node")
+KITTI_P = [KITTI_FX, 0.0, KITTI_CX, 0.0, 0.0, KITTI_FX, KITTI_CY, 0.0, 0.0, 0.0, 1.0, 0.0]
+OVERHEAD_TARGET = 0.15
+CLOUD_TARGET_MS = 3.0
+START_TIMEOUT_S = 120.0
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", type=Path, help="model to run (.onnx or depth checkpoint .pt); default: "
+                                                   "a fresh --preset model exported to ONNX")
+    parser.add_argument("--preset", default="lite", help="preset of the default model")
+    parser.add_argument("--backend", default="onnxruntime", help="node and pipeline backend")
+    parser.add_argument("--threads", type=int, default=0, help="inference threads (0: all cores)")
+    parser.add_argument("--rate", type=float, default=30.0, help="camera frames per second")
+    parser.add_argument("--duration", type=float, default=60.0, help="measured seconds of streaming")
+    parser.add_argument("--warmup", type=float, default=5.0, help="seconds of streaming before measuring")
+    parser.add_argument("--pipeline-runs", type=int, default=30, help="bare-pipeline frames timed")
+    parser.add_argument("--cloud-runs", type=int, default=50, help="point-cloud builds timed")
+    parser.add_argument("--soak-minutes", type=float, default=0.0, help="then stream this long, tracking memory")
+    parser.add_argument("--no-record", action="store_true", help="print only")
+    return parser.parse_args(argv)
+
+
+def default_model(preset_name: str, root: Path) -> Path:
+    """Fresh depth + style checkpoints of the preset, fused into one fp32 ONNX model."""
+    preset = get_preset(preset_name)
+    common = {"preset": preset.name, "input_size": [preset.input_height, preset.input_width], "step": 0,
+              "depth_codec": DepthCodec(preset.max_depth).to_dict(), "config": {}, "metrics": {},
+              "training_camera": PinholeCamera.kitti_like(preset.input_height, preset.input_width).__dict__}
+    paths = {name: root / f"{preset.name}_{name}.pt" for name in ("depth", "style")}
+    for name, path in paths.items():
+        spec = getattr(preset, name)
+        save_checkpoint(path, {**common, "stage": name, "deploy": [name],
+                               "networks": {name: network_entry(spec.build(), spec)}})
+    model = root / f"{preset.name}.onnx"
+    export_onnx(model, paths["depth"], paths["style"], verify=False)
+    return model
+
+
+def kitti_rgb(seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (KITTI_HEIGHT, KITTI_WIDTH, 3), dtype=np.uint8)
+
+
+def bench_pipeline(model: Path, backend: str, threads: int, runs: int) -> list[float]:
+    """``predict`` milliseconds on a KITTI-size frame, after 3 warm-up frames."""
+    pipeline = DepthPipeline(model, backend, device="cpu", threads=threads or None)
+    frame = kitti_rgb()
+    for _ in range(3):
+        pipeline.predict(frame)
+    timings = []
+    for _ in range(runs):
+        pipeline.predict(frame)
+        timings.append(pipeline.last_timing.total_ms)
+    return timings
+
+
+def bench_cloud(runs: int) -> dict[str, float]:
+    """Median milliseconds of a full-resolution organised cloud, xyz and xyz+rgb."""
+    camera = Intrinsics(KITTI_WIDTH, KITTI_HEIGHT, KITTI_FX, KITTI_FX, KITTI_CX, KITTI_CY)
+    depth = np.random.default_rng(0).uniform(0.5, 80.0, (KITTI_HEIGHT, KITTI_WIDTH)).astype(np.float32)
+    rgb = kitti_rgb()
+    results = {}
+    for name, colours in (("xyz", None), ("xyzrgb", rgb)):
+        timings = []
+        for _ in range(runs):
+            start = time.perf_counter()
+            build_point_cloud(depth, camera, rgb=colours, min_depth=0.1, max_depth=60.0)
+            timings.append((time.perf_counter() - start) * 1e3)
+        results[name] = float(np.median(timings))
+    return results
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no VmRSS for process {pid}")
+
+
+class Camera:
+    """Publishes frames at a fixed rate and collects what the node sends back."""
+
+    def __init__(self, domain: int) -> None:
+        self.context = rclpy.Context()
+        rclpy.init(context=self.context, domain_id=domain, signal_handler_options=SignalHandlerOptions.NO)
+        self.node = rclpy.create_node("bench_camera", context=self.context)
+        qos = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
+        self.image_pub = self.node.create_publisher(Image, "image", qos)
+        self.info_pub = self.node.create_publisher(CameraInfo, "camera_info", qos)
+        self.lock = threading.Lock()
+        self.sent = 0
+        self.since_ns = 0  # frames stamped before this (warm-up) are not counted
+        self.latencies_ms: list[float] = []  # camera stamp -> depth received here
+        self.diagnostics: dict[str, str] = {}
+        self.node.create_subscription(Image, "depth/image", self._on_depth, qos)
+        # Subscribed as RViz would, so that the node builds them.
+        self.node.create_subscription(Image, "depth/colorized", lambda msg: None, qos)
+        self.node.create_subscription(PointCloud2, "points", lambda msg: None, qos)
+        self.node.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, 10)
+        self.executor = SingleThreadedExecutor(context=self.context)
+        self.executor.add_node(self.node)
+        self.spinner = threading.Thread(target=self.executor.spin, daemon=True)
+        self.spinner.start()
+        self.data = array.array("B", kitti_rgb().tobytes())
+
+    def _on_depth(self, msg: Image) -> None:
+        now = self.node.get_clock().now().nanoseconds
+        stamp = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+        with self.lock:
+            if stamp >= self.since_ns:
+                self.latencies_ms.append((now - stamp) * 1e-6)
+
+    def _on_diagnostics(self, msg: DiagnosticArray) -> None:
+        for status in msg.status:
+            if NODE_NAME in status.name:
+                with self.lock:
+                    self.diagnostics = {kv.key: kv.value for kv in status.values}
+
+    def connected(self) -> bool:
+        return (self.image_pub.get_subscription_count() > 0 and self.info_pub.get_subscription_count() > 0
+                and self.node.count_publishers("depth/image") > 0)
+
+    def stream(self, seconds: float, rate: float) -> None:
+        """Publish camera_info + image pairs at ``rate`` Hz for ``seconds`` (fixed schedule, no drift)."""
+        period = 1.0 / rate
+        start = time.monotonic()
+        count = int(seconds * rate)
+        for i in range(count):
+            time.sleep(max(0.0, start + i * period - time.monotonic()))
+            header = Header(stamp=self.node.get_clock().now().to_msg(), frame_id="camera_color_left")
+            self.info_pub.publish(CameraInfo(header=header, width=KITTI_WIDTH, height=KITTI_HEIGHT, p=KITTI_P))
+            self.image_pub.publish(Image(header=header, height=KITTI_HEIGHT, width=KITTI_WIDTH, encoding="rgb8",
+                                         step=3 * KITTI_WIDTH, data=self.data))
+            with self.lock:
+                self.sent += 1
+
+    def reset(self) -> None:
+        with self.lock:
+            self.sent = 0
+            self.since_ns = self.node.get_clock().now().nanoseconds
+            self.latencies_ms.clear()
+
+    def close(self) -> None:
+        self.executor.shutdown()
+        self.node.destroy_node()
+        rclpy.try_shutdown(context=self.context)
+
+
+def run_node(args: argparse.Namespace, model: Path) -> dict:
+    domain = 160 + os.getpid() % 60
+    env = {**os.environ, "ROS_DOMAIN_ID": str(domain), "ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST",
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    command = [sys.executable, "-m", "depth_da_ros.node", "--ros-args",
+               "--params-file", str(ROOT / "config" / "depth.yaml"), "-p", f"model_path:={model}",
+               "-p", f"backend:={args.backend}", "-p", "device:=cpu", "-p", f"threads:={args.threads}"]
+    log = tempfile.NamedTemporaryFile(prefix="bench_node_", suffix=".log", delete=False)
+    node = subprocess.Popen(command, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    os.environ["ROS_DOMAIN_ID"], os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = str(domain), "LOCALHOST"
+    camera = Camera(domain)
+    try:
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while not camera.connected():
+            if node.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the node did not come up; its log: {log.name}")
+            time.sleep(0.1)
+        camera.stream(args.warmup, args.rate)
+        camera.reset()
+        camera.stream(args.duration, args.rate)
+        time.sleep(1.5)  # the last frames and a /diagnostics message after them
+        with camera.lock:
+            sent, latencies, diagnostics = camera.sent, list(camera.latencies_ms), dict(camera.diagnostics)
+        result = {"sent": sent, "received": len(latencies), "seconds": sent / args.rate, "latencies": latencies,
+                  "diagnostics": diagnostics}
+        if args.soak_minutes > 0:
+            rss_start = rss_mb(node.pid)
+            camera.stream(args.soak_minutes * 60.0, args.rate)
+            result["rss_mb"] = (rss_start, rss_mb(node.pid))
+        return result
+    finally:
+        camera.close()
+        node.send_signal(signal.SIGINT)
+        try:
+            node.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            node.kill()
+            node.wait()
+        log.close()
+        if node.returncode == 0:
+            os.unlink(log.name)
+        else:
+            LOG.error("the node exited with %s; its log: %s", node.returncode, log.name)
+
+
+def report(args: argparse.Namespace, model: Path, pipeline_ms: list[float], cloud_ms: dict[str, float],
+           node: dict) -> str:
+    diagnostics = node["diagnostics"]
+    pipeline_p50 = percentile(pipeline_ms, 50)
+    node_p50 = float(diagnostics.get("processing p50 (ms)", "nan"))
+    overhead = node_p50 / pipeline_p50 - 1.0
+    received = node["received"]
+    rows = [
+        ("model", f"{model.name} ({args.backend}, {args.threads or 'all'} threads)"),
+        ("input", f"{KITTI_WIDTH}x{KITTI_HEIGHT} rgb8 + camera_info at {args.rate:g} Hz, {node['seconds']:.0f} s"),
+        ("camera stamp -> depth published, p50 / p95 (node)",
+         f"{diagnostics.get('latency p50 (ms)', 'n/a')} / {diagnostics.get('latency p95 (ms)', 'n/a')} ms"),
+        ("camera stamp -> depth received here, p50 / p95",
+         f"{percentile(node['latencies'], 50):.1f} / {percentile(node['latencies'], 95):.1f} ms"),
+        ("depth output rate", f"{received / node['seconds']:.2f} Hz"),
+        ("dropped frames", f"{1 - received / max(node['sent'], 1):.1%} ({node['sent'] - received} of {node['sent']})"),
+        ("bare pipeline predict, p50", f"{pipeline_p50:.1f} ms"),
+        ("node time per frame, p50 (decode, inference, colour map, cloud, publishing)", f"{node_p50:.1f} ms"),
+        ("node overhead over the bare pipeline", f"{overhead:+.1%} (target <= {OVERHEAD_TARGET:.0%})"),
+        ("point cloud 1242x375 organised, xyz / xyz+rgb (median)",
+         f"{cloud_ms['xyz']:.2f} / {cloud_ms['xyzrgb']:.2f} ms (target <= {CLOUD_TARGET_MS:g} ms)"),
+    ]
+    if "rss_mb" in node:
+        start, end = node["rss_mb"]
+        rows.append((f"resident memory, after warm-up -> after {args.soak_minutes:g} min",
+                     f"{start:.0f} -> {end:.0f} MB ({end - start:+.1f} MB)"))
+    table = "| figure | value |\n|---|---|\n" + "\n".join(f"| {name} | {value} |" for name, value in rows)
+    return table + ("\n\nThe camera publisher and the subscribers (depth, colour map, cloud) run in the "
+                    "benchmark's process on the same CPU as the node.\n")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for name in ("onnxscript", "onnx_ir"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    with tempfile.TemporaryDirectory(prefix="bench_node_") as tmp:
+        model = args.model or default_model(args.preset, Path(tmp))
+        LOG.info("bare pipeline: %d frames", args.pipeline_runs)
+        pipeline_ms = bench_pipeline(model, args.backend, args.threads, args.pipeline_runs)
+        LOG.info("point cloud: %d builds", args.cloud_runs)
+        cloud_ms = bench_cloud(args.cloud_runs)
+        LOG.info("node: %.0f s warm-up + %.0f s at %g Hz", args.warmup, args.duration, args.rate)
+        node = run_node(args, model)
+        body = report(args, model, pipeline_ms, cloud_ms, node)
+    print(body)
+    if not args.no_record:
+        LOG.info("recorded %s", record("node", body))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,266 @@
+"""Depth image -> 3D points, without ROS: intrinsics from CameraInfo's P, metric focal rescale,
+and point buffers laid out byte for byte as ``sensor_msgs/PointCloud2`` expects them.
+
+Back-projection uses the rectified projection matrix P (not K): depth images are rectified,
+and P holds the intrinsics of the rectified image. A pixel (u, v) with depth z (metres along
+the optical axis, REP 118) is the point, in the image's own optical frame (REP 103: x right,
+y down, z forward)::
+
+    x = (u - cx) * z / fx        y = (v - cy) * z / fy
+
+P's fourth column (Tx, Ty) is not applied. For the second camera of a stereo pair it places
+that camera's optical centre in the *reference* camera's frame (Tx = -fx * baseline); the
+cloud is published in the image's own frame (its header's ``frame_id``), where the centre is
+the origin, so the same formula holds for both cameras. ``depth_image_proc`` does the same.
+
+Binning and ROI are applied as ``image_geometry`` does for a rectified image: the principal
+point is shifted by the ROI offset, then focal lengths and principal point are divided by
+the binning factors.
+
+Byte layout: ``xyz`` is three little-endian float32 (12 bytes a point); ``xyzrgb`` adds
+``rgb``, a float32 whose four bytes are the packed colour 0x00RRGGBB, as PCL writes it and
+RViz's "RGB8" colour transformer reads it (16 bytes a point).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Sequence
+
+import numpy as np
+
+from .camera import PinholeCamera
+
+SCALE_MODES = ("none", "focal")
+
+# sensor_msgs/PointField datatypes (the ROS constants, copied so this module needs no ROS).
+POINT_FIELD_UINT32 = 6
+POINT_FIELD_FLOAT32 = 7
+
+
+class CameraInfoError(ValueError):
+    """Camera intrinsics that cannot be used for back-projection; the message says why."""
+
+
+@dataclass(frozen=True)
+class PointFieldSpec:
+    """One ``sensor_msgs/PointField``: name, byte offset in a point, datatype constant, count."""
+
+    name: str
+    offset: int
+    datatype: int
+    count: int = 1
+
+
+XYZ_FIELDS = (
+    PointFieldSpec("x", 0, POINT_FIELD_FLOAT32),
+    PointFieldSpec("y", 4, POINT_FIELD_FLOAT32),
+    PointFieldSpec("z", 8, POINT_FIELD_FLOAT32),
+)
+XYZRGB_FIELDS = XYZ_FIELDS + (PointFieldSpec("rgb", 12, POINT_FIELD_FLOAT32),)
+
+
+@dataclass(frozen=True)
+class Intrinsics:
+    """Rectified intrinsics of one image (size in pixels, P's entries after binning and ROI)."""
+
+    width: int
+    height: int
+    fx: float
+    fy: float
+    cx: float
+    cy: float
+    tx: float = 0.0  # P[0, 3]: -fx * baseline for the second camera of a stereo pair
+    ty: float = 0.0  # P[1, 3]
+
+    def __post_init__(self) -> None:
+        if self.width <= 0 or self.height <= 0:
+            raise CameraInfoError(f"image size must be positive, got {self.width}x{self.height}")
+        values = (self.fx, self.fy, self.cx, self.cy, self.tx, self.ty)
+        if not all(math.isfinite(v) for v in values):
+            raise CameraInfoError(f"intrinsics must be finite, got fx={self.fx} fy={self.fy} "
+                                  f"cx={self.cx} cy={self.cy} Tx={self.tx} Ty={self.ty}")
+        if self.fx <= 0 or self.fy <= 0:
+            raise CameraInfoError(f"focal lengths must be positive, got fx={self.fx} fy={self.fy} "
+                                  "(an all-zero P means the camera is uncalibrated: set the intrinsics parameter)")
+
+    @classmethod
+    def from_camera_info(
+        cls,
+        width: int,
+        height: int,
+        p: Sequence[float],
+        binning_x: int = 0,
+        binning_y: int = 0,
+        roi: tuple[int, int, int, int] = (0, 0, 0, 0),
+    ) -> Intrinsics:
+        """From CameraInfo fields: full-sensor ``width``/``height``, the 12 values of P (row
+        major), binning (0 or 1 = none) and ``roi`` = (x_offset, y_offset, width, height),
+        all zero for the full image."""
+        p = np.asarray(p, dtype=np.float64).reshape(-1)
+        if p.size != 12:
+            raise CameraInfoError(f"P must have 12 values, got {p.size}")
+        bx, by = max(int(binning_x), 1), max(int(binning_y), 1)
+        x_offset, y_offset, roi_width, roi_height = (int(v) for v in roi)
+        full_roi = roi_width == 0 or roi_height == 0
+        out_width = (width if full_roi else roi_width) // bx
+        out_height = (height if full_roi else roi_height) // by
+        ox, oy = (0, 0) if full_roi else (x_offset, y_offset)
+        return cls(out_width, out_height, p[0] / bx, p[5] / by, (p[2] - ox) / bx, (p[6] - oy) / by,
+                   p[3] / bx, p[7] / by)
+
+    @classmethod
+    def from_vector(cls, values: Sequence[float], width: int, height: int) -> Intrinsics:
+        """From ``[fx, fy, cx, cy]`` (the node's ``intrinsics`` parameter) for a ``width`` x ``height`` image."""
+        if len(values) != 4:
+            raise CameraInfoError(f"intrinsics must be [fx, fy, cx, cy], got {len(values)} values")
+        fx, fy, cx, cy = (float(v) for v in values)
+        return cls(width, height, fx, fy, cx, cy)
+
+    @property
+    def projection(self) -> np.ndarray:
+        """The 3x4 P of this image (binning and ROI already applied)."""
+        return np.array([[self.fx, 0.0, self.cx, self.tx], [0.0, self.fy, self.cy, self.ty], [0.0, 0.0, 1.0, 0.0]])
+
+    def check_image_size(self, height: int, width: int) -> None:
+        """Raise CameraInfoError unless the image is the size this calibration describes."""
+        if (height, width) != (self.height, self.width):
+            raise CameraInfoError(
+                f"camera_info describes a {self.width}x{self.height} image but the image is {width}x{height}"
+            )
+
+
+def focal_scale(camera: Intrinsics, training: PinholeCamera) -> float:
+    """Factor that turns the network's depth into metres for ``camera``: f_camera / f_training.
+
+    The network infers depth from apparent size, learnt with the training camera's focal
+    length at its input size. The frame is resized to that input size first, so the camera's
+    focal length is compared after the same resize. A resize that changes the aspect ratio
+    scales fx and fy differently; their geometric mean is used on both sides.
+    """
+    sx, sy = training.width / camera.width, training.height / camera.height
+    return math.sqrt(camera.fx * sx * camera.fy * sy) / math.sqrt(training.fx * training.fy)
+
+
+def scale_depth(depth: np.ndarray, mode: str, camera: Intrinsics | None,
+                training: PinholeCamera | None) -> tuple[np.ndarray, float]:
+    """Apply ``mode`` ("none" or "focal") to float32 metres; returns (depth, factor used).
+
+    "focal" needs both cameras; without one of them the depth is returned unscaled (factor 1),
+    and the caller decides whether to warn.
+    """
+    if mode not in SCALE_MODES:
+        raise ValueError(f"unknown scale mode {mode!r}; known: {', '.join(SCALE_MODES)}")
+    if mode == "none" or camera is None or training is None:
+        return depth, 1.0
+    factor = focal_scale(camera, training)
+    return (depth * np.float32(factor)).astype(np.float32, copy=False), factor
+
+
+@dataclass(frozen=True)
+class PointCloudBuffer:
+    """What a ``sensor_msgs/PointCloud2`` carries, as plain values: ``data`` is the C-contiguous
+    little-endian byte buffer (uint8, ``row_step * height`` bytes)."""
+
+    data: np.ndarray
+    height: int
+    width: int
+    fields: tuple[PointFieldSpec, ...]
+    point_step: int
+    row_step: int
+    is_dense: bool
+
+    @property
+    def points(self) -> np.ndarray:
+        """(height, width, 3) float32 view of x, y, z (for tests and consumers without ROS)."""
+        floats = self.data.view("<f4").reshape(self.height, self.width, self.point_step // 4)
+        return floats[:, :, :3]
+
+    @property
+    def colors(self) -> np.ndarray:
+        """(height, width, 3) uint8 RGB unpacked from the ``rgb`` field as RViz reads it."""
+        packed = self.data.view("<u4").reshape(self.height, self.width, self.point_step // 4)[:, :, 3]
+        return np.stack([(packed >> 16) & 0xFF, (packed >> 8) & 0xFF, packed & 0xFF], axis=-1).astype(np.uint8)
+
+
+@lru_cache(maxsize=8)
+def _ray_factors(intrinsics: Intrinsics, decimation: int) -> tuple[np.ndarray, np.ndarray]:
+    """(u - cx) / fx per sampled column and (v - cy) / fy per sampled row, cached: a stream's
+    calibration rarely changes, and recomputing them costs more than the multiplications."""
+    u = np.arange(0, intrinsics.width, decimation, dtype=np.float64)
+    v = np.arange(0, intrinsics.height, decimation, dtype=np.float64)
+    columns = ((u - intrinsics.cx) / intrinsics.fx).astype(np.float32)
+    rows = ((v - intrinsics.cy) / intrinsics.fy).astype(np.float32)[:, None]
+    columns.flags.writeable = rows.flags.writeable = False
+    return columns, rows
+
+
+def build_point_cloud(
+    depth: np.ndarray,
+    intrinsics: Intrinsics,
+    *,
+    rgb: np.ndarray | None = None,
+    decimation: int = 1,
+    min_depth: float = 0.0,
+    max_depth: float = math.inf,
+    organized: bool = True,
+) -> PointCloudBuffer:
+    """Back-project float32 metres (H, W) into a point buffer.
+
+    Every ``decimation``-th row and column is used. A pixel whose depth is not finite or lies
+    outside [``min_depth``, ``max_depth``] is no point: in an ``organized`` cloud (the image
+    grid, ``height`` rows) it stays in place as NaN x, y, z; otherwise it is left out and the
+    cloud is one row of valid points. ``rgb``: uint8 (H, W, 3) RGB adds the packed ``rgb`` field.
+    """
+    if depth.ndim != 2 or depth.shape != (intrinsics.height, intrinsics.width):
+        raise CameraInfoError(
+            f"depth is {depth.shape[1] if depth.ndim == 2 else '?'}x{depth.shape[0]} but the intrinsics describe "
+            f"a {intrinsics.width}x{intrinsics.height} image"
+        )
+    if rgb is not None and rgb.shape != (*depth.shape, 3):
+        raise ValueError(f"rgb must be (H, W, 3) = {(*depth.shape, 3)}, got {rgb.shape}")
+    if decimation < 1:
+        raise ValueError(f"decimation must be >= 1, got {decimation}")
+    if not 0 <= min_depth < max_depth:
+        raise ValueError(f"need 0 <= min_depth < max_depth, got {min_depth}, {max_depth}")
+
+    z = depth[::decimation, ::decimation]
+    columns, rows = _ray_factors(intrinsics, decimation)
+    # Comparisons with NaN are False, so non-finite depth is invalid here too.
+    valid = (z >= min_depth) & (z <= max_depth)
+    fields = XYZ_FIELDS if rgb is None else XYZRGB_FIELDS
+    floats_per_point = len(fields)
+    height, width = z.shape
+    out = np.empty((height, width, floats_per_point), dtype="<f4")
+    # Branch-free masking (1 where valid, 0/0 = NaN elsewhere): np.where and masked copies
+    # branch per pixel and cost several times more on a ragged mask.
+    mask = valid.astype(np.float32)
+    with np.errstate(invalid="ignore"):
+        np.divide(mask, mask, out=mask)
+    np.multiply(z, mask, out=out[:, :, 2])
+    np.multiply(out[:, :, 2], columns, out=out[:, :, 0])
+    np.multiply(out[:, :, 2], rows, out=out[:, :, 1])
+    if rgb is not None:
+        colors = rgb[::decimation, ::decimation]
+        # Little-endian bytes of 0x00RRGGBB: B, G, R, 0.
+        packed = out.view(np.uint8).reshape(height, width, 4 * floats_per_point)[:, :, 12:16]
+        packed[:, :, 0] = colors[:, :, 2]
+        packed[:, :, 1] = colors[:, :, 1]
+        packed[:, :, 2] = colors[:, :, 0]
+        packed[:, :, 3] = 0
+    point_step = 4 * floats_per_point
+    if not organized:
+        # Whole points as opaque records: compressing those is a memcpy per point.
+        records = out.view(np.dtype((np.void, point_step))).reshape(-1)
+        out = np.compress(valid.reshape(-1), records)
+        height, width = 1, out.shape[0]
+    return PointCloudBuffer(
+        data=out.view(np.uint8).reshape(-1),
+        height=height,
+        width=width,
+        fields=fields,
+        point_step=point_step,
+        row_step=point_step * width,
+        is_dense=not organized or bool(valid.all()),
+    )

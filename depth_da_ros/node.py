@@ -1,0 +1,415 @@
+"""ROS 2 node ``depth_da_node``: camera images in; REP 118 depth, camera_info, colour map, point
+cloud and diagnostics out.
+
+    python -m depth_da_ros.node --ros-args -p model_path:=model.onnx -r image:=/camera/image_raw
+    ros2 launch depth_da_ros depth.launch.py model:=model.onnx kitti:=true
+
+Subscribes ``image`` (or ``<image>/compressed`` with ``use_compressed``) and ``camera_info``;
+publishes, with each input image's header, ``depth/image`` (32FC1 metres at the camera's
+resolution, NaN invalid), ``depth/camera_info``, ``depth/colorized`` (bgr8), ``points``
+(PointCloud2 in the camera's optical frame) and ``/diagnostics``. Parameters: see
+``depth_da_ros.node_support.PARAMETERS``.
+
+The node is glue: the logic lives in ``node_support`` (parameters, frame slot, statistics,
+stamp matching, QoS choice), ``ros_conversions``, ``geometry`` and ``pipeline``. Callbacks only
+store messages; one inference thread takes the newest frame from a one-item slot (older
+frames are dropped and counted), so a slow model never delays the executor. A bad message
+gives a throttled warning that names the problem, and the next good frame is processed.
+"""
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import rclpy
+from ament_index_python.packages import PackageNotFoundError, get_package_share_directory
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
+from rclpy.event_handler import (
+    PublisherEventCallbacks,
+    QoSOfferedIncompatibleQoSInfo,
+    QoSRequestedIncompatibleQoSInfo,
+    SubscriptionEventCallbacks,
+    qos_policy_name_from_kind,
+)
+from rclpy.exceptions import ParameterException
+from rclpy.executors import ExternalShutdownException
+from rclpy.impl.rcutils_logger import RcutilsLogger
+from rclpy.logging import get_logger
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+from rclpy.subscription import Subscription
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
+from std_msgs.msg import Header
+
+from .backends import ModelLoadError
+from .geometry import Intrinsics, build_point_cloud, scale_depth
+from .node_support import (
+    CAMERA_INFO_TOPIC,
+    COLORIZED_TOPIC,
+    COMPRESSED_SUFFIX,
+    DEPTH_INFO_TOPIC,
+    DEPTH_TOPIC,
+    DIAGNOSTIC_ERROR,
+    DIAGNOSTIC_OK,
+    DIAGNOSTIC_WARN,
+    DIAGNOSTICS_TOPIC,
+    IMAGE_TOPIC,
+    NODE_NAME,
+    PARAMETER_NAMES,
+    PARAMETERS,
+    POINTS_TOPIC,
+    BEST_EFFORT,
+    LatestFrameSlot,
+    NodeSettings,
+    ParameterError,
+    StampMatcher,
+    StreamStatistics,
+    WarningThrottle,
+    choose_reliability,
+    diagnostic_summary,
+    find_bundled_model,
+    settings_from_parameters,
+)
+from .pipeline import DepthPipeline
+from .ros_conversions import (
+    InvalidMessageError,
+    camera_info_intrinsics,
+    cloud_to_point_cloud2,
+    compressed_to_rgb,
+    depth_to_image,
+    image_to_rgb,
+    intrinsics_to_camera_info,
+    restamped_camera_info,
+    rgb_to_bgr8_image,
+    stamp_to_ns,
+)
+from .visualization import colorize_depth
+
+PACKAGE = "depth_da_ros"
+IMAGE_QUEUE = 2  # the slot keeps only the newest frame anyway
+CAMERA_INFO_QUEUE = 10  # enough history to match stamps
+OUTPUT_QUEUE = 5
+QOS_CHECK_PERIOD_S = 1.0  # how often 'auto' reliability looks at the input publishers
+WORKER_JOIN_TIMEOUT_S = 10.0
+# How long the inference thread waits for a frame's camera_info that has not arrived yet (the
+# two topics are not delivered in order); spent only while camera_info is being received.
+CAMERA_INFO_WAIT_S = 0.1
+_RELIABILITY = {"reliable": ReliabilityPolicy.RELIABLE, "best_effort": ReliabilityPolicy.BEST_EFFORT}
+_DIAGNOSTIC_LEVEL = {DIAGNOSTIC_OK: DiagnosticStatus.OK, DIAGNOSTIC_WARN: DiagnosticStatus.WARN,
+                     DIAGNOSTIC_ERROR: DiagnosticStatus.ERROR}
+
+
+@dataclass
+class _Input:
+    subscription: Subscription
+    reliability: str
+
+
+class DepthNode(Node):
+    """See the module docstring. Raises ParameterError or ModelLoadError when it cannot start."""
+
+    def __init__(self, **node_options: Any) -> None:
+        super().__init__(NODE_NAME, **node_options)
+        # First: destroy_node() also runs on a node whose start-up failed (rclpy's shutdown).
+        self._slot: LatestFrameSlot[Image | CompressedImage] = LatestFrameSlot()
+        self._worker: threading.Thread | None = None
+        self._settings = self._declare_parameters()
+        settings = self._settings
+        self._pipeline = DepthPipeline(
+            settings.model_path, settings.backend, device=settings.device, precision=settings.precision or None,
+            threads=settings.threads or None, style_checkpoint=settings.style_checkpoint or None)
+        self._log_model()
+
+        self._stats = StreamStatistics()
+        self._camera_infos: StampMatcher[CameraInfo] = StampMatcher(settings.camera_info_tolerance)
+        self._throttle = WarningThrottle(settings.warning_period)
+
+        self._depth_pub = self._output(Image, DEPTH_TOPIC)
+        self._info_pub = self._output(CameraInfo, DEPTH_INFO_TOPIC)
+        self._colorized_pub = self._output(Image, COLORIZED_TOPIC)
+        self._points_pub = self._output(PointCloud2, POINTS_TOPIC)
+        self._diagnostics_pub = self.create_publisher(DiagnosticArray, DIAGNOSTICS_TOPIC, 10)
+
+        # Resolved once: image_transport's convention puts the compressed stream under the
+        # (remapped) image topic.
+        image_topic = self.resolve_topic_name(IMAGE_TOPIC)
+        self._image_type = CompressedImage if settings.use_compressed else Image
+        self._image_topic = image_topic + COMPRESSED_SUFFIX if settings.use_compressed else image_topic
+        self._info_topic = self.resolve_topic_name(CAMERA_INFO_TOPIC)
+        self._inputs: dict[str, _Input] = {}
+        self._subscribe_inputs()
+        if settings.input_reliability == "auto":
+            self.create_timer(QOS_CHECK_PERIOD_S, self._subscribe_inputs)
+        self.create_timer(settings.diagnostics_period, self._publish_diagnostics)
+        self.add_on_set_parameters_callback(self._on_set_parameters)
+
+        self._worker = threading.Thread(target=self._run_worker, name="depth_inference", daemon=True)
+        self._worker.start()
+        outputs = ", ".join(self.resolve_topic_name(t) for t in (DEPTH_TOPIC, DEPTH_INFO_TOPIC, COLORIZED_TOPIC,
+                                                                  POINTS_TOPIC))
+        self.get_logger().info(f"subscribed to {self._image_topic} and {self._info_topic}; publishing {outputs}")
+
+    # --- parameters ---------------------------------------------------------------------------
+
+    def _declare_parameters(self) -> NodeSettings:
+        bundled, looked = find_bundled_model(_share_directories())
+        problems = []
+        for spec in PARAMETERS:
+            descriptor = ParameterDescriptor(description=spec.description, read_only=spec.read_only,
+                                             additional_constraints=spec.constraints)
+            if spec.minimum is not None and isinstance(spec.default, int):
+                descriptor.integer_range = [IntegerRange(from_value=int(spec.minimum), to_value=int(spec.maximum),
+                                                         step=1)]
+            elif spec.minimum is not None:
+                descriptor.floating_point_range = [FloatingPointRange(from_value=float(spec.minimum),
+                                                                      to_value=float(spec.maximum), step=0.0)]
+            value: Any = spec.default
+            if spec.name == "model_path" and bundled is not None:
+                value = str(bundled)
+            elif isinstance(spec.default, tuple):
+                value = Parameter.Type.DOUBLE_ARRAY  # typed but unset: an empty list has no ROS type
+            try:
+                self.declare_parameter(spec.name, value, descriptor)
+            except ParameterException as exc:  # wrong type or out of range in an override
+                problems.append(f"{spec.name}: {exc}")
+        if problems:
+            raise ParameterError("invalid parameters:\n  " + "\n  ".join(problems))
+        return settings_from_parameters(self._parameter_values(), model_search=looked)
+
+    def _parameter_values(self) -> dict[str, Any]:
+        # get_parameter_or: an unset array parameter (intrinsics) reads as None instead of raising.
+        return {name: self.get_parameter_or(name).value for name in PARAMETER_NAMES}
+
+    def _on_set_parameters(self, parameters: list[Parameter]) -> SetParametersResult:
+        values = self._parameter_values()
+        values.update({p.name: p.value for p in parameters})
+        try:
+            settings = settings_from_parameters(values)
+        except ParameterError as exc:
+            return SetParametersResult(successful=False, reason=str(exc))
+        self._settings = settings  # one reference swap: the worker reads a consistent set per frame
+        self._camera_infos.set_tolerance(settings.camera_info_tolerance)
+        return SetParametersResult(successful=True)
+
+    def _log_model(self) -> None:
+        pipeline = self._pipeline
+        height, width = pipeline.input_size
+        camera = pipeline.training_camera
+        self.get_logger().info(
+            f"model {self._settings.model_path}: {pipeline.description}; network input {width}x{height}, "
+            f"max depth {pipeline.max_depth} m, training camera "
+            + (f"fx={camera.fx:.2f} fy={camera.fy:.2f} at {camera.width}x{camera.height}" if camera else "unknown"))
+        if camera is None and self._settings.scale_mode == "focal":
+            self.get_logger().warning("the model records no training camera: scale_mode 'focal' cannot rescale "
+                                      "depth, which is published as predicted")
+
+    # --- QoS ----------------------------------------------------------------------------------
+
+    def _output(self, msg_type: type, topic: str) -> Any:
+        reliability = self._settings.output_reliability
+        qos = QoSProfile(depth=OUTPUT_QUEUE, reliability=_RELIABILITY[reliability])
+        events = PublisherEventCallbacks(incompatible_qos=partial(self._on_output_incompatible, topic))
+        return self.create_publisher(msg_type, topic, qos, event_callbacks=events)
+
+    def _subscribe_inputs(self) -> None:
+        """(Re)subscribe each input whose wanted reliability changed: at start-up and, with
+        ``input_reliability`` 'auto', whenever its publishers' offered reliability changes."""
+        for topic, msg_type, callback, depth in (
+            (self._image_topic, self._image_type, self._on_image, IMAGE_QUEUE),
+            (self._info_topic, CameraInfo, self._on_camera_info, CAMERA_INFO_QUEUE),
+        ):
+            offered = [info.qos_profile.reliability.name.lower() for info in self.get_publishers_info_by_topic(topic)]
+            wanted = choose_reliability(self._settings.input_reliability, offered)
+            current = self._inputs.get(topic)
+            if current is not None and current.reliability == wanted:
+                continue
+            if current is not None:
+                self.destroy_subscription(current.subscription)
+                self.get_logger().info(f"{topic}: publishers offer {', '.join(sorted(set(offered)))}; "
+                                       f"re-subscribed {wanted}")
+            qos = QoSProfile(depth=depth, reliability=_RELIABILITY[wanted])
+            events = SubscriptionEventCallbacks(incompatible_qos=partial(self._on_input_incompatible, topic, wanted))
+            subscription = self.create_subscription(msg_type, topic, callback, qos, event_callbacks=events)
+            self._inputs[topic] = _Input(subscription, wanted)
+
+    def _on_input_incompatible(self, topic: str, reliability: str, info: QoSRequestedIncompatibleQoSInfo) -> None:
+        fix = ("the node re-subscribes to match it within a second (input_reliability 'auto')"
+               if self._settings.input_reliability == "auto"
+               else "set input_reliability to 'auto' to match the publisher")
+        self.get_logger().warning(
+            f"{topic}: a publisher's QoS is incompatible with this {reliability} subscription "
+            f"(policy {qos_policy_name_from_kind(info.last_policy_kind)}, {info.total_count} so far), so none "
+            f"of its messages arrive; {fix}")
+
+    def _on_output_incompatible(self, topic: str, info: QoSOfferedIncompatibleQoSInfo) -> None:
+        fix = ("set output_reliability to 'reliable'" if self._settings.output_reliability == BEST_EFFORT
+               else "the subscriber must relax its QoS")
+        self.get_logger().warning(
+            f"{self.resolve_topic_name(topic)}: a subscriber requests QoS this {self._settings.output_reliability} "
+            f"publisher does not offer (policy {qos_policy_name_from_kind(info.last_policy_kind)}), so it receives "
+            f"nothing; {fix}")
+
+    # --- callbacks (executor thread: store and return) ----------------------------------------
+
+    def _on_image(self, msg: Image | CompressedImage) -> None:
+        self._slot.put(msg)
+        self._stats.record_input(time.monotonic())
+
+    def _on_camera_info(self, msg: CameraInfo) -> None:
+        self._camera_infos.add(stamp_to_ns(msg.header.stamp), msg)
+
+    def _publish_diagnostics(self) -> None:
+        snapshot = self._stats.snapshot(time.monotonic(), received=self._slot.received, dropped=self._slot.dropped)
+        level, message, values = diagnostic_summary(snapshot, self._pipeline.description)
+        status = DiagnosticStatus(level=_DIAGNOSTIC_LEVEL[level], name=f"{self.get_fully_qualified_name()}: depth",
+                                  message=message, hardware_id=self._pipeline.backend.name,
+                                  values=[KeyValue(key=k, value=v) for k, v in values])
+        self._diagnostics_pub.publish(DiagnosticArray(header=Header(stamp=self.get_clock().now().to_msg()),
+                                                      status=[status]))
+
+    # --- inference thread ---------------------------------------------------------------------
+
+    def _run_worker(self) -> None:
+        while (msg := self._slot.take()) is not None:
+            try:
+                self._process(msg)
+            except InvalidMessageError as exc:
+                self._stats.record_rejected()
+                self._warn(exc.kind, f"{exc}; frame skipped")
+            except Exception as exc:  # noqa: BLE001  a bad frame must never end the node
+                if self._slot.closed:
+                    return  # shutting down: the publishers may already be gone
+                self._stats.record_rejected()
+                self._warn(type(exc).__name__, f"frame skipped: {type(exc).__name__}: {exc}")
+
+    def _process(self, msg: Image | CompressedImage) -> None:
+        started = time.monotonic()
+        settings = self._settings
+        rgb = compressed_to_rgb(msg) if isinstance(msg, CompressedImage) else image_to_rgb(msg)
+        depth = self._pipeline.predict(rgb)
+        header = msg.header
+        height, width = depth.shape
+        camera, camera_info = self._camera_for(header, height, width, settings)
+        depth, _ = scale_depth(depth, settings.scale_mode, camera, self._pipeline.training_camera)
+        np.copyto(depth, np.float32(np.nan), where=depth <= 0)  # REP 118: no depth is NaN, never 0
+        self._depth_pub.publish(depth_to_image(depth, header))
+        latency_s = (self.get_clock().now().nanoseconds - stamp_to_ns(header.stamp)) * 1e-9
+
+        if camera_info is not None:
+            self._info_pub.publish(camera_info)
+        # Colour map and cloud cost time; build them only for someone.
+        if self._colorized_pub.get_subscription_count() > 0:
+            colors = colorize_depth(depth, settings.colormap_min_depth, settings.colormap_max_depth,
+                                    settings.colormap_inverse)
+            self._colorized_pub.publish(rgb_to_bgr8_image(colors, header))
+        if settings.cloud_enabled and camera is not None and self._points_pub.get_subscription_count() > 0:
+            cloud = build_point_cloud(depth, camera, rgb=rgb if settings.cloud_rgb else None,
+                                      decimation=settings.cloud_decimation, min_depth=settings.cloud_min_depth,
+                                      max_depth=settings.cloud_max_depth, organized=settings.cloud_organized)
+            self._points_pub.publish(cloud_to_point_cloud2(cloud, header))
+        now = time.monotonic()
+        self._stats.record_output(now, latency_s, now - started)
+
+    def _camera_for(self, header: Header, height: int, width: int, settings: NodeSettings
+                    ) -> tuple[Intrinsics | None, CameraInfo | None]:
+        """The intrinsics for this frame and the camera_info to publish with its depth: the
+        camera_info matched by stamp, else the ``intrinsics`` parameter, else none."""
+        stamp = stamp_to_ns(header.stamp)
+        info = self._camera_infos.match(stamp, CAMERA_INFO_WAIT_S)
+        problem = None
+        if info is not None:
+            try:
+                return camera_info_intrinsics(info, height, width), restamped_camera_info(info, header)
+            except InvalidMessageError as exc:
+                problem = exc
+        elif not settings.intrinsics:  # with the parameter set, no camera_info is the configured case
+            newest = self._camera_infos.newest_stamp_ns
+            problem = InvalidMessageError("no_camera_info", (
+                f"no camera_info on {self._info_topic} within camera_info_tolerance = "
+                f"{settings.camera_info_tolerance} s of image stamp {stamp * 1e-9:.6f} s ("
+                + ("none received yet" if newest is None else f"newest: {newest * 1e-9:.6f} s") + ")"))
+        if settings.intrinsics:
+            if problem is not None:
+                self._warn(problem.kind, f"{problem}; using the intrinsics parameter")
+            intrinsics = Intrinsics.from_vector(settings.intrinsics, width, height)
+            return intrinsics, intrinsics_to_camera_info(intrinsics, header)
+        self._warn(problem.kind, f"{problem}; publishing depth without camera_info, point cloud or focal rescaling")
+        return None, None
+
+    def _warn(self, key: str, message: str) -> None:
+        suppressed = self._throttle.check(key, time.monotonic())
+        if suppressed is not None:
+            more = f" ({suppressed} more since the last such warning)" if suppressed else ""
+            self.get_logger().warning(message + more)
+
+    def destroy_node(self) -> None:
+        # Stop the inference thread before the publishers it uses go away.
+        self._slot.close()
+        if self._worker is not None:
+            self._worker.join(WORKER_JOIN_TIMEOUT_S)
+        super().destroy_node()
+
+
+def _share_directories() -> list[Path]:
+    """Where this package's share directory may be: the ament index (colcon install), then the
+    prefix a pip install puts setup.py's data_files in."""
+    candidates = []
+    try:
+        candidates.append(Path(get_package_share_directory(PACKAGE)))
+    except (PackageNotFoundError, OSError):  # not in the index, or no AMENT_PREFIX_PATH (plain venv)
+        pass
+    candidates.append(Path(sys.prefix) / "share" / PACKAGE)
+    return list(dict.fromkeys(candidates))
+
+
+class _RosLogHandler(logging.Handler):
+    """Sends the library's ``logging`` records to the node's rclpy logger (one log stream)."""
+
+    def __init__(self, logger: RcutilsLogger) -> None:
+        super().__init__(logging.INFO)
+        self._logger = logger
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = f"{record.name}: {self.format(record)}"
+        if record.levelno >= logging.ERROR:
+            self._logger.error(message)
+        elif record.levelno >= logging.WARNING:
+            self._logger.warning(message)
+        else:
+            self._logger.info(message)
+
+
+def main(args: list[str] | None = None) -> int:
+    rclpy.init(args=args)
+    logger = get_logger(NODE_NAME)
+    handler = _RosLogHandler(logger)
+    logging.getLogger().addHandler(handler)
+    logging.getLogger().setLevel(logging.INFO)
+    node = None
+    try:
+        node = DepthNode()
+        rclpy.spin(node)
+    except (ParameterError, ModelLoadError) as exc:
+        logger.fatal(f"cannot start: {exc}")
+        return 1
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        logging.getLogger().removeHandler(handler)
+        if node is not None:
+            node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

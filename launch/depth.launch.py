@@ -1,0 +1,131 @@
+"""Launch ``depth_da_node`` (and optionally RViz).
+
+    ros2 launch depth_da_ros depth.launch.py model:=/path/to/model.onnx image:=/camera/image_raw \
+        camera_info:=/camera/camera_info
+    ros2 launch depth_da_ros depth.launch.py kitti:=true use_rviz:=true
+    ros2 launch depth_da_ros depth.launch.py namespace:=front params_file:=/path/to/my_depth.yaml
+
+Arguments are resolved in an OpaqueFunction, so plain Python decides what to pass: a parameter
+is overridden only when its argument is not empty, and ``kitti:=true`` picks the KITTI topics
+(as kitti2bag names them) unless ``image``/``camera_info`` are given.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+from ament_index_python.packages import get_package_share_directory
+from launch import LaunchContext, LaunchDescription
+from launch.actions import DeclareLaunchArgument, OpaqueFunction
+from launch.substitutions import LaunchConfiguration
+from launch_ros.actions import Node
+from launch_ros.parameter_descriptions import ParameterValue
+
+PACKAGE = "depth_da_ros"
+NODE_NAME = "depth_da_node"
+EXECUTABLE = "depth_da_node"
+# Launch argument -> the node parameter it sets when not empty.
+PARAMETER_ARGUMENTS = {"model": "model_path", "backend": "backend"}
+# kitti:=true: the left colour camera of a KITTI raw bag (kitti2bag's names) and its frame.
+KITTI_TOPICS = {"image": "/kitti/camera_color_left/image_raw", "camera_info": "/kitti/camera_color_left/camera_info"}
+KITTI_FRAME = "camera_color_left"
+# The topics config/depth.rviz displays (the node's topics in the root namespace, unremapped)
+# -> the node's own topic name; RViz is remapped to wherever that topic really is.
+RVIZ_TOPICS = {"/image": "image", "/depth/colorized": "depth/colorized", "/points": "points"}
+
+
+def _is_true(value: str) -> bool:
+    return value.strip().lower() in ("true", "1", "yes", "on")
+
+
+def _node_parameters(params_file: str) -> dict:
+    """The node's parameters from ``params_file`` (a ``depth_da_node:`` or ``/**:`` section).
+
+    Passed to the node as a dict, which launch_ros applies whatever the namespace: given as a
+    file, a ``depth_da_node:`` section would only match a node in the root namespace.
+    """
+    data = yaml.safe_load(Path(params_file).read_text()) or {}
+    parameters: dict = {}
+    for key in ("/**", NODE_NAME, f"/{NODE_NAME}"):
+        section = data.get(key) or {}
+        parameters.update(section.get("ros__parameters") or {})
+    if not parameters:
+        raise RuntimeError(f"{params_file}: no ros__parameters under '{NODE_NAME}:' or '/**:'")
+    return parameters
+
+
+def _typed(parameters: dict) -> dict:
+    """Strings stay strings: launch_ros reads a plain string value as YAML ('' fails, 'true'
+    turns into a bool)."""
+    return {name: ParameterValue(value, value_type=str) if isinstance(value, str) else value
+            for name, value in parameters.items()}
+
+
+def _resolve(topic: str, namespace: str) -> str:
+    """A topic name as the node in ``namespace`` resolves it."""
+    if topic.startswith("/"):
+        return topic
+    return f"/{namespace}/{topic}" if namespace else f"/{topic}"
+
+
+def _launch_setup(context: LaunchContext) -> list[Node]:
+    def arg(name: str) -> str:
+        return LaunchConfiguration(name).perform(context).strip()
+
+    namespace = arg("namespace").strip("/")
+    kitti = _is_true(arg("kitti"))
+    remapped = {}
+    for topic in ("image", "camera_info"):
+        target = arg(topic) or (KITTI_TOPICS[topic] if kitti else "")
+        if target:
+            remapped[topic] = target
+
+    parameters = [_typed(_node_parameters(arg("params_file")))]
+    overrides = {param: arg(name) for name, param in PARAMETER_ARGUMENTS.items() if arg(name)}
+    if overrides:
+        parameters.append(_typed(overrides))
+    actions = [Node(
+        package=PACKAGE, executable=EXECUTABLE, name=NODE_NAME, namespace=namespace,
+        parameters=parameters, remappings=list(remapped.items()), output="screen", emulate_tty=True,
+    )]
+
+    if _is_true(arg("use_rviz")):
+        share = Path(get_package_share_directory(PACKAGE))
+        arguments = ["-d", str(share / "config" / "depth.rviz")]
+        frame = arg("frame") or (KITTI_FRAME if kitti else "")
+        if frame:
+            arguments += ["-f", frame]
+        rviz_remappings = [(shown, _resolve(remapped.get(topic, topic), namespace))
+                           for shown, topic in RVIZ_TOPICS.items()]
+        actions.append(Node(package="rviz2", executable="rviz2", name="rviz2", namespace=namespace,
+                            arguments=arguments, remappings=rviz_remappings, output="screen"))
+    return actions
+
+
+def generate_launch_description() -> LaunchDescription:
+    share = Path(get_package_share_directory(PACKAGE))
+    return LaunchDescription([
+        DeclareLaunchArgument("model", default_value="",
+                              description="Model (.onnx or depth checkpoint .pt); empty: the params file's or the "
+                                          "bundled model"),
+        DeclareLaunchArgument("backend", default_value="",
+                              description="auto | onnxruntime | tensorrt | torch; empty: the params file's"),
+        DeclareLaunchArgument("params_file", default_value=str(share / "config" / "depth.yaml"),
+                              description="Node parameters (YAML, 'depth_da_node: ros__parameters:')"),
+        DeclareLaunchArgument("namespace", default_value="", description="Namespace of the node (and RViz)"),
+        DeclareLaunchArgument("image", default_value="",
+                              description="Image topic the node's 'image' is remapped to; empty: 'image' "
+                                          "(or KITTI's with kitti:=true)"),
+        DeclareLaunchArgument("camera_info", default_value="",
+                              description="CameraInfo topic the node's 'camera_info' is remapped to; empty: "
+                                          "'camera_info' (or KITTI's with kitti:=true)"),
+        DeclareLaunchArgument("kitti", default_value="false",
+                              description=f"Use the KITTI bag topics {KITTI_TOPICS['image']} and "
+                                          f"{KITTI_TOPICS['camera_info']}"),
+        DeclareLaunchArgument("use_rviz", default_value="false",
+                              description="Start rviz2 with config/depth.rviz"),
+        DeclareLaunchArgument("frame", default_value="",
+                              description="RViz fixed frame (the camera's optical frame); empty: the config's "
+                                          f"or '{KITTI_FRAME}' with kitti:=true"),
+        OpaqueFunction(function=_launch_setup),
+    ])

@@ -1,0 +1,256 @@
+"""node_support: the node's logic without ROS (frame slot, statistics, stamp matching, warning
+throttle, QoS choice, parameter validation, diagnostics summary)."""
+from __future__ import annotations
+
+import dataclasses
+import math
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from depth_da_ros.backends import AUTO, BACKENDS
+from depth_da_ros.node_support import (
+    BACKEND_CHOICES,
+    DIAGNOSTIC_ERROR,
+    DIAGNOSTIC_OK,
+    DIAGNOSTIC_WARN,
+    PARAMETER_NAMES,
+    PARAMETERS,
+    LatestFrameSlot,
+    NodeSettings,
+    ParameterError,
+    StampMatcher,
+    StreamStatistics,
+    WarningThrottle,
+    choose_reliability,
+    diagnostic_summary,
+    find_bundled_model,
+    percentile,
+    settings_from_parameters,
+)
+
+
+@pytest.fixture
+def model(tmp_path):
+    path = tmp_path / "model.onnx"
+    path.write_bytes(b"onnx")
+    return str(path)
+
+
+# --- frame slot ---------------------------------------------------------------------------
+
+
+def test_slot_keeps_the_newest_frame_and_counts_the_dropped_ones():
+    slot: LatestFrameSlot[int] = LatestFrameSlot()
+    assert slot.put(1) is False
+    assert slot.put(2) is True and slot.put(3) is True  # 1 and 2 were never taken: stale
+    assert slot.take(timeout=0) == 3
+    assert slot.take(timeout=0) is None  # taken frames are gone
+    assert slot.put(4) is False and slot.take(timeout=0) == 4
+    assert (slot.received, slot.dropped) == (4, 2)
+
+
+def test_slot_wakes_a_waiting_consumer_and_close_ends_it():
+    slot: LatestFrameSlot[str] = LatestFrameSlot()
+    taken = []
+    first_taken = threading.Event()
+
+    def consume() -> None:
+        taken.append(slot.take())  # blocks until the put
+        first_taken.set()
+        taken.append(slot.take())  # blocks until the close
+
+    consumer = threading.Thread(target=consume)
+    consumer.start()
+    slot.put("frame")
+    assert first_taken.wait(timeout=5)
+    slot.close()
+    consumer.join(timeout=5)
+    assert not consumer.is_alive() and taken == ["frame", None]
+    slot.put("late")
+    assert slot.closed and slot.take() is None  # closed for good, even with a frame inside
+
+
+# --- statistics ---------------------------------------------------------------------------
+
+
+def test_percentiles_match_numpy():
+    values = [float(v) for v in np.random.default_rng(0).uniform(0, 100, 37)]
+    for q in (0, 50, 95, 100):
+        assert percentile(values, q) == pytest.approx(np.percentile(values, q))
+    assert percentile(list(range(1, 101)), 50) == pytest.approx(50.5)
+    assert percentile(list(range(1, 101)), 95) == pytest.approx(95.05)
+    assert math.isnan(percentile([], 50))
+
+
+def test_stream_statistics_rates_latencies_and_window():
+    stats = StreamStatistics(window_s=10.0, samples=100)
+    for i in range(31):  # 30 Hz input for one second, every second frame published
+        stats.record_input(100.0 + i / 30)
+        if i % 2 == 0:
+            stats.record_output(100.0 + i / 30 + 0.01, latency_s=0.040 + i * 0.001, processing_s=0.02)
+    stats.record_rejected()
+    snap = stats.snapshot(101.0, received=31, dropped=15)
+    assert snap.input_hz == pytest.approx(30.0) and snap.output_hz == pytest.approx(15.0)
+    latencies = [40.0 + i for i in range(0, 31, 2)]
+    assert snap.latency_p50_ms == pytest.approx(np.percentile(latencies, 50))
+    assert snap.latency_p95_ms == pytest.approx(np.percentile(latencies, 95))
+    assert snap.processing_p50_ms == pytest.approx(20.0)
+    assert (snap.received, snap.processed, snap.dropped, snap.rejected) == (31, 16, 15, 1)
+    assert snap.seconds_since_input == pytest.approx(0.0) and snap.seconds_since_output == pytest.approx(0.0, abs=0.02)
+    later = stats.snapshot(120.0, received=31, dropped=15)  # everything left the 10 s window
+    assert later.input_hz == 0.0 and later.output_hz == 0.0 and later.processed == 16
+    assert later.latency_p50_ms == snap.latency_p50_ms  # percentiles cover the last N frames
+
+
+def test_seconds_since_output_counts_from_the_first_input_until_something_is_published():
+    stats = StreamStatistics()
+    assert stats.snapshot(5.0, received=0, dropped=0).seconds_since_output is None
+    stats.record_input(10.0)
+    stats.record_input(11.0)
+    assert stats.snapshot(17.0, received=2, dropped=0).seconds_since_output == pytest.approx(7.0)
+
+
+def test_diagnostic_summary_levels():
+    stats = StreamStatistics()
+    level, message, values = diagnostic_summary(stats.snapshot(0.0, received=0, dropped=0), "torch on cpu")
+    assert level == DIAGNOSTIC_WARN and message == "no input images"
+    keys = dict(values)
+    for key in ("input rate (Hz)", "output rate (Hz)", "latency p50 (ms)", "latency p95 (ms)", "frames dropped"):
+        assert key in keys
+    assert keys["backend"] == "torch on cpu" and keys["latency p50 (ms)"] == "n/a"
+
+    stats.record_input(0.0)
+    assert diagnostic_summary(stats.snapshot(1.0, received=1, dropped=0), "b")[:2] == (
+        DIAGNOSTIC_OK, "waiting for the first depth image")
+    stats.record_input(9.0)
+    assert diagnostic_summary(stats.snapshot(9.5, received=2, dropped=0), "b")[0] == DIAGNOSTIC_ERROR
+    stats.record_output(9.6, 0.05, 0.04)
+    stats.record_input(9.7)
+    stats.record_output(9.8, 0.05, 0.04)
+    level, message, _ = diagnostic_summary(stats.snapshot(10.0, received=3, dropped=0), "b")
+    assert level == DIAGNOSTIC_OK and message == "publishing depth at 5.0 Hz"
+
+
+# --- stamps, throttling, QoS ----------------------------------------------------------------
+
+
+def test_stamp_matcher_takes_the_nearest_stamp_within_the_tolerance():
+    matcher: StampMatcher[str] = StampMatcher(tolerance_s=0.001, capacity=3)
+    assert matcher.match(0) is None and matcher.newest_stamp_ns is None
+    for stamp, name in ((1_000_000_000, "a"), (1_100_000_000, "b"), (1_200_000_000, "c")):
+        matcher.add(stamp, name)
+    assert matcher.match(1_100_000_000) == "b"
+    assert matcher.match(1_100_900_000) == "b"  # 0.9 ms away
+    assert matcher.match(1_102_000_000) is None  # 2 ms away
+    matcher.set_tolerance(0.05)
+    assert matcher.match(1_140_000_000) == "b" and matcher.match(1_160_000_000) == "c"
+    matcher.add(1_300_000_000, "d")  # capacity 3: "a" is forgotten
+    assert matcher.match(1_000_000_000) is None and matcher.newest_stamp_ns == 1_300_000_000
+
+
+def test_stamp_matcher_waits_for_a_late_item_only_while_the_stream_is_live():
+    matcher: StampMatcher[str] = StampMatcher(tolerance_s=0.001)
+    start = time.monotonic()
+    assert matcher.match(5_000_000_000, wait_s=5.0) is None  # nothing ever arrived: no wait
+    matcher.add(4_000_000_000, "earlier")
+    timer = threading.Timer(0.05, matcher.add, args=(5_000_000_000, "late"))
+    timer.start()
+    assert matcher.match(5_000_000_000, wait_s=5.0) == "late"
+    assert matcher.match(4_500_000_000, wait_s=5.0) is None  # something newer arrived: no wait
+    assert time.monotonic() - start < 2.0
+    timer.join()
+    assert matcher.match(6_000_000_000, wait_s=0.05) is None  # waited in vain, gave up
+
+
+def test_warning_throttle_is_per_problem_and_counts_what_it_held_back():
+    throttle = WarningThrottle(period_s=5.0)
+    assert throttle.check("step", 0.0) == 0
+    assert throttle.check("step", 1.0) is None and throttle.check("step", 2.0) is None
+    assert throttle.check("encoding", 2.0) == 0  # another problem is not held back
+    assert throttle.check("step", 5.5) == 2
+
+
+def test_reliability_matches_the_publishers_in_auto_mode():
+    assert choose_reliability("auto", []) == "reliable"
+    assert choose_reliability("auto", ["reliable"]) == "reliable"
+    assert choose_reliability("auto", ["reliable", "best_effort"]) == "best_effort"
+    assert choose_reliability("reliable", ["best_effort"]) == "reliable"
+    assert choose_reliability("best_effort", ["reliable"]) == "best_effort"
+    with pytest.raises(ValueError, match="known: auto, reliable, best_effort"):
+        choose_reliability("sensor_data", [])
+
+
+# --- parameters ---------------------------------------------------------------------------
+
+
+def test_one_parameter_table_one_settings_dataclass():
+    assert tuple(f.name for f in dataclasses.fields(NodeSettings)) == PARAMETER_NAMES
+    assert len(set(PARAMETER_NAMES)) == len(PARAMETERS)
+    for spec in PARAMETERS:
+        assert spec.description, spec.name
+        assert (spec.minimum is None) == (spec.maximum is None), spec.name
+
+
+def test_backend_choices_are_the_registry_names():
+    assert set(BACKEND_CHOICES) == {AUTO, *BACKENDS.names()}
+
+
+def test_defaults_validate(model):
+    settings = settings_from_parameters({"model_path": model})
+    assert settings.backend == "auto" and settings.intrinsics == () and settings.cloud_decimation == 1
+    settings = settings_from_parameters({"model_path": model, "intrinsics": [700, 700.0, 600, 170], "device": "cuda:1"})
+    assert settings.intrinsics == (700.0, 700.0, 600.0, 170.0) and settings.device == "cuda:1"
+    assert settings_from_parameters({"model_path": model, "intrinsics": None}).intrinsics == ()
+
+
+@pytest.mark.parametrize(
+    "values, message",
+    [
+        ({"backend": "openvino"}, "backend: 'openvino' is not one of: 'auto', 'onnxruntime', 'tensorrt', 'torch'"),
+        ({"scale_mode": "metric"}, "scale_mode: 'metric' is not one of: 'none', 'focal'"),
+        ({"cloud_decimation": 0}, "cloud_decimation: 0 is not in [1, 64]"),
+        ({"cloud_decimation": 2.0}, "cloud_decimation: expected int, got 2.0"),
+        ({"cloud_rgb": "yes"}, "cloud_rgb: expected bool, got 'yes'"),
+        ({"camera_info_tolerance": -1.0}, "camera_info_tolerance: -1.0 is not in [0.0, 10.0]"),
+        ({"colormap_min_depth": 90.0}, "colormap_min_depth (90.0) must be less than colormap_max_depth (80.0)"),
+        ({"cloud_min_depth": 5.0, "cloud_max_depth": 5.0}, "cloud_min_depth (5.0) must be less than cloud_max_depth"),
+        ({"intrinsics": [1.0, 2.0]}, "intrinsics: expected [fx, fy, cx, cy], got 2 values"),
+        ({"intrinsics": [0.0, 700.0, 600.0, 170.0]}, "intrinsics: need finite values and fx, fy > 0"),
+        ({"intrinsics": ["a"]}, "intrinsics: expected a list of numbers"),
+        ({"device": "gpu"}, "device: 'gpu' is not 'auto', 'cpu', 'cuda' or 'cuda:N'"),
+        ({"input_reliability": "sensor_data"}, "input_reliability: 'sensor_data' is not one of"),
+        ({"style_checkpoint": "/nonexistent/style.pt"}, "style_checkpoint: /nonexistent/style.pt does not exist"),
+        ({"colour_map": 1}, "unknown parameter(s) colour_map"),
+    ],
+)
+def test_invalid_parameters_are_named_with_the_reason(model, values, message):
+    with pytest.raises(ParameterError) as exc:
+        settings_from_parameters({"model_path": model, **values})
+    assert message in str(exc.value)
+
+
+def test_every_problem_is_reported_at_once(model):
+    with pytest.raises(ParameterError) as exc:
+        settings_from_parameters({"model_path": model, "backend": "x", "cloud_decimation": 100, "scale_mode": "y"})
+    text = str(exc.value)
+    assert text.startswith("invalid parameters:") and "backend" in text and "cloud_decimation" in text
+    assert "scale_mode" in text
+
+
+def test_missing_model_says_where_it_looked_and_what_to_do(tmp_path):
+    found, looked = find_bundled_model([tmp_path / "share_a", tmp_path / "share_b"])
+    assert found is None and looked == [tmp_path / "share_a/models/depth.onnx", tmp_path / "share_b/models/depth.onnx"]
+    with pytest.raises(ParameterError) as exc:
+        settings_from_parameters({}, model_search=looked)
+    assert f"model_path: required (no bundled model; looked for {looked[0]}, {looked[1]})" in str(exc.value)
+    assert "-p model_path:=" in str(exc.value)
+    with pytest.raises(ParameterError, match="model_path: /nowhere/model.onnx does not exist"):
+        settings_from_parameters({"model_path": "/nowhere/model.onnx"})
+
+    bundled = tmp_path / "share_b" / "models" / "depth.onnx"
+    bundled.parent.mkdir(parents=True)
+    bundled.write_bytes(b"onnx")
+    assert find_bundled_model([tmp_path / "share_a", tmp_path / "share_b"])[0] == bundled
