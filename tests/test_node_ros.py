@@ -362,27 +362,17 @@ def node_command(*ros_args: str) -> list[str]:
     return [*program, "--ros-args", *ros_args]
 
 
-# Fast DDS repairs a lost reliable sample when the writer's next heartbeat announces it, every
-# 3 s by default. Measured here: a camera_info published next to a 1.4 MB image was now and
-# then lost on loopback and arrived 1-3 s late, after its image, so its frame had no cloud.
-# The tests' writers announce every 50 ms instead (the node's behaviour is unchanged).
-FASTDDS_PROFILE = """<?xml version="1.0" encoding="UTF-8"?>
-<profiles xmlns="http://www.eprosima.com">
-  <data_writer profile_name="depth_da_tests" is_default_profile="true">
-    <times><heartbeat_period><sec>0</sec><nanosec>50000000</nanosec></heartbeat_period></times>
-  </data_writer>
-</profiles>
-"""
+# The shipped Fast DDS profile (see its comment): without it a camera_info published next to a
+# 1.4 MB image was now and then repaired only at the default 3 s heartbeat, after its image.
+FASTDDS_PROFILE = ROOT / "config" / "fastdds_large_images.xml"
 
 
 @pytest.fixture(scope="module")
-def dds_env(tmp_path_factory):
+def dds_env():
     """The environment of this module's ROS processes, this one included: a domain of their own
     (from the pid), discovery on this host only, the Fast DDS profile above, unbuffered logs."""
-    profile = tmp_path_factory.mktemp("dds") / "fastdds.xml"
-    profile.write_text(FASTDDS_PROFILE)
     ros = {"ROS_DOMAIN_ID": str(10 + os.getpid() % 150), "ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST",
-           "FASTDDS_DEFAULT_PROFILES_FILE": str(profile)}
+           "FASTDDS_DEFAULT_PROFILES_FILE": str(FASTDDS_PROFILE)}
     saved = {name: os.environ.get(name) for name in ros}
     os.environ.update(ros)  # read by this process's rclpy.init
     yield {**os.environ, "PYTHONUNBUFFERED": "1", "RCUTILS_LOGGING_BUFFERED_STREAM": "0",
