@@ -51,6 +51,7 @@ setup(
             "ros-kilted-rcl-interfaces",
             "ros-kilted-builtin-interfaces",
             "ros-kilted-ament-index-python",
+            "ros-kilted-rosgraph-msgs",
         ],
         # colcon: the tests build the package as a ROS 2 workspace would.
         "test": ["pytest>=7", "catkin_pkg>=0.5", "colcon-common-extensions"],
@@ -63,6 +64,9 @@ setup(
             "depth_da_demo = depth_da_ros.demo:main",
             "depth_da_node = depth_da_ros.node:main",
             "depth_da_render = depth_da_ros.procedural.writer:main",
+            "depth_da_kitti2bag = depth_da_ros.bags.kitti2bag:main",
+            "depth_da_replay = depth_da_ros.bags.replay:main",
+            "depth_da_record = depth_da_ros.bags.record:main",
         ],
     },
 )

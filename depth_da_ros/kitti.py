@@ -160,20 +160,24 @@ def generate_depth_map(
     """
     calib = KittiCalibration.from_dir(calib_dir, cam)
     width, height = calib.image_size
-    velo = load_velodyne_points(velo_path).astype(np.float64)
-    velo = velo[velo[:, 0] >= 0]  # behind the lidar; never in front of the camera
-    velo[:, 3] = 1.0  # reflectance -> homogeneous coordinate
+    return project_velodyne(load_velodyne_points(velo_path), calib.velo_to_image, width, height, vel_depth)
 
-    pts = np.dot(calib.velo_to_image, velo.T).T
+
+def project_velodyne(points: np.ndarray, velo_to_image: np.ndarray, width: int, height: int,
+                     vel_depth: bool = False) -> np.ndarray:
+    """Scan (N, >= 3) -> float32 (height, width) depth, 0 = no return, for a calibration given
+    as the 3x4 velodyne-to-image matrix (``generate_depth_map`` for files, bag evaluation for
+    a calibration read from messages)."""
+    xyz = np.asarray(points, dtype=np.float64)[:, :3]
+    xyz = xyz[xyz[:, 0] >= 0]  # behind the lidar; never in front of the camera
+    velo = np.hstack([xyz, np.ones((len(xyz), 1))])  # homogeneous coordinates
+    pts = np.dot(velo_to_image, velo.T).T
     depth = velo[:, 0] if vel_depth else pts[:, 2]
     # monodepth2 pixel convention: round, then shift by one (MATLAB's 1-based devkit).
     u = np.round(pts[:, 0] / pts[:, 2]) - 1
     v = np.round(pts[:, 1] / pts[:, 2]) - 1
     inside = (u >= 0) & (v >= 0) & (u < width) & (v < height)
-    logger.debug(
-        "%s: %d of %d forward points project into the image", velo_path, inside.sum(), len(velo)
-    )
-
+    logger.debug("%d of %d forward points project into the image", inside.sum(), len(velo))
     flat = np.full(height * width, np.inf)
     index = v[inside].astype(np.int64) * width + u[inside].astype(np.int64)
     np.minimum.at(flat, index, depth[inside])  # unbuffered: exact min per pixel

@@ -36,6 +36,7 @@ DEPENDENCIES = {
     "rcl_interfaces": ("rcl_interfaces", "ros-kilted-rcl-interfaces"),
     "ament_index_python": ("ament_index_python", "ros-kilted-ament-index-python"),
     "rosbags": ("python3-rosbags-pip", "rosbags"),
+    "rosgraph_msgs": ("rosgraph_msgs", "ros-kilted-rosgraph-msgs"),
 }
 
 # Imported only where present (GPU machines); never a hard dependency of the package.
@@ -100,7 +101,8 @@ def test_console_scripts_resolve_to_callables():
         assert callable(getattr(importlib.import_module(module), func)), name
 
 
-@pytest.mark.parametrize("script", ["depth_da_demo", "depth_da_render"])
+@pytest.mark.parametrize("script", ["depth_da_demo", "depth_da_render", "depth_da_node", "depth_da_kitti2bag",
+                                    "depth_da_replay", "depth_da_record"])
 def test_console_scripts_are_installed_in_the_venv(script):
     bin_dir = Path(sys.executable).parent
     if not (bin_dir / "pip").exists():
