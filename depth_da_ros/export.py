@@ -9,12 +9,16 @@ depth, so no deployment re-implements (and gets wrong) the normalisation contrac
       -> depth U-Net (output in [-1, 1])
       -> DepthCodec.decode (clip, metres)
     depth  [N, 1, H, W]  float32 metres
+    styled [N, H, W, 3]  uint8 RGB, the frame after the style adapter (models with the adapter)
 
-``N`` is dynamic; ``H`` x ``W`` is fixed to the checkpoint's ``input_size``. Exporting the
-style network alone (``only="style"``) gives ``styled`` [N, H, W, 3] float32 in [0, 255]
-(unrounded, same layout as the input). Networks run in eval mode: batch norm uses its running
-statistics, the contract training validates with, so torch, ONNX Runtime and TensorRT compute
-the same function (the parity tests prove it).
+``N`` is dynamic; ``H`` x ``W`` is fixed to the checkpoint's ``input_size``. ``depth`` is
+always the first output. ``styled``, the frame as the depth network sees it, is for debugging
+views; it is rounded and cast in the graph (cheap) and recorded in the metadata as
+``styled_output_name`` (absent from exports made before it existed, which read as None).
+Exporting the style network alone (``only="style"``) gives one output, ``styled`` [N, H, W, 3]
+float32 in [0, 255] (unrounded, same layout as the input). Networks run in eval mode: batch
+norm uses its running statistics, the contract training validates with, so torch, ONNX
+Runtime and TensorRT compute the same function (the parity tests prove it).
 
 Metadata: the ``metadata_props`` of the ONNX file carry a ``ModelMetadata`` (every value a
 JSON string, see ``ModelMetadata.to_onnx_props``); ``read_model_metadata`` reads the same
@@ -86,6 +90,8 @@ class ModelMetadata:
     precision: str = "fp32"
     export_date: str | None = None  # UTC ISO 8601; None for a model read from checkpoints
     opset: int | None = None
+    # The adapted frame as a second output; only with both networks, None in older exports.
+    styled_output_name: str | None = None
 
     def __post_init__(self) -> None:
         if not self.networks or any(n not in NETWORK_NAMES for n in self.networks):
@@ -96,6 +102,8 @@ class ModelMetadata:
             raise MetadataError(f"precision {self.precision!r} is not one of {PRECISIONS}")
         if ("depth" in self.networks) != (self.depth_codec is not None):
             raise MetadataError("a depth codec is required exactly when the model contains the depth network")
+        if self.styled_output_name is not None and self.networks != NETWORK_NAMES:
+            raise MetadataError("a styled second output needs both the style adapter and the depth network")
 
     @property
     def outputs_depth(self) -> bool:
@@ -104,6 +112,11 @@ class ModelMetadata:
     @property
     def with_style_adapter(self) -> bool:
         return "style" in self.networks
+
+    @property
+    def outputs_styled(self) -> bool:
+        """Whether the model also outputs the adapted frame (``styled_output_name``)."""
+        return self.styled_output_name is not None
 
     @property
     def input_name(self) -> str:
@@ -139,6 +152,7 @@ class ModelMetadata:
             "output_name": self.output_name,
             "output_layout": "N1HW" if self.outputs_depth else INPUT_LAYOUT,
             "output_unit": "metres" if self.outputs_depth else "0-255",
+            "styled_output_name": self.styled_output_name,
             "max_depth": codec.max_depth if codec else None,
             "depth_encoding": codec.encoding if codec else None,
             "min_depth": codec.min_depth if codec else None,
@@ -180,6 +194,7 @@ class ModelMetadata:
                 precision=values["precision"],
                 export_date=values.get("export_date"),
                 opset=values.get("opset"),
+                styled_output_name=values.get("styled_output_name"),
             )
         except KeyError as exc:
             raise MetadataError(f"{where}: metadata lacks {exc}") from None
@@ -188,7 +203,11 @@ class ModelMetadata:
 
 
 class InferenceModule(nn.Module):
-    """RGB [N, H, W, 3] in [0, 255] -> depth metres [N, 1, H, W] (or a styled image, see module doc)."""
+    """RGB [N, H, W, 3] in [0, 255] -> depth metres [N, 1, H, W] (or a styled image, see module doc).
+
+    ``styled=True`` (a module with both networks) returns ``(depth, styled)``, styled the
+    adapted frame as uint8 RGB [N, H, W, 3].
+    """
 
     def __init__(self, style: nn.Module | None, depth: nn.Module | None, codec: DepthCodec | None) -> None:
         super().__init__()
@@ -198,7 +217,9 @@ class InferenceModule(nn.Module):
         self.depth = depth
         self.codec = codec
 
-    def forward(self, image: Tensor) -> Tensor:
+    def forward(self, image: Tensor, styled: bool = False) -> Tensor | tuple[Tensor, Tensor]:
+        if styled and (self.style is None or self.depth is None):
+            raise ValueError("styled=True needs both the style adapter and the depth network")
         # Cast first so uint8 only ever feeds a Cast: TensorRT restricts what uint8 tensors may do.
         dtype = next(self.parameters()).dtype
         x = image_to_network(image.to(dtype).permute(0, 3, 1, 2))
@@ -207,7 +228,22 @@ class InferenceModule(nn.Module):
         if self.depth is None:
             return network_to_image(x.float()).permute(0, 2, 3, 1)
         # Decode in float32: half precision would quantise 80 m to steps of 6 cm.
-        return self.codec.decode(self.depth(x).float())
+        depth = self.codec.decode(self.depth(x).float())
+        if not styled:
+            return depth
+        # The uint8 cast comes last, for the same TensorRT reason as above.
+        return depth, network_to_image(x.float()).permute(0, 2, 3, 1).round().to(torch.uint8)
+
+
+class _WithStyled(nn.Module):
+    """The graph that export traces for a model with the adapter: outputs depth and styled."""
+
+    def __init__(self, module: nn.Module) -> None:
+        super().__init__()
+        self.module = module
+
+    def forward(self, image: Tensor) -> tuple[Tensor, Tensor]:
+        return self.module(image, styled=True)
 
 
 class _Float32(nn.Module):
@@ -295,6 +331,7 @@ def load_inference_module(
         depth_codec=codec,
         training_camera=PinholeCamera(**camera) if camera else None,
         sources={name: _source_record(paths[name], payloads[name]) for name in networks},
+        styled_output_name=STYLE_OUTPUT if networks == NETWORK_NAMES else None,
     )
     return module, metadata
 
@@ -339,6 +376,8 @@ def export_onnx(
         export_date=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     )
     traced = to_half(copy.deepcopy(module)) if fp16 else module
+    if metadata.outputs_styled:
+        traced = _WithStyled(traced).eval()
     # Batch 2: torch.export specialises a dynamic dimension whose example size is 1.
     example = _example_input(metadata, batch=2)
     batch = torch.export.Dim("batch", min=1)
@@ -347,7 +386,7 @@ def export_onnx(
         (example,),
         dynamo=True,
         input_names=[INPUT_NAME],
-        output_names=[metadata.output_name],
+        output_names=_output_names(metadata),
         opset_version=opset,
         dynamic_shapes={"image": {0: batch}},
         verbose=False,
@@ -367,6 +406,10 @@ def export_onnx(
     return metadata
 
 
+def _output_names(metadata: ModelMetadata) -> list[str]:
+    return [metadata.output_name, *([metadata.styled_output_name] if metadata.outputs_styled else [])]
+
+
 def _example_input(metadata: ModelMetadata, batch: int, seed: int = 0) -> Tensor:
     generator = torch.Generator().manual_seed(seed)
     shape = (batch, metadata.input_height, metadata.input_width, 3)
@@ -377,7 +420,8 @@ def _example_input(metadata: ModelMetadata, batch: int, seed: int = 0) -> Tensor
 def _verify(model: bytes, name: str, module: InferenceModule, metadata: ModelMetadata) -> None:
     image = _example_input(metadata, batch=1, seed=1)
     with torch.no_grad():
-        expected = module(image).numpy()
+        expected = module(image, styled=metadata.outputs_styled)
+    expected = expected if isinstance(expected, tuple) else (expected,)
     try:
         session = ort.InferenceSession(model, providers=["CPUExecutionProvider"])
     except Exception as exc:  # e.g. a kernel missing for fp16 in this CPU build
@@ -385,14 +429,17 @@ def _verify(model: bytes, name: str, module: InferenceModule, metadata: ModelMet
             raise ExportError(f"ONNX Runtime cannot load the exported {name}: {exc}") from None
         LOG.warning("not verified: ONNX Runtime (CPU) cannot run the %s model: %s", metadata.precision, exc)
         return
-    got = session.run(None, {INPUT_NAME: image.numpy()})[0]
-    scale = metadata.max_depth or 255.0
-    error = float(np.abs(got - expected).max())
-    LOG.info("verified %s: ONNX Runtime vs torch max abs difference %.3g (%.2e of %g)",
-             name, error, error / scale, scale)
-    if not error <= VERIFY_TOLERANCE[metadata.precision] * scale:
-        raise ExportError(
-            f"exported {name} differs from the torch model by {error:.4g} "
-            f"(tolerance {VERIFY_TOLERANCE[metadata.precision] * scale:.4g})"
-        )
+    names = _output_names(metadata)
+    for output, got, want in zip(names, session.run(names, {INPUT_NAME: image.numpy()}), expected):
+        scale = metadata.max_depth if output == DEPTH_OUTPUT else 255.0
+        # A uint8 output rounds: a value near .5 may land one step either side.
+        tolerance = VERIFY_TOLERANCE[metadata.precision] * scale + (1.0 if got.dtype == np.uint8 else 0.0)
+        error = float(np.abs(got.astype(np.float32) - want.numpy().astype(np.float32)).max())
+        LOG.info("verified %s %r: ONNX Runtime vs torch max abs difference %.3g (%.2e of %g)",
+                 name, output, error, error / scale, scale)
+        if not error <= tolerance:
+            raise ExportError(
+                f"exported {name} output {output!r} differs from the torch model by {error:.4g} "
+                f"(tolerance {tolerance:.4g})"
+            )
 

@@ -7,8 +7,13 @@ cloud and diagnostics out.
 Subscribes ``image`` (or ``<image>/compressed`` with ``use_compressed``) and ``camera_info``;
 publishes, with each input image's header, ``depth/image`` (32FC1 metres at the camera's
 resolution, NaN invalid), ``depth/camera_info``, ``depth/colorized`` (bgr8), ``points``
-(PointCloud2 in the camera's optical frame) and ``/diagnostics``. Parameters: see
-``depth_da_ros.node_support.PARAMETERS``.
+(PointCloud2 in the camera's optical frame), ``adapted/image`` and ``/diagnostics``.
+Parameters: see ``depth_da_ros.node_support.PARAMETERS``.
+
+``adapted/image`` (rgb8, for debugging) is the frame after the style adapter, as the depth
+network saw it: at the network resolution, not the camera's (so no camera_info describes it),
+which costs no resize. Only a model with the adapter advertises it (otherwise the node says so
+once at start-up), and it is fetched from the model only while someone subscribes.
 
 The node is glue: the logic lives in ``node_support`` (parameters, frame slot, statistics,
 stamp matching, QoS choice), ``ros_conversions``, ``geometry`` and ``pipeline``. Callbacks only
@@ -53,6 +58,7 @@ from std_msgs.msg import Header
 from .backends import ModelLoadError
 from .geometry import Intrinsics, build_point_cloud, scale_depth
 from .node_support import (
+    ADAPTED_TOPIC,
     CAMERA_INFO_TOPIC,
     COLORIZED_TOPIC,
     COMPRESSED_SUFFIX,
@@ -90,6 +96,7 @@ from .ros_conversions import (
     intrinsics_to_camera_info,
     restamped_camera_info,
     rgb_to_bgr8_image,
+    rgb_to_rgb8_image,
     stamp_to_ns,
 )
 from .visualization import colorize_depth
@@ -137,6 +144,7 @@ class DepthNode(Node):
         self._info_pub = self._output(CameraInfo, DEPTH_INFO_TOPIC)
         self._colorized_pub = self._output(Image, COLORIZED_TOPIC)
         self._points_pub = self._output(PointCloud2, POINTS_TOPIC)
+        self._adapted_pub = self._output(Image, ADAPTED_TOPIC) if self._pipeline.metadata.outputs_styled else None
         self._diagnostics_pub = self.create_publisher(DiagnosticArray, DIAGNOSTICS_TOPIC, 10)
 
         # Resolved once: image_transport's convention puts the compressed stream under the
@@ -154,8 +162,9 @@ class DepthNode(Node):
 
         self._worker = threading.Thread(target=self._run_worker, name="depth_inference", daemon=True)
         self._worker.start()
-        outputs = ", ".join(self.resolve_topic_name(t) for t in (DEPTH_TOPIC, DEPTH_INFO_TOPIC, COLORIZED_TOPIC,
-                                                                  POINTS_TOPIC))
+        topics = (DEPTH_TOPIC, DEPTH_INFO_TOPIC, COLORIZED_TOPIC, POINTS_TOPIC,
+                  *([ADAPTED_TOPIC] if self._adapted_pub is not None else []))
+        outputs = ", ".join(self.resolve_topic_name(t) for t in topics)
         self.get_logger().info(f"subscribed to {self._image_topic} and {self._info_topic}; publishing {outputs}")
 
     # --- parameters ---------------------------------------------------------------------------
@@ -211,6 +220,11 @@ class DepthNode(Node):
         if camera is None and self._settings.scale_mode == "focal":
             self.get_logger().warning("the model records no training camera: scale_mode 'focal' cannot rescale "
                                       "depth, which is published as predicted")
+        metadata = pipeline.metadata
+        if not metadata.outputs_styled:
+            why = ("its export has no styled output (re-export it with training/export.py)"
+                   if metadata.with_style_adapter else "it has no style adapter")
+            self.get_logger().info(f"{self.resolve_topic_name(ADAPTED_TOPIC)} is not published: {why}")
 
     # --- QoS ----------------------------------------------------------------------------------
 
@@ -295,7 +309,11 @@ class DepthNode(Node):
         started = time.monotonic()
         settings = self._settings
         rgb = compressed_to_rgb(msg) if isinstance(msg, CompressedImage) else image_to_rgb(msg)
-        depth = self._pipeline.predict(rgb)
+        # The adapted frame costs a copy and a message: fetched only for a subscriber.
+        if self._adapted_pub is not None and self._adapted_pub.get_subscription_count() > 0:
+            depth, styled = self._pipeline.predict(rgb, return_styled=True)
+        else:
+            depth, styled = self._pipeline.predict(rgb), None
         header = msg.header
         height, width = depth.shape
         camera, camera_info = self._camera_for(header, height, width, settings)
@@ -316,6 +334,8 @@ class DepthNode(Node):
                                       decimation=settings.cloud_decimation, min_depth=settings.cloud_min_depth,
                                       max_depth=settings.cloud_max_depth, organized=settings.cloud_organized)
             self._points_pub.publish(cloud_to_point_cloud2(cloud, header))
+        if styled is not None:
+            self._adapted_pub.publish(rgb_to_rgb8_image(styled, header))
         now = time.monotonic()
         self._stats.record_output(now, latency_s, now - started)
 

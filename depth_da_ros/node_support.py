@@ -29,8 +29,9 @@ DEPTH_TOPIC = "depth/image"
 DEPTH_INFO_TOPIC = "depth/camera_info"
 COLORIZED_TOPIC = "depth/colorized"
 POINTS_TOPIC = "points"
+ADAPTED_TOPIC = "adapted/image"  # only for a model with the style adapter
 DIAGNOSTICS_TOPIC = "/diagnostics"
-OUTPUT_TOPICS = (DEPTH_TOPIC, DEPTH_INFO_TOPIC, COLORIZED_TOPIC, POINTS_TOPIC, DIAGNOSTICS_TOPIC)
+OUTPUT_TOPICS = (DEPTH_TOPIC, DEPTH_INFO_TOPIC, COLORIZED_TOPIC, POINTS_TOPIC, ADAPTED_TOPIC, DIAGNOSTICS_TOPIC)
 
 # Where a bundled model is looked for, relative to the package's share directory.
 BUNDLED_MODEL = Path("models") / "depth.onnx"

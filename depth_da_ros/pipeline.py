@@ -2,6 +2,7 @@
 
     pipeline = DepthPipeline("model.onnx")            # backend="auto"
     depth = pipeline.predict(rgb)                      # (H, W) float32 metres, NaN = invalid
+    depth, styled = pipeline.predict(rgb, return_styled=True)  # + the adapted frame (h, w, 3) uint8 RGB
     pipeline.last_timing                               # pre / infer / post / total, ms
 
 Pre-processing (to the network size) and post-processing (back to the frame size) happen
@@ -9,6 +10,12 @@ here and nowhere else; normalisation and de-normalisation are inside the model. 
 RGB (convert a ROS ``bgr8`` image before calling). The model's metadata (input size, max
 depth, training camera, ...) comes from ``depth_da_ros.export.ModelMetadata``, read from the
 ONNX file or the checkpoints: ``read_model_metadata`` is the one reader.
+
+The styled (adapted) frame is what the depth network saw after the style adapter, for
+debugging; it stays at the network size (``input_size``), not resized back: a viewer scales
+it for free, and a resize would add cost and interpolation to a debugging image. It exists
+when ``metadata.outputs_styled``: a model with the style adapter (``with_style_adapter``),
+from checkpoints or from an export that has the ``styled`` output.
 
 Interpolation: a frame is shrunk with ``INTER_AREA`` (it averages the pixels each output
 pixel covers, so no aliasing) and enlarged with ``INTER_LINEAR``. Depth is enlarged back with
@@ -138,16 +145,22 @@ class DepthPipeline:
     def description(self) -> str:
         return self.backend.description
 
-    def predict(self, image: np.ndarray) -> np.ndarray:
-        """uint8 RGB (or grayscale / RGBA) HxW[xC] -> float32 (H, W) depth in metres."""
+    def predict(self, image: np.ndarray, return_styled: bool = False) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+        """uint8 RGB (or grayscale / RGBA) HxW[xC] -> float32 (H, W) depth in metres.
+
+        ``return_styled``: ``(depth, styled)``, styled the adapted frame as uint8 (h, w, 3) RGB
+        at ``input_size`` (see the module doc); ValueError when the model does not output it
+        (``metadata.outputs_styled`` is false). Its fetch counts in ``infer_ms``.
+        """
         t0 = time.perf_counter()
         rgb = as_rgb(image)
         batch = preprocess(rgb, self.input_size)
         t1 = time.perf_counter()
-        depth = self.backend.infer(batch)[0, 0]
+        outputs = self.backend.infer(batch, return_styled)
+        depth, styled = outputs if return_styled else (outputs, None)
         t2 = time.perf_counter()
-        out = postprocess(depth, rgb.shape[:2])
+        out = postprocess(depth[0, 0], rgb.shape[:2])
         t3 = time.perf_counter()
         self.last_timing = StageTiming(pre_ms=(t1 - t0) * 1e3, infer_ms=(t2 - t1) * 1e3,
                                        post_ms=(t3 - t2) * 1e3, total_ms=(t3 - t0) * 1e3)
-        return out
+        return (out, styled[0]) if return_styled else out

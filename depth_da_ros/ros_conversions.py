@@ -153,6 +153,11 @@ def rgb_to_bgr8_image(rgb: np.ndarray, header: Header) -> Image:
     return _image(header, cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), "bgr8", False)
 
 
+def rgb_to_rgb8_image(rgb: np.ndarray, header: Header) -> Image:
+    """uint8 (H, W, 3) RGB -> ``rgb8`` Image with ``header`` (no colour conversion)."""
+    return _image(header, np.ascontiguousarray(rgb), "rgb8", False)
+
+
 def cloud_to_point_cloud2(cloud: PointCloudBuffer, header: Header) -> PointCloud2:
     """A geometry.PointCloudBuffer (little-endian) -> PointCloud2 with ``header``."""
     fields = [PointField(name=f.name, offset=f.offset, datatype=f.datatype, count=f.count) for f in cloud.fields]

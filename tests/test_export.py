@@ -1,5 +1,6 @@
-"""Export: fused ONNX graph == eval-mode torch (both presets' architectures), metadata round
-trip, each network alone, fp16, CLI errors; ONNX Runtime vs TensorRT where a GPU exists."""
+"""Export: fused ONNX graph == eval-mode torch (both presets' architectures, depth and the
+styled frame), metadata round trip, each network alone, fp16, CLI errors; ONNX Runtime vs
+TensorRT where a GPU exists."""
 from __future__ import annotations
 
 import datetime as dt
@@ -21,6 +22,7 @@ from depth_da_ros.export import (
     INPUT_NAME,
     ONNX_FORMAT,
     STYLE_OUTPUT,
+    ModelMetadata,
     export_onnx,
     load_inference_module,
     read_model_metadata,
@@ -96,17 +98,37 @@ def test_fused_export_matches_eval_mode_torch(fused):
     assert np.abs(train_mode - expected).max() > 10 * 1e-3 * MAX_DEPTH
 
 
+def test_fused_export_outputs_the_adapted_frame_as_torch_does(fused):
+    _, depth, style, out = fused
+    module, metadata = load_inference_module(depth, style)
+    frames = random_frames(metadata.input_size)
+    with torch.no_grad():
+        expected = module(torch.from_numpy(frames), styled=True)[1].numpy()
+        adapter_alone = load_inference_module(None, style, only="style")[0](torch.from_numpy(frames)).numpy()
+    # The styled output is the adapter's frame, rounded (not the input passed through).
+    np.testing.assert_array_equal(expected, np.round(adapter_alone).astype(np.uint8))
+    session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    depth_alone, = session.run([DEPTH_OUTPUT], {INPUT_NAME: frames})
+    both_depth, styled = session.run([DEPTH_OUTPUT, STYLE_OUTPUT], {INPUT_NAME: frames})
+    assert styled.shape == frames.shape and styled.dtype == np.uint8
+    difference = np.abs(styled.astype(np.int16) - expected.astype(np.int16))
+    assert difference.max() <= 1 and (difference > 0).mean() < 1e-2  # ties rounded apart, nothing more
+    np.testing.assert_array_equal(both_depth, depth_alone)
+
+
 def test_graph_io_reflection_padding_and_transposed_convs(fused):
     _, _, _, out = fused
     model = onnx.load(str(out))
     onnx.checker.check_model(model, full_check=True)
-    (inp,), (outp,) = model.graph.input, model.graph.output
+    (inp,), (outp, styled) = model.graph.input, model.graph.output
     height, width = read_model_metadata(out).input_size
     dims = lambda v: [d.dim_param or d.dim_value for d in v.type.tensor_type.shape.dim]  # noqa: E731
     assert (inp.name, inp.type.tensor_type.elem_type, dims(inp)) == (INPUT_NAME, onnx.TensorProto.UINT8,
                                                                      ["batch", height, width, 3])
     assert (outp.name, outp.type.tensor_type.elem_type, dims(outp)) == (DEPTH_OUTPUT, onnx.TensorProto.FLOAT,
                                                                         ["batch", 1, height, width])
+    assert (styled.name, styled.type.tensor_type.elem_type, dims(styled)) == (STYLE_OUTPUT, onnx.TensorProto.UINT8,
+                                                                              ["batch", height, width, 3])
     ops = {node.op_type for node in model.graph.node}
     assert {"ConvTranspose", "InstanceNormalization", "Pad"} <= ops
     pad_modes = {a.s for n in model.graph.node if n.op_type == "Pad" for a in n.attribute if a.name == "mode"}
@@ -119,6 +141,7 @@ def test_metadata_round_trip(fused):
     meta = read_model_metadata(out)
     height, width = ARCHS[arch]["size"]
     assert meta.networks == ("style", "depth") and meta.with_style_adapter and meta.outputs_depth
+    assert meta.outputs_styled and meta.styled_output_name == STYLE_OUTPUT
     assert (meta.preset, meta.input_size, meta.input_dtype, meta.precision) == (arch, (height, width), "uint8", "fp32")
     assert meta.depth_codec == DepthCodec(MAX_DEPTH) and meta.max_depth == MAX_DEPTH
     assert meta.training_camera == PinholeCamera.kitti_like(height, width)
@@ -129,6 +152,10 @@ def test_metadata_round_trip(fused):
     assert exported.tzinfo is not None and abs(dt.datetime.now(dt.timezone.utc) - exported) < dt.timedelta(hours=1)
     props = {p.key: p.value for p in onnx.load(str(out)).metadata_props}
     assert props["format"] == f'"{ONNX_FORMAT}"' and props["with_style_adapter"] == "true"
+    assert props["styled_output_name"] == f'"{STYLE_OUTPUT}"'
+    # An export from before the styled output (no such key) still reads: adapter, no styled frame.
+    older = ModelMetadata.from_onnx_props({k: v for k, v in props.items() if k != "styled_output_name"})
+    assert older.with_style_adapter and not older.outputs_styled and older.styled_output_name is None
     # The same contract read from the checkpoints: only the export fields differ.
     from_checkpoints = read_model_metadata(depth, style)
     assert from_checkpoints.__dict__ | {"export_date": meta.export_date, "opset": meta.opset} == meta.__dict__
@@ -140,6 +167,8 @@ def test_each_network_exports_alone(tmp_path):
 
     depth_meta = export_onnx(tmp_path / "depth.onnx", depth, only="depth", input_dtype="float32")
     assert depth_meta.networks == ("depth",) and not depth_meta.with_style_adapter
+    assert not depth_meta.outputs_styled
+    assert [o.name for o in onnx.load(str(tmp_path / "depth.onnx")).graph.output] == [DEPTH_OUTPUT]
     module, _ = load_inference_module(depth, only="depth", input_dtype="float32")
     float_frames = frames.astype(np.float32)
     with torch.no_grad():
@@ -148,7 +177,7 @@ def test_each_network_exports_alone(tmp_path):
 
     style_meta = export_onnx(tmp_path / "style.onnx", None, style, only="style")
     assert style_meta.networks == ("style",) and style_meta.depth_codec is None
-    assert style_meta.output_name == STYLE_OUTPUT
+    assert style_meta.output_name == STYLE_OUTPUT and not style_meta.outputs_styled
     module, _ = load_inference_module(None, style, only="style")
     with torch.no_grad():
         expected = module(torch.from_numpy(frames)).numpy()
@@ -165,7 +194,8 @@ def test_fp16_export_keeps_io_types_and_stays_close(tmp_path):
     assert meta.precision == "fp16"
     model = onnx.load(str(out))
     assert model.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.UINT8
-    assert model.graph.output[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+    assert [o.type.tensor_type.elem_type for o in model.graph.output] == [onnx.TensorProto.FLOAT,
+                                                                           onnx.TensorProto.UINT8]
     assert {t.data_type for t in model.graph.initializer if len(t.dims) == 4} == {onnx.TensorProto.FLOAT16}
     # Instance norm runs in float32 (cast in), as autocast would: fp16 statistics overflow.
     producers = {output: node for node in model.graph.node for output in node.output}
@@ -230,8 +260,12 @@ def test_tensorrt_matches_onnxruntime(fused, tmp_path, caplog, case):
     options = BackendOptions(precision=precision, cache_dir=tmp_path, max_batch=2)
     trt_backend = load_backend(out, "tensorrt", options)
     frames = random_frames(reference.input_size, batch=3)  # 3 > max_batch: runs in chunks
-    expected = reference.infer(frames)
+    expected, expected_styled = reference.infer(frames, return_styled=True)
     assert np.abs(trt_backend.infer(frames) - expected).max() <= tolerance * MAX_DEPTH
+    depth_with, styled = trt_backend.infer(frames, return_styled=True)
+    assert np.abs(depth_with - expected).max() <= tolerance * MAX_DEPTH
+    assert styled.dtype == np.uint8 and styled.shape == frames.shape
+    assert np.abs(styled.astype(np.int16) - expected_styled.astype(np.int16)).max() <= 1 + tolerance * 255
     # A second load reuses the cached engine; a corrupted entry is rebuilt, not trusted.
     with caplog.at_level(logging.INFO):
         load_backend(out, "tensorrt", options)

@@ -26,6 +26,7 @@ import yaml
 
 from depth_da_ros.camera import KITTI_CX, KITTI_CY, KITTI_FX, KITTI_HEIGHT, KITTI_WIDTH
 from depth_da_ros.node_support import (
+    ADAPTED_TOPIC,
     DIAGNOSTICS_TOPIC,
     IMAGE_TOPIC,
     NODE_NAME,
@@ -391,6 +392,13 @@ def tiny_checkpoint(tmp_path_factory) -> Path:
     return write_depth_checkpoint(tmp_path_factory.mktemp("node_model") / "depth.pt")
 
 
+@pytest.fixture(scope="module")
+def tiny_style_checkpoint(tmp_path_factory) -> Path:
+    from model_fixtures import write_style_checkpoint
+
+    return write_style_checkpoint(tmp_path_factory.mktemp("node_style") / "style.pt")
+
+
 class RosSide:
     """This test's ROS side: publishes frames, collects the node's outputs by stamp."""
 
@@ -413,6 +421,13 @@ class RosSide:
         self.executor.add_node(self.node)
         self.thread = threading.Thread(target=self.executor.spin, daemon=True)
         self.thread.start()
+
+    def collect(self, topic: str) -> None:
+        """Also subscribe to the Images on ``topic`` and keep them by stamp, like the outputs."""
+        with self.condition:
+            self.outputs[topic] = {}
+        qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+        self.node.create_subscription(Image, topic, lambda msg: self._store(topic, msg), qos)
 
     def _store(self, topic: str, msg: Any) -> None:
         with self.condition:
@@ -572,6 +587,16 @@ def test_frames_give_depth_camera_info_colour_map_and_cloud(running):
         check_frame(wait_outputs(tester, process, stamp), stamp)
 
 
+@needs_ros
+def test_a_depth_only_model_publishes_no_adapted_image(running):
+    tester, process = running
+    assert process.wait_for_log("/adapted/image is not published: it has no style adapter"), process.text()[-3000:]
+    tester.collect(ADAPTED_TOPIC)  # a subscriber asks for it all the same
+    stamp = send_frame(tester, seed=12)
+    wait_outputs(tester, process, stamp, ("depth/image",))
+    assert tester.node.count_publishers(ADAPTED_TOPIC) == 0 and not tester.outputs[ADAPTED_TOPIC]
+
+
 def bad_images(header: "Header") -> dict[str, tuple["Image", str]]:
     rgb = np.zeros((KITTI_HEIGHT, KITTI_WIDTH, 3), np.uint8)
     short = rgb_image(rgb, header=header)
@@ -727,6 +752,44 @@ def test_sigint_stops_the_node_cleanly(running):
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)  # reaped, nothing left behind
     assert "Traceback" not in process.text()
+
+
+@needs_ros
+def test_a_style_adapter_model_publishes_the_adapted_frame_to_a_subscriber(dds_env, tiny_checkpoint,
+                                                                          tiny_style_checkpoint, tmp_path):
+    from model_fixtures import TINY_SIZE
+
+    from depth_da_ros.pipeline import DepthPipeline
+
+    # A namespace of its own: this node's outputs never mix with the module's other node.
+    process = NodeProcess(node_command(
+        "-r", "__ns:=/adapter", "-p", f"model_path:={tiny_checkpoint}", "-p",
+        f"style_checkpoint:={tiny_style_checkpoint}", "-p", "backend:=torch", "-p", "device:=cpu",
+        "-p", "threads:=1"), dds_env, tmp_path / "node.log")
+    side = RosSide(int(dds_env["ROS_DOMAIN_ID"]), namespace="adapter")
+    try:
+        assert side.wait_until(lambda: process.proc.poll() is not None or (
+            side.image_pub.get_subscription_count() > 0 and side.node.count_publishers(ADAPTED_TOPIC) > 0),
+            DISCOVERY_TIMEOUT_S) and process.proc.poll() is None, process.text()[-3000:]
+        side.collect(ADAPTED_TOPIC)
+        deadline = time.monotonic() + OUTPUT_TIMEOUT_S
+        while True:  # until the node's publisher has matched this side's new subscription
+            stamp = send_frame(side, seed=31)
+            if side.wait_until(lambda: stamp in side.outputs[ADAPTED_TOPIC], 5.0):
+                break
+            assert time.monotonic() < deadline, f"no {ADAPTED_TOPIC}; node log:\n{process.text()[-3000:]}"
+        msg = side.outputs[ADAPTED_TOPIC][stamp]
+        height, width = TINY_SIZE  # the network's resolution, not the camera's
+        assert (msg.encoding, msg.height, msg.width, msg.step) == ("rgb8", height, width, 3 * width)
+        assert msg.header.frame_id == FRAME_ID
+        wait_outputs(side, process, stamp, ("depth/image",))  # the same frame's depth
+        pipeline = DepthPipeline(tiny_checkpoint, "torch", device="cpu", style_checkpoint=tiny_style_checkpoint)
+        _, expected = pipeline.predict(conv.image_to_rgb(kitti_frame(msg.header, 31)[0]), return_styled=True)
+        received = np.frombuffer(msg.data, np.uint8).reshape(height, width, 3)
+        assert np.abs(received.astype(np.int16) - expected.astype(np.int16)).max() <= 1  # threads: rounding ties
+    finally:
+        side.close()
+        process.stop()
 
 
 @needs_ros

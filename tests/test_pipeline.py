@@ -1,8 +1,9 @@
 """DepthPipeline and backends: input resolution out, KITTI-size frames, timings, input kinds,
-``auto`` fallback, and one clear ModelLoadError per failure."""
+the adapted frame on request, ``auto`` fallback, and one clear ModelLoadError per failure."""
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -79,6 +80,32 @@ def test_torch_checkpoints_and_onnx_export_agree_through_the_pipeline(models, on
     assert torch_pipeline.metadata.sources == onnx_pipeline.metadata.sources
     difference = np.abs(torch_pipeline.predict(kitti_frame) - onnx_pipeline.predict(kitti_frame))
     assert difference.max() <= 1e-3 * MAX_DEPTH
+    (torch_depth, torch_styled), (onnx_depth, onnx_styled) = (
+        p.predict(kitti_frame, return_styled=True) for p in (torch_pipeline, onnx_pipeline))
+    assert np.abs(torch_depth - onnx_depth).max() <= 1e-3 * MAX_DEPTH
+    assert torch_styled.dtype == onnx_styled.dtype == np.uint8 and torch_styled.shape == onnx_styled.shape
+    assert np.abs(torch_styled.astype(np.int16) - onnx_styled.astype(np.int16)).max() <= 1  # rounding ties
+
+
+def test_the_adapted_frame_comes_on_request_at_the_network_size(onnx_pipeline, kitti_frame):
+    assert onnx_pipeline.metadata.outputs_styled
+    depth, styled = onnx_pipeline.predict(kitti_frame, return_styled=True)
+    assert styled.shape == (*SIZE, 3) and styled.dtype == np.uint8 and styled.flags.c_contiguous
+    assert onnx_pipeline.last_timing.infer_ms > 0
+    np.testing.assert_array_equal(depth, onnx_pipeline.predict(kitti_frame))  # the same depth either way
+
+
+def test_a_model_without_the_styled_output_says_why(models, onnx_pipeline, kitti_frame, tmp_path):
+    depth_only = DepthPipeline(models["depth"], backend="torch", device="cpu")
+    assert not depth_only.metadata.with_style_adapter and not depth_only.metadata.outputs_styled
+    with pytest.raises(ValueError, match="does not output the adapted frame: it has no style adapter"):
+        depth_only.predict(kitti_frame, return_styled=True)
+    # An export from before the styled output existed: the adapter is in it, its frame is not.
+    props = replace(onnx_pipeline.metadata, styled_output_name=None).to_onnx_props()
+    older = DepthPipeline(_plain_onnx(tmp_path / "older.onnx", props), backend="onnxruntime", device="cpu")
+    assert older.metadata.with_style_adapter and not older.metadata.outputs_styled
+    with pytest.raises(ValueError, match="export predates the styled output; re-export it"):
+        older.predict(kitti_frame, return_styled=True)
 
 
 def test_auto_picks_the_best_available_backend(models, caplog):

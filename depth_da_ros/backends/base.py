@@ -3,6 +3,8 @@
 Every backend takes what a camera delivers at the network size, ``uint8`` [N, H, W, 3] RGB,
 and returns ``float32`` metres [N, 1, H, W]; the model (export or checkpoint) does the
 normalisation and de-normalisation itself, so no backend has its own copy of that contract.
+A model with the style adapter (``metadata.outputs_styled``) also gives, on request, the
+adapted frame the depth network saw: ``uint8`` RGB [N, H, W, 3].
 """
 from __future__ import annotations
 
@@ -79,21 +81,31 @@ class Backend(ABC):
         """Backend, version, device / providers and precision, for logs and diagnostics."""
 
     @abstractmethod
-    def _run(self, batch: np.ndarray) -> np.ndarray:
-        """Inference on a validated, C-contiguous uint8 batch."""
+    def _run(self, batch: np.ndarray, styled: bool) -> tuple[np.ndarray, np.ndarray | None]:
+        """Inference on a validated, C-contiguous uint8 batch: depth, and the styled frames
+        when ``styled`` (only asked of a model that outputs them), else None."""
 
     @property
     def input_size(self) -> tuple[int, int]:
         return self.metadata.input_size
 
-    def infer(self, batch: np.ndarray) -> np.ndarray:
-        """uint8 RGB [N, H, W, 3] at ``input_size`` -> float32 metres [N, 1, H, W]."""
+    def infer(self, batch: np.ndarray, return_styled: bool = False) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+        """uint8 RGB [N, H, W, 3] at ``input_size`` -> float32 metres [N, 1, H, W].
+
+        ``return_styled``: ``(depth, styled)``, styled the adapted frames, uint8 RGB
+        [N, H, W, 3] (C-contiguous); ValueError when the model does not output them.
+        """
         height, width = self.input_size
         if batch.dtype != np.uint8 or batch.ndim != 4 or batch.shape[1:] != (height, width, 3):
             raise ValueError(
                 f"expected a uint8 batch of shape [N, {height}, {width}, 3], got {batch.dtype} {tuple(batch.shape)}"
             )
-        return self._run(np.ascontiguousarray(batch))
+        if return_styled and not self.metadata.outputs_styled:
+            why = ("its export predates the styled output; re-export it with training/export.py"
+                   if self.metadata.with_style_adapter else "it has no style adapter")
+            raise ValueError(f"the model does not output the adapted frame: {why}")
+        depth, styled = self._run(np.ascontiguousarray(batch), return_styled)
+        return (depth, styled) if return_styled else depth
 
 
 BACKENDS: Registry[type[Backend]] = Registry("backend")

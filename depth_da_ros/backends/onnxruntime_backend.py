@@ -107,6 +107,10 @@ class OnnxRuntimeBackend(Backend):
         return (f"onnxruntime {ort.__version__} ({', '.join(self.session.get_providers())}), "
                 f"{self.threads} intra-op threads, {self.metadata.precision} model")
 
-    def _run(self, batch: np.ndarray) -> np.ndarray:
+    def _run(self, batch: np.ndarray, styled: bool) -> tuple[np.ndarray, np.ndarray | None]:
         image = batch.astype(np.float32) if self._input_float else batch
-        return self.session.run([self.metadata.output_name], {self.metadata.input_name: image})[0]
+        # ONNX Runtime runs every node whatever is fetched (the styled branch, six elementwise ops,
+        # took 0.5 ms at 192x640 on 2 CPU threads); a depth-only call saves the frame's copy out.
+        names = [self.metadata.output_name, *([self.metadata.styled_output_name] if styled else [])]
+        outputs = self.session.run(names, {self.metadata.input_name: image})
+        return outputs[0], outputs[1] if styled else None

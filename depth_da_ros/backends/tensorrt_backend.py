@@ -15,7 +15,9 @@ and there the fp16 export is the way to half precision.
 
 Execution: one execution context, device buffers are torch CUDA tensors (no pycuda), input
 shapes are set per call (the batch dimension is dynamic up to ``max_batch``), and inference
-is enqueued with ``execute_async_v3`` on a dedicated CUDA stream.
+is enqueued with ``execute_async_v3`` on a dedicated CUDA stream. An engine always computes
+every output, so a model's ``styled`` output has its own bound buffer; it is copied to the host
+only when asked for.
 """
 from __future__ import annotations
 
@@ -210,24 +212,28 @@ class TensorRTBackend(Backend):
     def _setup_execution(self, model_path: Path) -> None:
         trt = self._trt
         engine = self._engine
+        metadata = self.metadata
         names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
         inputs = [n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
         outputs = [n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.OUTPUT]
-        if inputs != [self.metadata.input_name] or outputs != [self.metadata.output_name]:
+        expected = [metadata.output_name, *([metadata.styled_output_name] if metadata.outputs_styled else [])]
+        if inputs != [metadata.input_name] or sorted(outputs) != sorted(expected):  # bound by name: any order
             raise ModelLoadError(
                 f"engine for {model_path} has inputs {inputs} and outputs {outputs}; "
-                f"expected [{self.metadata.input_name!r}] and [{self.metadata.output_name!r}]"
+                f"expected [{metadata.input_name!r}] and {expected}"
             )
         dtypes = {trt.float32: torch.float32, trt.float16: torch.float16, trt.uint8: torch.uint8}
-        height, width = self.metadata.input_size
+        height, width = metadata.input_size
+        shapes = {metadata.input_name: self._shapes["max"], metadata.output_name: (self.max_batch, 1, height, width)}
+        if metadata.outputs_styled:
+            shapes[metadata.styled_output_name] = (self.max_batch, height, width, 3)
         self._context = engine.create_execution_context()
-        self._input = torch.empty(self._shapes["max"], dtype=dtypes[engine.get_tensor_dtype(inputs[0])],
-                                  device=self.device)
-        self._output = torch.empty((self.max_batch, 1, height, width),
-                                   dtype=dtypes[engine.get_tensor_dtype(outputs[0])], device=self.device)
         # The buffers never move, so their addresses are bound once.
-        self._context.set_tensor_address(inputs[0], self._input.data_ptr())
-        self._context.set_tensor_address(outputs[0], self._output.data_ptr())
+        self._buffers: dict[str, torch.Tensor] = {}
+        for name in inputs + outputs:
+            self._buffers[name] = torch.empty(shapes[name], dtype=dtypes[engine.get_tensor_dtype(name)],
+                                              device=self.device)
+            self._context.set_tensor_address(name, self._buffers[name].data_ptr())
         self._stream = torch.cuda.Stream(self.device)
 
     @property
@@ -236,18 +242,22 @@ class TensorRTBackend(Backend):
         return (f"TensorRT {self._trt.__version__} on {self.device} ({self.gpu}), {self.precision} "
                 f"({typing}), batch <= {self.max_batch}, engine {self.engine_path.name}")
 
-    def _run(self, batch: np.ndarray) -> np.ndarray:
-        height, width = self.metadata.input_size
+    def _run(self, batch: np.ndarray, styled: bool) -> tuple[np.ndarray, np.ndarray | None]:
+        metadata = self.metadata
+        height, width = metadata.input_size
         depth = np.empty((len(batch), 1, height, width), dtype=np.float32)
+        frames = np.empty((len(batch), height, width, 3), dtype=np.uint8) if styled else None
         with torch.cuda.device(self.device), torch.cuda.stream(self._stream):
             for start in range(0, len(batch), self.max_batch):
                 chunk = torch.from_numpy(batch[start:start + self.max_batch])
                 n = len(chunk)
-                self._input[:n].copy_(chunk)  # casts to the engine's input dtype when it is float
-                if not self._context.set_input_shape(self.metadata.input_name, tuple(chunk.shape)):
+                self._buffers[metadata.input_name][:n].copy_(chunk)  # casts to the engine's input dtype if float
+                if not self._context.set_input_shape(metadata.input_name, tuple(chunk.shape)):
                     raise RuntimeError(f"TensorRT rejected input shape {tuple(chunk.shape)}")
                 if not self._context.execute_async_v3(self._stream.cuda_stream):
                     raise RuntimeError("TensorRT execute_async_v3 failed (see the TensorRT log)")
                 # Enqueued on the same stream after the engine; .cpu() waits for it.
-                depth[start:start + n] = self._output[:n].float().cpu().numpy()
-        return depth
+                depth[start:start + n] = self._buffers[metadata.output_name][:n].float().cpu().numpy()
+                if frames is not None:
+                    frames[start:start + n] = self._buffers[metadata.styled_output_name][:n].cpu().numpy()
+        return depth, frames

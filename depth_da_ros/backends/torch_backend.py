@@ -1,11 +1,12 @@
 """PyTorch backend: runs checkpoints directly, through the same fused module export traces.
 
 ``model_path`` is a depth checkpoint (``.pt``); ``options.style_checkpoint`` adds the style
-adapter. CPU runs fp32. On CUDA there is a fast path: ``precision="fp16"`` converts the
-weights to half precision exactly as the fp16 export does (``to_half``), activations
-are channels_last (the NHWC input is already laid out that way after the permute), cuDNN
-autotuning is on, and ``cuda_graphs=True`` captures the forward pass once per batch shape
-and replays it, removing per-kernel launch overhead. None of it runs on CPU.
+adapter (the module computes its adapted frame only when asked for it). CPU runs fp32. On
+CUDA there is a fast path: ``precision="fp16"`` converts the weights to half precision
+exactly as the fp16 export does (``to_half``), activations are channels_last (the NHWC input
+is already laid out that way after the permute), cuDNN autotuning is on, and
+``cuda_graphs=True`` captures the forward pass once per batch shape (and styled request) and
+replays it, removing per-kernel launch overhead. None of it runs on CPU.
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from .base import BACKENDS, Backend, BackendOptions, ModelLoadError
 
 LOG = logging.getLogger(__name__)
 CUDA_GRAPH_WARMUP = 3  # eager runs on a side stream before capture, as torch.cuda.graphs asks
+Outputs = torch.Tensor | tuple[torch.Tensor, torch.Tensor]  # the module's: depth, or (depth, styled)
 
 
 def _resolve_device(device: str) -> torch.device:
@@ -54,7 +56,7 @@ class TorchBackend(Backend):
         self.device = _resolve_device(options.device)
         self.precision = options.precision or "fp32"
         self.module: InferenceModule = module.to(self.device)
-        self._graphs: dict[tuple[int, ...], tuple[torch.cuda.CUDAGraph, torch.Tensor, torch.Tensor]] = {}
+        self._graphs: dict[tuple[tuple[int, ...], bool], tuple[torch.cuda.CUDAGraph, torch.Tensor, Outputs]] = {}
         self._use_graphs = options.cuda_graphs
         if self.device.type == "cuda":
             torch.backends.cudnn.benchmark = True  # fixed input size: autotuned kernels pay off
@@ -75,30 +77,36 @@ class TorchBackend(Backend):
         graphs = ", CUDA graphs" if self._use_graphs else ""
         return f"torch {torch.__version__} on {where}, {self.precision}{graphs}"
 
-    def _run(self, batch: np.ndarray) -> np.ndarray:
+    def _run(self, batch: np.ndarray, styled: bool) -> tuple[np.ndarray, np.ndarray | None]:
         image = torch.from_numpy(batch)
         with torch.no_grad():
             if self.device.type == "cpu":
-                return self.module(image).numpy()
-            if not self._use_graphs:
-                return self.module(image.to(self.device, non_blocking=True)).cpu().numpy()
-            graph, static_in, static_out = self._graph_for(tuple(batch.shape))
-            static_in.copy_(image, non_blocking=True)
-            graph.replay()
-            return static_out.cpu().numpy()
+                outputs = self.module(image, styled)
+            elif not self._use_graphs:
+                outputs = self.module(image.to(self.device, non_blocking=True), styled)
+            else:
+                graph, static_in, outputs = self._graph_for(tuple(batch.shape), styled)
+                static_in.copy_(image, non_blocking=True)
+                graph.replay()
+        if not styled:
+            return outputs.cpu().numpy(), None
+        depth, frames = outputs
+        # The module's uint8 frames are an NHWC view of NCHW memory; callers get plain arrays.
+        return depth.cpu().numpy(), np.ascontiguousarray(frames.cpu().numpy())
 
-    def _graph_for(self, shape: tuple[int, ...]) -> tuple[torch.cuda.CUDAGraph, torch.Tensor, torch.Tensor]:
-        if shape not in self._graphs:
+    def _graph_for(self, shape: tuple[int, ...], styled: bool) -> tuple[torch.cuda.CUDAGraph, torch.Tensor, Outputs]:
+        key = (shape, styled)
+        if key not in self._graphs:
             static_in = torch.zeros(shape, dtype=torch.uint8, device=self.device)
             side = torch.cuda.Stream(self.device)
             side.wait_stream(torch.cuda.current_stream(self.device))
             with torch.cuda.stream(side):
                 for _ in range(CUDA_GRAPH_WARMUP):
-                    self.module(static_in)
+                    self.module(static_in, styled)
             torch.cuda.current_stream(self.device).wait_stream(side)
             graph = torch.cuda.CUDAGraph()
             with torch.cuda.graph(graph):
-                static_out = self.module(static_in)
-            self._graphs[shape] = (graph, static_in, static_out)
-            LOG.info("captured a CUDA graph for input shape %s", shape)
-        return self._graphs[shape]
+                static_out = self.module(static_in, styled)
+            self._graphs[key] = (graph, static_in, static_out)
+            LOG.info("captured a CUDA graph for input shape %s%s", shape, " with the styled output" if styled else "")
+        return self._graphs[key]
