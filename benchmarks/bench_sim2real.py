@@ -37,6 +37,8 @@ from __future__ import annotations
 import argparse
 import hashlib
 import logging
+import os
+import shlex
 import sys
 import time
 from dataclasses import dataclass
@@ -52,12 +54,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench_training import train  # noqa: E402
 from recording import RESULTS, machine_summary, record  # noqa: E402
 
-from depth_da_ros.camera import KITTI_CX, KITTI_CY, KITTI_FX, KITTI_FY  # noqa: E402
+from depth_da_ros.camera import KITTI_CX, KITTI_CY, KITTI_FX, KITTI_FY, KITTI_HEIGHT, KITTI_WIDTH  # noqa: E402
+from depth_da_ros.demo import picture_strip, write_png  # noqa: E402
 from depth_da_ros.depth_io import read_kitti_depth  # noqa: E402
-from depth_da_ros.export import export_onnx  # noqa: E402
+from depth_da_ros.export import ModelMetadata, export_onnx  # noqa: E402
 from depth_da_ros.geometry import Intrinsics, scale_depth  # noqa: E402
 from depth_da_ros.kitti import KittiCalibration, load_velodyne_points, project_velodyne, read_calib_file  # noqa: E402
-from depth_da_ros.metrics import METRIC_NAMES, evaluate_frames, format_metrics_table  # noqa: E402
+from depth_da_ros.metrics import evaluate_frames, format_metrics_table  # noqa: E402
 from depth_da_ros.pipeline import DepthPipeline  # noqa: E402
 from depth_da_ros.procedural.dataset import ProceduralConfig, ProceduralDataset  # noqa: E402
 from depth_da_ros.visualization import colorize_depth  # noqa: E402
@@ -87,6 +90,7 @@ ROWS = {
     "c": "real, CycleGAN adapter",
     "d": f"real, depth-aware cycle adapter (loss.depth_aware={DEPTH_AWARE_WEIGHT:g})",
 }
+STYLE_RUNS = {"c": ("style_cyclegan", 0.0), "d": ("style_depth_aware", DEPTH_AWARE_WEIGHT)}  # row -> run, weight
 STRIP_FILES = {"a": "a_in_domain.png", "b": "b_no_adaptation.png", "c": "c_cyclegan.png", "d": "d_depth_aware.png"}
 BUNDLED_LABEL = "bundled model (ONNX, fp16)"
 
@@ -121,19 +125,21 @@ def evaluate_procedural(pipeline: DepthPipeline, frames: list[tuple[np.ndarray, 
     return evaluate_frames(pairs, crop="none", max_depth=MAX_DEPTH), tiles
 
 
+def kitti_frame_latency(pipeline: DepthPipeline, rgb: np.ndarray, warmup: int = 5, runs: int = 20) -> float:
+    """Median end-to-end ``predict`` time (ms) of a KITTI-size (1242x375) frame."""
+    frame = cv2.resize(rgb, (KITTI_WIDTH, KITTI_HEIGHT), interpolation=cv2.INTER_LINEAR)
+    times = []
+    for i in range(warmup + runs):
+        pipeline.predict(frame)
+        if i >= warmup:
+            times.append(pipeline.last_timing.total_ms)
+    return float(np.median(times))
+
+
 def write_strip(path: Path, title: str, tiles: list[tuple[np.ndarray, ...]]) -> None:
     """Rows of input | adapted | predicted depth | ground truth, under a title and column labels."""
-    rows = [np.hstack([rgb, seen, colorize_depth(depth), colorize_depth(gt)]) for rgb, seen, depth, gt in tiles]
-    body = np.vstack(rows)
-    tile_width = tiles[0][0].shape[1]
-    header = np.full((44, body.shape[1], 3), 255, np.uint8)
-    cv2.putText(header, title, (8, 17), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
-    for i, name in enumerate(STRIP_COLUMNS):
-        cv2.putText(header, name, (i * tile_width + 8, 37), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (60, 60, 60), 1,
-                    cv2.LINE_AA)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    cv2.imwrite(str(path), cv2.cvtColor(np.vstack([header, body]), cv2.COLOR_RGB2BGR),
-                [cv2.IMWRITE_PNG_COMPRESSION, 9])
+    rows = [(rgb, seen, colorize_depth(depth), colorize_depth(gt)) for rgb, seen, depth, gt in tiles]
+    write_png(path, picture_strip(rows, STRIP_COLUMNS, title))
 
 
 # -- holdout: real KITTI frames -----------------------------------------------------------------
@@ -218,101 +224,160 @@ def evaluate_holdout(pipeline: DepthPipeline, frames: list[HoldoutFrame]) -> dic
 # -- report -------------------------------------------------------------------------------------
 
 
+def shown(path: Path) -> str:
+    """``path`` relative to the checkout when inside it (the commands run there), else as it is."""
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+
+
+def shown_override(override: str) -> str:
+    key, _, value = override.partition("=")
+    return f"{key}={shown(Path(value))}" if key == "depth_checkpoint" else override
+
+
+def label(row: str) -> str:
+    return f"({row}) {ROWS[row]}"
+
+
 def gap_recovered(a: float, b: float, c: float) -> float:
     """(b - c) / (b - a): the share of the no-adaptation gap that adaptation closes."""
     return (b - c) / (b - a)
 
 
-def gap_sentence(metrics: dict[str, dict[str, float]], row: str) -> str:
+def gap_sentence(metrics: dict[str, dict[str, float]], row: str) -> tuple[str, bool]:
+    """The gap-recovered figure of ``row`` against the target, and whether it meets it."""
     a, b, c = (metrics[key]["abs_rel"] for key in ("a", "b", row))
     if b <= a:
-        return (f"{ROWS[row]}: no gap to recover (abs_rel without adaptation {b:.3f} <= in-domain {a:.3f}); "
-                f"with the adapter {c:.3f}.")
+        return (f"{label(row)}: no gap to recover (abs_rel without adaptation {b:.3f} <= in-domain {a:.3f}); "
+                f"with the adapter {c:.3f}.", True)
     share = gap_recovered(a, b, c)
-    verdict = "meets" if share >= TARGET_GAP_RECOVERED else "does NOT meet"
-    return (f"{ROWS[row]}: gap recovered = ({b:.3f} - {c:.3f}) / ({b:.3f} - {a:.3f}) = **{share:.0%}**, "
-            f"which {verdict} the target of {TARGET_GAP_RECOVERED:.0%}.")
+    met = share >= TARGET_GAP_RECOVERED
+    return (f"{label(row)}: gap recovered = ({b:.3f} - {c:.3f}) / ({b:.3f} - {a:.3f}) = **{share:.0%}**, which "
+            f"{'meets' if met else 'does NOT meet'} the target of {TARGET_GAP_RECOVERED:.0%}.", met)
 
 
-def holdout_tables(results: dict[str, dict[tuple[str, bool], dict[str, float]]], frames: list[HoldoutFrame]) -> list[str]:
+def holdout_tables(results: dict[str, dict[tuple[str, bool], dict[str, float]]],
+                   frames: list[HoldoutFrame]) -> list[str]:
     lines = []
     for kind in dict.fromkeys(f.ground_truth for f in frames):
         names = ", ".join(f.name for f in frames if f.ground_truth == kind)
         rows = {}
-        for label, metrics in results.items():
-            rows[f"{label}, metric"] = metrics[(kind, False)]
+        for name, metrics in results.items():
+            rows[f"{name}, metric"] = metrics[(kind, False)]
             scaled = metrics[(kind, True)]
-            rows[f"{label}, median-scaled (ratio {scaled['ratio_median']:.2f} ± {scaled['ratio_std']:.2f})"] = scaled
+            rows[f"{name}, median-scaled (ratio {scaled['ratio_median']:.2f}, spread {scaled['ratio_std']:.2f})"] = \
+                scaled
         lines += [f"### Ground truth: {kind} ({names})", "", format_metrics_table(rows), ""]
     return lines
 
 
-def model_card(*, chosen: str, metadata, size: int, sha256: str, depth_summary: dict, style_summary: dict | None,
-               eval_frames: int, procedural: dict[str, float], real_no_adaptation: dict[str, float],
+@dataclass
+class Trained:
+    depth_checkpoint: Path
+    style_checkpoints: dict[str, Path]  # row -> best.pt
+    summaries: dict[str, dict]  # "depth" and the style rows -> the run's summary.json
+    walls: dict[str, float]  # the same keys -> wall seconds of the child process
+    commands: dict[str, str]  # the same keys -> the train.py command line
+
+
+def train_all(args: argparse.Namespace, work: Path) -> Trained:
+    # Smaller validation splits keep the quick run quick; the full run uses the configs' splits.
+    common = [f"run.seed={TRAIN_SEED}", f"run.steps={RUN_STEPS}", *(["data.val.length=8"] if args.quick else [])]
+    summaries, walls, commands = {}, {}, {}
+
+    def run(key: str, stage: str, run_dir: Path, *overrides: str) -> None:
+        summaries[key], walls[key], _ = train(stage, run_dir, *overrides)
+        commands[key] = " ".join(["python training/train.py", stage, f"--set run.run_dir={shown(run_dir)}",
+                                  *(f"--set {shlex.quote(shown_override(o))}" for o in overrides)])
+
+    depth_dir = work / "depth"
+    run("depth", "depth", depth_dir, *common, f"run.max_minutes={args.depth_minutes}",
+        f"run.val_every={DEPTH_VAL_EVERY}")
+    depth_checkpoint = depth_dir / "checkpoints" / "best.pt"
+    for row, (folder, weight) in STYLE_RUNS.items():
+        run(row, "style", work / folder, *common, f"run.max_minutes={args.style_minutes}",
+            f"run.val_every={STYLE_VAL_EVERY}", f"depth_checkpoint={depth_checkpoint}", f"loss.depth_aware={weight}")
+    style_checkpoints = {row: work / folder / "checkpoints" / "best.pt" for row, (folder, _) in STYLE_RUNS.items()}
+    return Trained(depth_checkpoint, style_checkpoints, summaries, walls, commands)
+
+
+def model_card(*, chosen: str, metadata: ModelMetadata, size: int, sha256: str, latency_ms: float, trained: Trained,
+               style_row: str | None, eval_frames: int, bundled: dict[str, float], unadapted: dict[str, float],
                holdout: dict[tuple[str, bool], dict[str, float]] | None, args: argparse.Namespace) -> str:
-    """models/MODEL_CARD.md: data, commands, metrics and limits of the bundled model."""
-    steps = f"stage 1: {depth_summary['steps']} steps of batch 4 (depth GAN, {args.depth_minutes:g}-min budget)"
-    if style_summary is not None:
-        steps += f"; stage 2: {style_summary['steps']} steps of batch 1 (CycleGAN, {args.style_minutes:g}-min budget)"
+    """models/MODEL_CARD.md: what the bundled model is, its data, commands, metrics and limits."""
+    steps = f"stage 1: {trained.summaries['depth']['steps']} steps of batch 4"
+    if style_row is not None:
+        steps += f"; stage 2: {trained.summaries[style_row]['steps']} steps of batch 1"
+    camera = metadata.training_camera
     lines = [
         "# Bundled model: `models/depth.onnx`",
         "",
-        "The default model of `depth_da_node` (no `model_path` needed) and of `make demo`. "
-        "Written by `benchmarks/bench_sim2real.py`; do not edit by hand.",
+        "The default model of `depth_da_node` (no `model_path` needed) and of `make demo`. Written by "
+        "`benchmarks/bench_sim2real.py`; do not edit by hand.",
         "",
         "## What it is",
         "",
-        f"- Pipeline: {chosen}; the {metadata.preset} preset at {metadata.input_width}x{metadata.input_height}, "
-        "one fused ONNX graph (opset " f"{metadata.opset}): uint8 RGB `image` [N, H, W, 3] in, float32 metres "
-        f"`depth` [N, 1, H, W] out, depth range (0, {metadata.max_depth:g}] m"
-        + (", plus the adapted frame `styled`" if metadata.outputs_styled else "") + ".",
-        f"- Precision: {metadata.precision} weights and compute (the fp32 graph of the lite pipeline is about "
-        "31 MB, over the repository's 20 MB limit; ONNX Runtime on a CPU runs the fp16 graph about 20% slower).",
+        f"- Pipeline: {chosen}; {metadata.preset} preset at {metadata.input_height}x{metadata.input_width}. One "
+        f"fused ONNX graph (opset {metadata.opset}): uint8 RGB `image` [N, H, W, 3] in, float32 metres `depth` "
+        f"[N, 1, H, W] out, up to {metadata.max_depth:g} m"
+        + (", and the adapted frame `styled`." if metadata.outputs_styled else "."),
+        f"- Precision {metadata.precision}: in fp32 the graph would be about {2 * size / 1e6:.0f} MB, over the "
+        f"repository's {MODEL_LIMIT_BYTES / 1e6:g} MB limit. Latency on the benchmark machine: {latency_ms:.0f} ms "
+        "p50 per 1242x375 frame, end to end (ONNX Runtime on the CPU, which runs fp16 graphs more slowly than fp32 "
+        "ones: they are meant for GPUs).",
         f"- File: {size / 1e6:.1f} MB, sha256 `{sha256}`, exported {metadata.export_date}.",
-        f"- Training camera: KITTI-like, fx {metadata.training_camera.fx:.1f} px at the network size; the node "
-        "rescales depth by focal length for other cameras (`scale_mode: focal`).",
+        f"- Training camera: KITTI-like, fx {camera.fx:.1f} px at {camera.height}x{camera.width}; the node rescales "
+        "depth by focal length for other cameras (`scale_mode: focal`).",
         "",
         "## Data",
         "",
-        "Procedural street scenes only (`depth_da_ros.procedural`), rendered on the fly; no KITTI or SYNTHIA "
-        f"image was used for training or model selection. Training seed {TRAIN_SEED} ({steps}); validation "
-        f"(checkpoint and pipeline choice) seed {VAL_SEED}; evaluation seed {EVAL_SEED}. "
-        "The real KITTI frames of `../shared/data/holdout` were used for evaluation only.",
+        "Procedural street scenes only (`depth_da_ros.procedural`), rendered on the fly; no KITTI or SYNTHIA image "
+        f"was used for training or for any choice. Training seed {TRAIN_SEED} ({steps}); validation (best "
+        f"checkpoints, pipeline choice) seed {VAL_SEED}; evaluation seed {EVAL_SEED}. The real KITTI frames of "
+        "`../shared/data/holdout` were used for evaluation only.",
         "",
         "## Regenerate from scratch",
         "",
         "```bash",
-        f"python benchmarks/bench_sim2real.py --depth-minutes {args.depth_minutes:g} --style-minutes "
-        f"{args.style_minutes:g}   # trains, evaluates, exports this file and this card",
+        f"python benchmarks/bench_sim2real.py --depth-minutes {args.depth_minutes:g} "
+        f"--style-minutes {args.style_minutes:g}   # trains, evaluates, writes this file and the model",
         "```",
         "",
-        "Results, picture strips and the per-row commands: "
+        "Every row, the training commands and the picture strips: "
         "[benchmarks/results/sim2real.md](../benchmarks/results/sim2real.md).",
         "",
         "## Metrics",
         "",
-        f"Procedural evaluation frames (seed {EVAL_SEED}, {eval_frames} frames, crop none, (1e-3, 80] m, metric):",
+        f"Procedural real-look evaluation frames (seed {EVAL_SEED}, {eval_frames} frames; crop none, "
+        "(1e-3, 80] m, metric):",
         "",
-        format_metrics_table({f"{BUNDLED_LABEL}, real-look frames": procedural,
-                              "depth network alone, real-look frames (no adaptation)": real_no_adaptation}),
+        format_metrics_table({BUNDLED_LABEL: bundled, "depth network alone (no adaptation)": unadapted}),
         "",
     ]
     if holdout is not None:
-        lines += ["Real KITTI frames (holdout, Garg crop, (1e-3, 80] m):", ""]
-        lines += [format_metrics_table({f"{kind}, {'median-scaled' if scaled else 'metric'}": m
+        lines += ["Real KITTI frames (holdout; Garg crop, (1e-3, 80] m):", "",
+                  format_metrics_table({f"{kind}, {'median-scaled' if scaled else 'metric'}": m
                                         for (kind, scaled), m in holdout.items()}), ""]
     lines += [
         "## Limits",
         "",
-        "- Trained on procedural scenes only. It is a demonstration model: **not for real vehicles**, robots "
-        "or any safety-related use.",
-        "- On real camera images its depth is poor (see the KITTI rows above): the procedural scenes are far "
-        "simpler than real streets.",
-        "- Metric scale is learnt from one KITTI-like camera; other cameras rely on focal rescaling, and "
-        f"depth beyond {metadata.max_depth:g} m (and the sky) saturates.",
+        "- Trained on procedural scenes only: a demonstration model, **not for real vehicles**, robots or any "
+        "safety-related use.",
+        "- On real camera images its depth is poor (see the KITTI rows): the procedural scenes are far simpler "
+        "than real streets.",
+        f"- Metric scale comes from one KITTI-like camera; other cameras rely on focal rescaling. Depth beyond "
+        f"{metadata.max_depth:g} m, and the sky, saturates.",
         "",
     ]
     return "\n".join(lines)
+
+
+def write_quick_results(path: Path, body: str) -> None:
+    """The quick run's report, next to its runs (``record`` writes into the repository)."""
+    command = "python " + " ".join(shlex.quote(a) for a in [os.path.relpath(sys.argv[0])] + sys.argv[1:])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"# {NAME} (quick smoke run)\n\n- command: `{command}`\n"
+                    f"- date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}\n"
+                    f"- machine: {machine_summary()}\n\n{body}\n")
 
 
 # -- main ---------------------------------------------------------------------------------------
@@ -323,11 +388,13 @@ def main() -> None:
     parser.add_argument("--depth-minutes", type=float, help="stage-1 wall-clock budget (default 20; --quick 0.3)")
     parser.add_argument("--style-minutes", type=float,
                         help="budget of each of the two style runs (default 11; --quick 0.2)")
-    parser.add_argument("--eval-frames", type=int, help="procedural evaluation frames per domain (default 64; --quick 8)")
+    parser.add_argument("--eval-frames", type=int,
+                        help="procedural evaluation frames per domain (default 64; --quick 8)")
     parser.add_argument("--strip-frames", type=int, default=3, help="frames per picture strip (default: %(default)s)")
     parser.add_argument("--quick", action="store_true",
                         help="smoke run: tiny budgets; results, strips and model go under --work, not the repository")
-    parser.add_argument("--work", type=Path, default=ROOT / "runs" / "bench_sim2real")
+    parser.add_argument("--work", type=Path, default=ROOT / "runs" / "bench_sim2real",
+                        help="training runs go to WORK/<time>/ (default: %(default)s)")
     args = parser.parse_args()
     defaults = dict(depth_minutes=0.3, style_minutes=0.2, eval_frames=8) if args.quick else \
         dict(depth_minutes=20.0, style_minutes=11.0, eval_frames=64)
@@ -341,49 +408,35 @@ def main() -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
 
     started = time.perf_counter()
-    work = args.work / time.strftime("%Y%m%d-%H%M%S")
+    work = args.work.resolve() / time.strftime("%Y%m%d-%H%M%S")  # train.py runs in the checkout
     results_dir = work / "results" if args.quick else RESULTS
-    strips_dir = results_dir / NAME
     model_dir = work / "models" if args.quick else ROOT / "models"
-    # Smaller validation splits keep the quick run quick; the full run uses the configs' splits.
-    val = ["data.val.length=8"] if args.quick else []
-    common = [f"run.seed={TRAIN_SEED}", f"run.steps={RUN_STEPS}", *val]
-    walls: dict[str, float] = {}
-
-    depth_dir = work / "depth"
-    depth_summary, walls["depth"], _ = train("depth", depth_dir, *common, f"run.max_minutes={args.depth_minutes}",
-                                             f"run.val_every={DEPTH_VAL_EVERY}")
-    depth_ckpt = depth_dir / "checkpoints" / "best.pt"
-    style_runs = {"c": ("style_cyclegan", 0.0), "d": ("style_depth_aware", DEPTH_AWARE_WEIGHT)}
-    style_summaries, style_ckpts = {}, {}
-    for row, (folder, weight) in style_runs.items():
-        style_summaries[row], walls[row], _ = train(
-            "style", work / folder, *common, f"run.max_minutes={args.style_minutes}", f"run.val_every={STYLE_VAL_EVERY}",
-            f"depth_checkpoint={depth_ckpt}", f"loss.depth_aware={weight}")
-        style_ckpts[row] = work / folder / "checkpoints" / "best.pt"
+    trained = train_all(args, work)
 
     eval_started = time.perf_counter()
     synthetic, real = procedural_frames("synthetic", args.eval_frames), procedural_frames("real", args.eval_frames)
-    pipelines = {"b": DepthPipeline(depth_ckpt, backend="torch")}
-    pipelines.update({row: DepthPipeline(depth_ckpt, backend="torch", style_checkpoint=path)
-                      for row, path in style_ckpts.items()})
+    pipelines = {"b": DepthPipeline(trained.depth_checkpoint, backend="torch")}
+    pipelines.update({row: DepthPipeline(trained.depth_checkpoint, backend="torch", style_checkpoint=path)
+                      for row, path in trained.style_checkpoints.items()})
     metrics, strips = {}, {}
     for row in ROWS:
-        pipeline = pipelines["b" if row == "a" else row]
-        metrics[row], tiles = evaluate_procedural(pipeline, synthetic if row == "a" else real, ROWS[row],
-                                                  args.strip_frames)
-        strips[row] = strips_dir / STRIP_FILES[row]
-        write_strip(strips[row], ROWS[row], tiles)
+        metrics[row], tiles = evaluate_procedural(pipelines["b" if row == "a" else row],
+                                                  synthetic if row == "a" else real, label(row), args.strip_frames)
+        strips[row] = results_dir / NAME / STRIP_FILES[row]
+        write_strip(strips[row], label(row), tiles)
 
-    # The bundled pipeline: the lowest validation abs_rel (real-look frames of seed 1, the frames each
-    # style run validated on), never the evaluation frames or the holdout.
-    val_abs_rel = {"b": style_summaries["c"]["metrics"]["no_adaptation_abs_rel"],
-                   **{row: style_summaries[row]["best"]["value"] for row in style_runs}}
+    # The bundled pipeline: the lowest validation abs_rel on the real-look frames of seed 1 (each style run's
+    # validation split, which also holds the depth network's no-adaptation figure); never the evaluation
+    # frames or the holdout.
+    val_abs_rel = {"b": trained.summaries["c"]["metrics"]["no_adaptation_abs_rel"],
+                   **{row: trained.summaries[row]["best"]["value"] for row in STYLE_RUNS}}
     chosen = min(val_abs_rel, key=val_abs_rel.get)
+    style_row = None if chosen == "b" else chosen
     model_dir.mkdir(parents=True, exist_ok=True)
     model_path = model_dir / "depth.onnx"
-    # fp16: the lite pipeline's fp32 graph (~31 MB) exceeds the repository's 20 MB limit.
-    metadata = export_onnx(model_path, depth_ckpt, style_ckpts.get(chosen), fp16=True)
+    # fp16: the lite pipeline's fp32 graph (~31 MB) is over the repository's 20 MB limit.
+    metadata = export_onnx(model_path, trained.depth_checkpoint, trained.style_checkpoints.get(chosen), fp16=True)
+    model_path.chmod(0o644)  # atomic writes create 0600 files; every user of an install reads this one
     size = model_path.stat().st_size
     if size > MODEL_LIMIT_BYTES:
         model_path.unlink()
@@ -392,81 +445,95 @@ def main() -> None:
     sha256 = hashlib.sha256(model_path.read_bytes()).hexdigest()
     bundled = DepthPipeline(model_path, backend="onnxruntime")
     metrics["bundled"], _ = evaluate_procedural(bundled, real, BUNDLED_LABEL, 0)
+    latency_ms = kitti_frame_latency(bundled, real[0][0])
 
-    holdout = None
-    holdout_note = (f"Skipped: {HOLDOUT} is absent (a fresh clone has no ../shared); rerun where it exists.")
+    holdout = frames = None
     if HOLDOUT.is_dir():
         frames = holdout_frames()
-        holdout = {"depth network alone (rows a, b)": pipelines["b"], ROWS["c"][4:]: pipelines["c"],
-                   ROWS["d"][4:]: pipelines["d"], BUNDLED_LABEL: bundled}
-        holdout = {label: evaluate_holdout(p, frames) for label, p in
-                   tqdm(holdout.items(), desc="evaluating the holdout", unit="model")}
-    walls["evaluation and export"] = time.perf_counter() - eval_started
-    walls["total"] = time.perf_counter() - started
+        models = {"depth network alone (rows a, b)": pipelines["b"], label("c"): pipelines["c"],
+                  label("d"): pipelines["d"], BUNDLED_LABEL: bundled}
+        holdout = {name: evaluate_holdout(p, frames)
+                   for name, p in tqdm(models.items(), desc="evaluating the holdout", unit="model")}
+    walls = {**trained.walls, "evaluation": time.perf_counter() - eval_started, "total": time.perf_counter() - started}
 
-    chosen_label = "the depth network alone (no adapter)" if chosen == "b" else \
-        f"style adapter {ROWS[chosen][4:]} + depth network"
-    budgets = {"depth": f"{args.depth_minutes:g} min", "c": f"{args.style_minutes:g} min",
-               "d": f"{args.style_minutes:g} min"}
-    stage_names = {"depth": "stage 1: depth GAN (synthetic)", "c": "stage 2: CycleGAN adapter",
-                   "d": "stage 2: depth-aware cycle adapter"}
-    summaries = {"depth": depth_summary, **style_summaries}
+    chosen_label = "the depth network alone (no adapter)" if style_row is None else \
+        f"style adapter ({ROWS[style_row].removeprefix('real, ')}) + depth network"
+    stage_rows = {"depth": ("stage 1: depth GAN on synthetic frames", args.depth_minutes),
+                  "c": ("stage 2: CycleGAN adapter", args.style_minutes),
+                  "d": ("stage 2: depth-aware cycle adapter", args.style_minutes)}
+    gaps = {row: gap_sentence(metrics, row) for row in STYLE_RUNS}
     lines = [
-        f"Lite preset at {SIZE[1]}x{SIZE[0]}, procedural data, `training/train.py` runs on wall-clock budgets "
-        f"(`run.max_minutes`). Training seed {TRAIN_SEED}; validation seed {VAL_SEED} (best checkpoints and the "
+        f"Lite preset at {SIZE[0]}x{SIZE[1]}, procedural data, `training/train.py` runs on wall-clock budgets "
+        f"(`run.max_minutes`), training seed {TRAIN_SEED}; validation seed {VAL_SEED} (best checkpoints and the "
         f"bundled pipeline); evaluation: {args.eval_frames} frames of seed {EVAL_SEED} per domain, the real look "
-        "rendered over the synthetic frames' scenes (so rows a and b differ in the look alone). Metrics in metres "
-        "(`depth_da_ros.metrics`): crop none, depth in (1e-3, 80] m (sky excluded), per image then averaged, no "
-        "scaling. Runs in " f"`{work}`." + (" **Quick smoke run: the numbers mean nothing.**" if args.quick else ""),
+        "rendered over the synthetic frames' scenes (rows a and b differ in the look alone). Metrics in metres "
+        "(`depth_da_ros.metrics`): crop none, depth in (1e-3, 80] m (the sky is excluded), per image then averaged, "
+        f"no scaling. Runs in `{shown(work)}`." + (" **Quick smoke run: the numbers mean nothing.**" if args.quick else ""),
         "",
         "## Wall time",
         "",
-        "| stage | budget | steps | wall |", "|---|---|---:|---:|",
-        *(f"| {stage_names[k]} | {budgets[k]} | {summaries[k]['steps']} | {walls[k] / 60:.1f} min |"
-          for k in ("depth", "c", "d")),
-        f"| evaluation, holdout, export | - | - | {walls['evaluation and export'] / 60:.1f} min |",
+        "| stage | budget | steps | wall |", "|---|---:|---:|---:|",
+        *(f"| {name} | {minutes:g} min | {trained.summaries[key]['steps']} | {walls[key] / 60:.1f} min |"
+          for key, (name, minutes) in stage_rows.items()),
+        f"| evaluation, holdout, export | | | {walls['evaluation'] / 60:.1f} min |",
         f"| total | | | {walls['total'] / 60:.1f} min |",
+        "",
+        "Training commands (each run's `config.yaml` in its folder reproduces it too):",
+        "",
+        *(f"- {stage_rows[key][0]}: `{trained.commands[key]}`" for key in stage_rows),
         "",
         "## Procedural: synthetic -> real",
         "",
-        format_metrics_table({**{ROWS[row]: metrics[row] for row in ROWS},
+        format_metrics_table({**{label(row): metrics[row] for row in ROWS},
                               f"{BUNDLED_LABEL}, real frames": metrics["bundled"]}),
         "",
-        *(f"- {gap_sentence(metrics, row)}" for row in style_runs),
+        *(f"- {sentence}" for sentence, _ in gaps.values()),
+    ]
+    if not any(met for _, met in gaps.values()):
+        lines.append(
+            f"- Not reached. Tried: the CycleGAN adapter ({trained.summaries['c']['steps']} steps) and the "
+            f"depth-aware cycle with weight {DEPTH_AWARE_WEIGHT:g} ({trained.summaries['d']['steps']} steps), "
+            f"{args.style_minutes:g} min each at batch 1 on this machine, best checkpoints by validation abs_rel; "
+            "nothing was tuned on the evaluation frames.")
+    lines += [
         "",
-        "Picture strips (input | adapted | predicted depth | ground truth; turbo map over 1-80 m by inverse "
-        "depth, black = sky):",
+        "Picture strips (input | adapted | predicted depth | ground truth; turbo map by inverse depth over 1-80 m, "
+        "black = sky):",
         "",
-        *(f"- [{ROWS[row]}]({NAME}/{strips[row].name})" for row in ROWS),
+        *(f"- [{label(row)}]({NAME}/{strips[row].name})" for row in ROWS),
         "",
         "## Bundled model (chosen on the validation split)",
         "",
-        "| pipeline | validation abs_rel (real look, seed 1) |", "|---|---:|",
-        *(f"| {ROWS[row][4:]} | {val_abs_rel[row]:.3f} |" for row in val_abs_rel),
+        f"| pipeline | validation abs_rel (real look, seed {VAL_SEED}) |", "|---|---:|",
+        *(f"| {label(row)} | {value:.3f} |" for row, value in val_abs_rel.items()),
         "",
-        f"Chosen: {chosen_label}. Exported to `{model_path.relative_to(work if args.quick else ROOT)}` "
-        f"({metadata.precision}, {size / 1e6:.1f} MB, sha256 `{sha256[:16]}...`); "
-        "its evaluation row above is the ONNX file itself (ONNX Runtime).",
+        f"Chosen: {chosen_label}, exported to `{shown(model_path)}` "
+        f"({metadata.precision}, {size / 1e6:.1f} MB, sha256 `{sha256[:16]}...`) with its model card; its row "
+        f"above evaluates that ONNX file (ONNX Runtime): {latency_ms:.0f} ms p50 per 1242x375 frame end to end on "
+        "this machine.",
         "",
         "## Holdout: real KITTI frames (evaluation only)",
         "",
         "The same networks on the real frames of `../shared/data/holdout`, which nothing was trained, tuned or "
         "chosen on: Garg crop, depth in (1e-3, 80] m, per image then averaged, depth rescaled by focal length as "
-        "the node does. Trained on procedural scenes only, the models are expected to do poorly here.",
+        "the node does; median scaling per image where stated. Trained on procedural scenes only, the models are "
+        "expected to do poorly here.",
         "",
+        *(holdout_tables(holdout, frames) if holdout is not None
+          else [f"Skipped: {HOLDOUT} is absent (a fresh clone has no ../shared).", ""]),
     ]
-    lines += holdout_tables(holdout, frames) if holdout is not None else [holdout_note, ""]
     body = "\n".join(lines)
     print(body)
 
-    card = model_card(chosen=chosen_label, metadata=metadata, size=size, sha256=sha256, depth_summary=depth_summary,
-                      style_summary=None if chosen == "b" else style_summaries[chosen], eval_frames=args.eval_frames,
-                      procedural=metrics["bundled"], real_no_adaptation=metrics["b"],
-                      holdout=holdout[BUNDLED_LABEL] if holdout is not None else None, args=args)
+    card = model_card(chosen=chosen_label, metadata=metadata, size=size, sha256=sha256, latency_ms=latency_ms,
+                      trained=trained,
+                      style_row=style_row, eval_frames=args.eval_frames, bundled=metrics["bundled"],
+                      unadapted=metrics["b"], holdout=holdout[BUNDLED_LABEL] if holdout is not None else None,
+                      args=args)
     (model_dir / "MODEL_CARD.md").write_text(card)
     if args.quick:
         path = results_dir / f"{NAME}.md"
-        path.write_text(f"# {NAME} (quick smoke run)\n\n- machine: {machine_summary()}\n\n{body}\n")
+        write_quick_results(path, body)
     else:
         path = record(NAME, body)
     print(f"recorded in {path}; model {model_path} ({size / 1e6:.1f} MB) and {model_dir / 'MODEL_CARD.md'}")

@@ -1,26 +1,205 @@
 """The main job on the embedded default: ``make demo`` (console script ``depth_da_demo``).
 
-Today it renders the procedural two-domain data the whole pipeline is trained and tested
-on, and writes a sample sheet (synthetic look | real look | exact depth, per scene) to
-``demo_out/``. It needs no dataset, GPU or ROS distro.
+The whole chain on a procedural drive, with no dataset, GPU or ROS distro:
+
+1. render a short driving sequence in the real-camera look, with exact depth, as a KITTI raw
+   drive (``depth_da_ros.procedural.writer``), and the sample sheet of the two looks;
+2. convert it to a ROS 2 bag (``depth_da_kitti2bag``; procedural drives have no velodyne);
+3. start ``depth_da_node`` (the bundled model and ``config/depth.yaml``) and ``depth_da_record``;
+4. replay the bag into the node over DDS (``depth_da_replay``) on a ROS domain of its own,
+   localhost only, with the shipped Fast DDS profile for large images;
+5. write ``demo_out/``: picture strips (input | adapted | predicted depth | ground truth), one
+   point cloud as PLY, the metrics against the ground truth, a latency / fps summary (printed
+   too), the sample sheet and each process's log.
+
+Each child process runs in a session of its own (a Ctrl-C reaches the demo, which stops them in
+order) and is stopped with SIGINT, then SIGKILL after a timeout, when the demo ends: also on an
+error, SIGTERM or Ctrl-C. ``--model`` runs another exported model.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
+import json
 import logging
+import os
+import shutil
+import signal
+import subprocess
 import sys
+import tempfile
+import threading
 import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import cv2
 import numpy as np
 from tqdm import tqdm
 
+from .bags import CAMERA_INFO_TOPIC, IMAGE_TOPIC
+from .depth_io import read_kitti_depth
+from .metrics import METRIC_NAMES, evaluate_frames, format_metrics_table
+from .node_support import ADAPTED_TOPIC, COLORIZED_TOPIC, DEPTH_INFO_TOPIC, DEPTH_TOPIC, POINTS_TOPIC, \
+    find_bundled_model
 from .procedural.dataset import ProceduralConfig, ProceduralDataset
+from .procedural.writer import KITTI_DATE, drive_name, frame_paths, write_domain
 from .visualization import colorize_depth
 
 LOG = logging.getLogger("depth_da_demo")
+
+PACKAGE = "depth_da_ros"
+CONFIG_FILE = Path("config") / "depth.yaml"
+FASTDDS_PROFILE = Path("config") / "fastdds_large_images.xml"
+# Not a seed of training (0), validation (1) or the sim-to-real evaluation (1000).
+DEMO_SEED = 2000
+MAX_DEPTH = 80.0  # metres: the metrics' cap, as KITTI's
+COLORMAP_RANGE = (1.0, 80.0)  # metres; given to the node too, so its depth/colorized matches the ground truth's
+CLOUD_DECIMATION = 2  # every 2nd row and column: a 4x smaller cloud to send, record and write
+START_TIMEOUT_S = 120.0  # the node imports torch and loads its model: slow on a busy 2-core machine
+STOP_TIMEOUT_S = 10.0  # SIGINT, then SIGKILL
+QUIET_S = 5.0  # after the replay ends, this long without a new depth image means the node is done
+POLL_S = 0.1
+STRIP_FRAMES = 4
+STRIP_SCALE = 0.5  # strip tiles at half the camera's size
+# Absolute names of the node's outputs (it runs without a namespace).
+DEPTH, DEPTH_INFO, COLORIZED, POINTS, ADAPTED = (f"/{t}" for t in (
+    DEPTH_TOPIC, DEPTH_INFO_TOPIC, COLORIZED_TOPIC, POINTS_TOPIC, ADAPTED_TOPIC))
+
+
+class DemoError(RuntimeError):
+    """The demo cannot go on; the message says why and, where it helps, which log to read."""
+
+
+# -- package files --------------------------------------------------------------------------------
+
+
+def package_directories() -> list[Path]:
+    """Where the package's data may be: this source checkout (its models/ and config/ are the
+    freshest), the ament index (a colcon install), then the prefix a pip install puts setup.py's
+    data_files in."""
+    candidates = []
+    checkout = Path(__file__).resolve().parents[1]
+    if (checkout / "package.xml").is_file() and (checkout / "setup.py").is_file():
+        candidates.append(checkout)
+    try:
+        from ament_index_python.packages import get_package_share_directory
+
+        candidates.append(Path(get_package_share_directory(PACKAGE)))
+    except (ImportError, LookupError, OSError):  # no ament_index_python, not in the index, no AMENT_PREFIX_PATH
+        pass
+    candidates.append(Path(sys.prefix) / "share" / PACKAGE)
+    return list(dict.fromkeys(candidates))
+
+
+def find_model(explicit: Path | None, directories: Sequence[Path] | None = None) -> Path:
+    """``explicit`` if given, else the bundled model (``node_support.find_bundled_model``)."""
+    if explicit is not None:
+        if not explicit.is_file():
+            raise DemoError(f"--model {explicit} does not exist")
+        return explicit
+    found, looked = find_bundled_model(package_directories() if directories is None else directories)
+    if found is None:
+        raise DemoError("no bundled model: looked for " + ", ".join(str(p) for p in looked) + ". Build it with "
+                        "`python benchmarks/bench_sim2real.py` (about 50 min on 2 cores) or pass --model MODEL.onnx")
+    return found
+
+
+def find_package_file(relative: Path, directories: Sequence[Path] | None = None) -> Path:
+    looked = [d / relative for d in (package_directories() if directories is None else directories)]
+    found = next((p for p in looked if p.is_file()), None)
+    if found is None:
+        raise DemoError(f"{relative} not found; looked for {', '.join(str(p) for p in looked)}")
+    return found
+
+
+def model_outputs_adapted(model: Path) -> bool:
+    """Whether the node will publish the adapted frame: the model has the adapter's styled output."""
+    from .export import MetadataError, read_model_metadata  # imports torch: done while the node starts
+
+    try:
+        return read_model_metadata(model).outputs_styled
+    except MetadataError as exc:
+        raise DemoError(str(exc)) from None
+
+
+# -- pictures and point clouds -------------------------------------------------------------------
+
+
+def picture_strip(rows: Sequence[Sequence[np.ndarray]], labels: Sequence[str], title: str = "",
+                  scale: float = 1.0) -> np.ndarray:
+    """RGB rows of equal-size RGB tiles under a title and one label per column."""
+    if scale != 1.0:
+        rows = [[cv2.resize(tile, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) for tile in row]
+                for row in rows]
+    body = np.vstack([np.hstack(row) for row in rows])
+    tile_width = rows[0][0].shape[1]
+    header = np.full((44 if title else 24, body.shape[1], 3), 255, np.uint8)
+    if title:
+        cv2.putText(header, title, (8, 17), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
+    for i, name in enumerate(labels):
+        cv2.putText(header, name, (i * tile_width + 8, header.shape[0] - 7), cv2.FONT_HERSHEY_SIMPLEX, 0.45,
+                    (60, 60, 60), 1, cv2.LINE_AA)
+    return np.vstack([header, body])
+
+
+def write_png(path: Path, rgb: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not cv2.imwrite(str(path), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_PNG_COMPRESSION, 9]):
+        raise OSError(f"cannot write {path}")
+
+
+def write_ply(path: Path, xyz: np.ndarray, rgb: np.ndarray | None = None,
+              comment: str = "depth_da_ros point cloud") -> None:
+    """Binary little-endian PLY: float32 x, y, z (and uchar red, green, blue) per vertex."""
+    xyz = np.asarray(xyz, dtype=np.float32)
+    if xyz.ndim != 2 or xyz.shape[1] != 3:
+        raise ValueError(f"expected (N, 3) points, got {xyz.shape}")
+    fields = [("x", "<f4"), ("y", "<f4"), ("z", "<f4")]
+    if rgb is not None:
+        if rgb.shape != xyz.shape or rgb.dtype != np.uint8:
+            raise ValueError(f"expected (N, 3) uint8 colours for {len(xyz)} points, got {rgb.dtype} {rgb.shape}")
+        fields += [("red", "u1"), ("green", "u1"), ("blue", "u1")]
+    vertices = np.empty(len(xyz), dtype=fields)
+    for axis, name in enumerate("xyz"):
+        vertices[name] = xyz[:, axis]
+    if rgb is not None:
+        for channel, name in enumerate(("red", "green", "blue")):
+            vertices[name] = rgb[:, channel]
+    types = {"<f4": "float", "u1": "uchar"}
+    header = ["ply", "format binary_little_endian 1.0", f"comment {comment}", f"element vertex {len(xyz)}",
+              *(f"property {types[kind]} {name}" for name, kind in fields), "end_header"]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(("\n".join(header) + "\n").encode("ascii") + vertices.tobytes())
+
+
+def cloud_arrays(msg: object) -> tuple[np.ndarray, np.ndarray | None]:
+    """Finite points (N, 3) float32 and their colours (N, 3) uint8 (None without an ``rgb`` field)
+    of a PointCloud2 with float32 x, y, z (and the packed ``rgb`` RViz reads)."""
+    offsets = {f.name: f.offset for f in msg.fields}
+    if not {"x", "y", "z"} <= offsets.keys():
+        raise DemoError(f"the point cloud has no x, y, z fields (fields: {', '.join(offsets)})")
+    order = ">" if msg.is_bigendian else "<"
+    rows = np.asarray(msg.data, dtype=np.uint8).reshape(msg.height, msg.row_step)[:, : msg.width * msg.point_step]
+    records = np.ascontiguousarray(rows).reshape(-1, msg.point_step)
+
+    def column(name: str, kind: str) -> np.ndarray:
+        start = offsets[name]
+        return np.ascontiguousarray(records[:, start: start + 4]).view(order + kind)[:, 0]
+
+    xyz = np.stack([column(name, "f4") for name in "xyz"], axis=1)
+    valid = np.isfinite(xyz).all(axis=1)
+    if "rgb" not in offsets:
+        return xyz[valid], None
+    packed = column("rgb", "u4")[valid]
+    rgb = np.stack([(packed >> 16) & 0xFF, (packed >> 8) & 0xFF, packed & 0xFF], axis=1).astype(np.uint8)
+    return xyz[valid], rgb
+
+
+# -- the procedural part ---------------------------------------------------------------------------
 
 
 def render_sample_sheet(scenes: int, seed: int, height: int, width: int) -> tuple[np.ndarray, float]:
@@ -37,24 +216,470 @@ def render_sample_sheet(scenes: int, seed: int, height: int, width: int) -> tupl
     return np.vstack(rows), fps
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="depth_da_demo", description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=Path("demo_out"))
-    parser.add_argument("--scenes", type=int, default=6)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--height", type=int, default=192)
-    parser.add_argument("--width", type=int, default=640)
+def render_drive(root: Path, frames: int, height: int, width: int, seed: int) -> Path:
+    """One real-look driving sequence (the camera moves forward through one scene) as a KITTI raw
+    drive under ``root``, with depth-benchmark ground truth; returns the drive folder."""
+    config = ProceduralConfig(domain="real", seed=seed, height=height, width=width, sequence_length=frames)
+    # In this process: a worker pool forked after OpenCV's threads have run (the sample sheet) can
+    # deadlock in OpenCV, and for a few dozen frames it would save about a second.
+    write_domain(root, config, frames, workers=1)
+    return root / "real" / KITTI_DATE / drive_name(0)
+
+
+# -- processes and the ROS graph -------------------------------------------------------------------
+
+
+class ChildProcesses:
+    """The demo's children, each ``python -m <module>`` in a session of its own with its output in
+    ``<log_dir>/<name>.log``; ``stop_all`` ends every one still running, the newest first."""
+
+    def __init__(self, env: dict[str, str], log_dir: Path) -> None:
+        self.env, self.log_dir = env, log_dir
+        self.procs: dict[str, subprocess.Popen] = {}
+        log_dir.mkdir(parents=True, exist_ok=True)
+
+    def start(self, name: str, module: str, args: Sequence[str]) -> subprocess.Popen:
+        with (self.log_dir / f"{name}.log").open("wb") as log:
+            proc = subprocess.Popen([sys.executable, "-m", module, *args], env=self.env, stdout=log,
+                                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+        self.procs[name] = proc
+        LOG.debug("started %s (pid %d): %s", name, proc.pid, " ".join(proc.args))
+        return proc
+
+    def log_tail(self, name: str, lines: int = 15) -> str:
+        path = self.log_dir / f"{name}.log"
+        text = path.read_text(errors="replace").splitlines()[-lines:] if path.is_file() else []
+        return f"last lines of {path}:\n  " + "\n  ".join(text)
+
+    def check_running(self, *names: str) -> None:
+        for name in names:
+            code = self.procs[name].poll()
+            if code is not None:
+                raise DemoError(f"{name} exited early with code {code}; {self.log_tail(name)}")
+
+    def stop(self, name: str) -> int:
+        """SIGINT (a clean shutdown: the recorder writes its bag), SIGKILL after STOP_TIMEOUT_S."""
+        proc = self.procs[name]
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(timeout=STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                LOG.warning("%s did not stop within %.0f s of SIGINT; killing it", name, STOP_TIMEOUT_S)
+                proc.kill()
+                proc.wait()
+        return proc.returncode
+
+    def stop_all(self) -> None:
+        for name in reversed(list(self.procs)):
+            self.stop(name)
+
+    def record(self) -> dict[str, dict[str, int | None]]:
+        return {name: {"pid": p.pid, "returncode": p.returncode} for name, p in self.procs.items()}
+
+
+class GraphWatcher:
+    """The demo's own rclpy participant: who subscribes to what, when each camera frame arrived and
+    when its depth came out (by the small depth/camera_info published with it), and the node's latest
+    /diagnostics values. Receive times are this process's monotonic clock, in ns.
+
+    It subscribes to both replayed topics, so the replay, waiting for two subscribers per topic (the
+    node and this one), plays only once the demo hears the frames too.
+    """
+
+    def __init__(self, domain_id: int) -> None:
+        try:
+            import rclpy
+            from diagnostic_msgs.msg import DiagnosticArray
+            from rclpy.executors import SingleThreadedExecutor
+            from rclpy.qos import QoSProfile, ReliabilityPolicy
+            from rclpy.signals import SignalHandlerOptions
+            from sensor_msgs.msg import CameraInfo, Image
+        except ImportError as exc:
+            raise DemoError(f"the demo needs ROS 2 Python ({exc}): pip install -e '.[ros]' in a venv "
+                            "(what `make demo` does), or source a ROS 2 distro") from None
+        self._rclpy = rclpy
+        self.context = rclpy.Context()
+        # No rclpy signal handlers: Ctrl-C stays a KeyboardInterrupt, so the demo stops its children.
+        rclpy.init(context=self.context, domain_id=domain_id, signal_handler_options=SignalHandlerOptions.NO)
+        self.node = rclpy.create_node("depth_da_demo", context=self.context)
+        self._lock = threading.Lock()
+        self.sent: dict[int, int] = {}  # image stamp -> when the camera image arrived
+        self.done: dict[int, int] = {}  # image stamp -> when the node's depth/camera_info for it arrived
+        self.diagnostics: dict[str, str] = {}
+        qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+        self.node.create_subscription(Image, IMAGE_TOPIC, partial(self._on_stamped, self.sent), qos)
+        self.node.create_subscription(CameraInfo, CAMERA_INFO_TOPIC, lambda msg: None, qos)  # see the class doc
+        self.node.create_subscription(CameraInfo, DEPTH_INFO, partial(self._on_stamped, self.done), qos)
+        self.node.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, qos)
+        self.executor = SingleThreadedExecutor(context=self.context)
+        self.executor.add_node(self.node)
+        self.thread = threading.Thread(target=self.executor.spin, name="demo_graph", daemon=True)
+        self.thread.start()
+
+    def _on_stamped(self, times: dict[int, int], msg: object) -> None:
+        now = time.monotonic_ns()
+        with self._lock:
+            times.setdefault(msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec, now)
+
+    def _on_diagnostics(self, msg: object) -> None:
+        for status in msg.status:
+            if "depth_da_node" in status.name:
+                with self._lock:
+                    self.diagnostics = {kv.key: kv.value for kv in status.values}
+
+    @property
+    def depth_count(self) -> int:
+        with self._lock:
+            return len(self.done)
+
+    def timing(self) -> tuple[dict[int, int], dict[int, int]]:
+        with self._lock:
+            return dict(self.sent), dict(self.done)
+
+    def subscribers(self, topic: str) -> int:
+        return self.node.count_subscribers(topic)
+
+    def wait_until(self, ready: Callable[[], bool], timeout_s: float, what: str, check: Callable[[], None]) -> None:
+        """Poll ``ready`` until true; ``check`` raises when a process it needs has died."""
+        deadline = time.monotonic() + timeout_s
+        while not ready():
+            check()
+            if time.monotonic() > deadline:
+                raise DemoError(f"timed out after {timeout_s:.0f} s waiting for {what}")
+            time.sleep(POLL_S)
+
+    def close(self) -> None:
+        self.executor.shutdown()
+        self.node.destroy_node()
+        self._rclpy.try_shutdown(context=self.context)
+        self.thread.join(timeout=STOP_TIMEOUT_S)
+
+
+# -- the chain -------------------------------------------------------------------------------------
+
+
+@dataclass
+class Recorded:
+    """What the recorder got that the outputs need, by image stamp: depth for every frame, pictures
+    and the point cloud only for the frames shown."""
+
+    depth: dict[int, np.ndarray] = field(default_factory=dict)
+    colorized: dict[int, np.ndarray] = field(default_factory=dict)
+    adapted: dict[int, np.ndarray] = field(default_factory=dict)
+    cloud: tuple[np.ndarray, np.ndarray | None] | None = None
+
+
+def read_recording(bag: Path, picture_stamps: set[int], cloud_stamp: int) -> Recorded:
+    from rosbags.highlevel import AnyReader
+    from rosbags.image import message_to_cvimage
+
+    from .bags import typestore
+
+    out = Recorded()
+    with AnyReader([bag], default_typestore=typestore()) as reader:
+        for connection, _, raw in reader.messages():
+            topic = connection.topic
+            msg = reader.deserialize(raw, connection.msgtype)
+            stamp = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+            if topic == DEPTH:
+                out.depth[stamp] = np.asarray(message_to_cvimage(msg), dtype=np.float32)
+            elif topic == COLORIZED and stamp in picture_stamps:
+                out.colorized[stamp] = message_to_cvimage(msg, "rgb8")
+            elif topic == ADAPTED and stamp in picture_stamps:
+                out.adapted[stamp] = message_to_cvimage(msg, "rgb8")
+            elif topic == POINTS and stamp == cloud_stamp:
+                out.cloud = cloud_arrays(msg)
+    return out
+
+
+@dataclass
+class ChainResult:
+    recorded: Recorded
+    stamps: list[int]  # of the rendered frames, in order
+    adapted: bool  # the model has the style adapter (the node published adapted/image)
+    sent: dict[int, int]  # GraphWatcher's receive times
+    done: dict[int, int]
+    diagnostics: dict[str, str]
+    processes: dict[str, dict[str, int | None]]
+    walls: dict[str, float]
+
+
+def child_environment(domain_id: int, profile: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(ROS_DOMAIN_ID=str(domain_id), ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST",
+               FASTDDS_DEFAULT_PROFILES_FILE=str(profile), PYTHONUNBUFFERED="1")
+    return env
+
+
+def run_chain(args: argparse.Namespace, model: Path, work: Path, log_dir: Path) -> ChainResult:
+    """Render, convert, start node and recorder, replay, wait for the depth images, stop everything."""
+    from .bags.kitti2bag import convert, read_timestamps
+
+    walls: dict[str, float] = {}
+    tick = time.perf_counter()
+    LOG.info("[1/5] rendering %d real-look frames at %dx%d (a forward drive, procedural seed %d)", args.frames,
+             args.width, args.height, args.seed)
+    drive = render_drive(work / "procedural", args.frames, args.height, args.width, args.seed)
+    walls["render"] = time.perf_counter() - tick
+
+    tick = time.perf_counter()
+    LOG.info("[2/5] converting the drive to a ROS 2 bag")
+    bag = work / "drive_bag"
+    convert(drive, bag, progress=False)
+    stamps = read_timestamps(drive / "image_02" / "timestamps.txt")
+    walls["convert"] = time.perf_counter() - tick
+
+    tick = time.perf_counter()
+    config, profile = find_package_file(CONFIG_FILE), find_package_file(FASTDDS_PROFILE)
+    env = child_environment(args.domain_id, profile)
+    # The demo's own participant joins the same localhost-only domain with the same profile.
+    os.environ.update({k: env[k] for k in ("ROS_AUTOMATIC_DISCOVERY_RANGE", "FASTDDS_DEFAULT_PROFILES_FILE")})
+    children = ChildProcesses(env, log_dir)
+    watcher = None
+    try:
+        LOG.info("[3/5] starting depth_da_node (model %s, ROS domain %d; log %s)", model, args.domain_id,
+                 log_dir / "node.log")
+        children.start("node", "depth_da_ros.node", [
+            "--ros-args", "--params-file", str(config), "-p", f"model_path:={model}",
+            "-p", f"cloud_decimation:={CLOUD_DECIMATION}", "-p", f"colormap_min_depth:={COLORMAP_RANGE[0]}",
+            "-p", f"colormap_max_depth:={COLORMAP_RANGE[1]}", "-p", "colormap_inverse:=true",
+            "-r", f"image:={IMAGE_TOPIC}", "-r", f"camera_info:={CAMERA_INFO_TOPIC}"])
+        watcher = GraphWatcher(args.domain_id)
+        adapted = model_outputs_adapted(model)
+        # Two subscribers per input topic: the node's and the watcher's.
+        watcher.wait_until(lambda: all(watcher.subscribers(t) >= 2 for t in (IMAGE_TOPIC, CAMERA_INFO_TOPIC)),
+                           START_TIMEOUT_S, "depth_da_node to load its model and subscribe",
+                           lambda: children.check_running("node"))
+        outputs = [DEPTH, COLORIZED, POINTS, *([ADAPTED] if adapted else [])]
+        # One message per output and frame: the recorder stops by itself after them all.
+        children.start("record", "depth_da_ros.bags.record", [
+            str(work / "recorded"), "--topics", *outputs, "--max-messages", str(args.frames * len(outputs))])
+        watcher.wait_until(lambda: all(watcher.subscribers(t) >= 1 for t in outputs), START_TIMEOUT_S,
+                           "depth_da_record to subscribe", lambda: children.check_running("node", "record"))
+        walls["start"] = time.perf_counter() - tick
+
+        tick = time.perf_counter()
+        LOG.info("[4/5] replaying the bag into the node at %.2fx (%.1f frames/s) and recording its outputs",
+                 args.rate, 10.0 * args.rate)
+        replay = children.start("replay", "depth_da_ros.bags.replay", [
+            str(bag), "--rate", str(args.rate), "--topics", IMAGE_TOPIC, CAMERA_INFO_TOPIC,
+            "--wait-for-subscribers", "2", "--no-progress"])
+        recorder = children.procs["record"]
+        replay_s = args.frames / (10.0 * args.rate)
+        deadline = time.monotonic() + replay_s + START_TIMEOUT_S
+        last_count, last_change = 0, time.monotonic()
+        with tqdm(total=args.frames, desc="depth images", unit="frame") as bar:
+            while recorder.poll() is None:
+                count = watcher.depth_count
+                if count > bar.n:
+                    bar.update(count - bar.n)
+                now = time.monotonic()
+                if count != last_count:
+                    last_count, last_change = count, now
+                children.check_running("node")
+                if replay.poll() not in (None, 0):
+                    raise DemoError(f"depth_da_replay failed with code {replay.returncode}; "
+                                    f"{children.log_tail('replay')}")
+                if replay.poll() == 0 and now - last_change > QUIET_S:
+                    if count < args.frames:
+                        LOG.warning("the node published depth for %d of %d frames (it keeps only the newest frame "
+                                    "and drops the others when it falls behind)", count, args.frames)
+                    else:
+                        LOG.warning("the recorder missed some of the node's outputs (see %s)",
+                                    log_dir / "record.log")
+                    children.stop("record")
+                    break
+                if now > deadline:
+                    raise DemoError(f"timed out: {count} of {args.frames} depth images after {replay_s:.0f} s "
+                                    f"of replay; {children.log_tail('node')}")
+                time.sleep(POLL_S)
+            bar.update(max(watcher.depth_count - bar.n, 0))
+        if recorder.returncode != 0:
+            raise DemoError(f"depth_da_record failed with code {recorder.returncode}; {children.log_tail('record')}")
+        diagnostics = dict(watcher.diagnostics)
+        sent, done = watcher.timing()
+        walls["replay"] = time.perf_counter() - tick
+    finally:
+        children.stop_all()
+        if watcher is not None:
+            watcher.close()
+
+    tick = time.perf_counter()
+    indices = strip_indices(len(stamps))
+    recorded = read_recording(work / "recorded", {stamps[i] for i in indices}, stamps[len(stamps) // 2])
+    walls["read"] = time.perf_counter() - tick
+    return ChainResult(recorded, stamps, adapted, sent, done, diagnostics, children.record(), walls)
+
+
+def strip_indices(frames: int) -> list[int]:
+    return sorted(set(np.linspace(0, frames - 1, min(STRIP_FRAMES, frames)).round().astype(int).tolist()))
+
+
+# -- outputs ---------------------------------------------------------------------------------------
+
+
+def write_outputs(out: Path, result: ChainResult, work: Path, args: argparse.Namespace, model: Path) -> dict:
+    """Strips, point cloud, metrics and the summary under ``out``; returns the summary."""
+    recorded, stamps = result.recorded, result.stamps
+    paths = [frame_paths(work / "procedural", "real", i) for i in range(len(stamps))]
+    gt = {stamp: read_kitti_depth(p["depth"]) for stamp, p in zip(stamps, paths)}
+
+    rows = []
+    for i in strip_indices(len(stamps)):
+        stamp = stamps[i]
+        if stamp not in recorded.colorized or (result.adapted and stamp not in recorded.adapted):
+            continue
+        rgb = cv2.cvtColor(cv2.imread(str(paths[i]["rgb"]), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+        row = [rgb]
+        if result.adapted:
+            # The adapted frame is at the network's size: shown at the camera's.
+            row.append(cv2.resize(recorded.adapted[stamp], (rgb.shape[1], rgb.shape[0]),
+                                  interpolation=cv2.INTER_LINEAR))
+        row += [recorded.colorized[stamp], colorize_depth(gt[stamp], *COLORMAP_RANGE)]
+        rows.append(row)
+    labels = ["input (camera)", *(["adapted (what the depth net sees)"] if result.adapted else []),
+              "predicted depth (depth/colorized)", "ground truth"]
+    if rows:
+        write_png(out / "strips.png", picture_strip(rows, labels, f"depth_da_demo: {model.name}", STRIP_SCALE))
+
+    cloud_points = 0
+    if recorded.cloud is not None:
+        xyz, rgb = recorded.cloud
+        write_ply(out / "point_cloud.ply", xyz, rgb, comment="depth_da_demo points of frame "
+                  f"{len(stamps) // 2}, camera optical frame (x right, y down, z forward), metres")
+        cloud_points = len(xyz)
+
+    pairs = [(gt[s], recorded.depth[s]) for s in stamps if s in recorded.depth]
+    metrics = {name: evaluate_frames(pairs, crop="none", max_depth=MAX_DEPTH, median_scaling=scaled)
+               for name, scaled in (("metric", False), ("median-scaled", True))} if pairs else {}
+    protocol = f"crop none, ground truth in (1e-3, {MAX_DEPTH:g}] m (the sky has none), per image then averaged"
+    (out / "metrics.json").write_text(json.dumps({"protocol": protocol, "frames": len(pairs), **metrics}, indent=2)
+                                      + "\n")
+    (out / "metrics.md").write_text(
+        f"# depth_da_demo metrics\n\nModel `{model}`, {len(pairs)} frames of a procedural real-look drive "
+        f"(seed {args.seed}) against its exact depth; {protocol}.\n\n"
+        + (format_metrics_table(metrics) if metrics else "No depth image was recorded.") + "\n")
+
+    latencies = [(result.done[s] - result.sent[s]) / 1e6 for s in stamps if s in result.done and s in result.sent]
+    received = sorted(result.done.values())
+    fps = (len(received) - 1) / ((received[-1] - received[0]) / 1e9) if len(received) > 1 else float("nan")
+    summary = {
+        "model": str(model),
+        "backend": result.diagnostics.get("backend", "unknown"),
+        "frames": len(stamps),
+        "size": [args.width, args.height],
+        "depth_images": len(recorded.depth),
+        "replay_fps": 10.0 * args.rate,
+        "output_fps": fps,
+        "latency_ms": {"p50": float(np.percentile(latencies, 50)) if latencies else None,
+                       "p95": float(np.percentile(latencies, 95)) if latencies else None},
+        "node_processing_p50_ms": result.diagnostics.get("processing p50 (ms)"),
+        "node_frames_dropped": result.diagnostics.get("frames dropped"),
+        "point_cloud_points": cloud_points,
+        "metrics": metrics,
+        "wall_s": {k: round(v, 2) for k, v in result.walls.items()},
+        "processes": result.processes,
+    }
+    return summary
+
+
+def format_summary(summary: dict, out: Path) -> str:
+    latency = summary["latency_ms"]
+    lines = [
+        f"depth_da_demo: {summary['frames']} frames {summary['size'][0]}x{summary['size'][1]} replayed over DDS "
+        f"into depth_da_node ({summary['backend']})",
+        f"  model            {summary['model']}",
+        f"  depth images     {summary['depth_images']} of {summary['frames']} frames (the node's count of "
+        f"dropped frames: {summary['node_frames_dropped'] or 'n/a'})",
+    ]
+    if latency["p50"] is not None:
+        lines.append(f"  latency          p50 {latency['p50']:.0f} ms, p95 {latency['p95']:.0f} ms "
+                     "(camera image received -> its depth/camera_info received, at one subscriber)")
+    lines.append(f"  rate             {summary['output_fps']:.1f} depth images/s for {summary['replay_fps']:.1f} "
+                 f"frames/s in; node processing p50 {summary['node_processing_p50_ms'] or 'n/a'} ms per frame")
+    if summary["metrics"]:
+        lines.append(f"  vs ground truth  crop none, depth in (1e-3, {MAX_DEPTH:g}] m, per frame then averaged:")
+    for name, metrics in summary["metrics"].items():
+        lines.append(f"    {name:<14} " + " ".join(f"{k} {metrics[k]:.3f}" for k in METRIC_NAMES))
+    walls = summary["wall_s"]
+    lines += [f"  wall time        {walls['total']:.0f} s (" + ", ".join(
+        f"{k} {v:.0f} s" for k, v in walls.items() if k != "total") + ")",
+        f"  wrote            {out}/: strips.png, point_cloud.ply ({summary['point_cloud_points']} points), "
+        "metrics.md, metrics.json, summary.json, sample_sheet.png, logs/"]
+    return "\n".join(lines)
+
+
+# -- main ------------------------------------------------------------------------------------------
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="depth_da_demo", description=__doc__.splitlines()[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    parser.add_argument("--out", type=Path, default=Path("demo_out"), help="output folder (default: %(default)s)")
+    parser.add_argument("--model", type=Path, help="exported .onnx model (default: the bundled models/depth.onnx)")
+    parser.add_argument("--frames", type=int, default=24, help="frames of the drive (default: %(default)s)")
+    parser.add_argument("--height", type=int, default=375, help="frame height (default: KITTI's %(default)s)")
+    parser.add_argument("--width", type=int, default=1242, help="frame width (default: KITTI's %(default)s)")
+    parser.add_argument("--seed", type=int, default=DEMO_SEED,
+                        help="procedural seed of the drive (default: %(default)s)")
+    parser.add_argument("--rate", type=float, default=0.3,
+                        help="replay speed, x the drive's 10 Hz (default: %(default)s, slow enough for 2 CPU cores)")
+    parser.add_argument("--domain-id", type=int, default=1 + os.getpid() % 232,
+                        help="ROS domain of the demo's processes, localhost only (default: from the process id)")
+    parser.add_argument("--scenes", type=int, default=6, help="scenes of the sample sheet (default: %(default)s)")
+    parser.add_argument("--keep-work", action="store_true",
+                        help="keep the rendered drive and both bags in OUT/work (several MB per frame)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    if args.scenes < 1:
-        parser.error("--scenes must be positive")
-    args.out.mkdir(parents=True, exist_ok=True)
-    sheet, fps = render_sample_sheet(args.scenes, args.seed, args.height, args.width)
-    path = args.out / "sample_sheet.png"
-    cv2.imwrite(str(path), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))
-    LOG.info("wrote %s: %d scenes, columns = synthetic look | real look | depth (turbo, 1-80 m, black = sky)",
-             path, args.scenes)
-    LOG.info("rendered %.1f frames/s at %dx%d (both looks, incl. the real camera effects)", fps, args.height, args.width)
+    if not 2 <= args.frames <= 1000:
+        parser.error("--frames must be in [2, 1000]")
+    if args.height < 8 or args.width < 8 or args.scenes < 1 or args.rate <= 0:
+        parser.error("--height and --width must be >= 8, --scenes >= 1 and --rate > 0")
+    if not 0 <= args.domain_id <= 232:
+        parser.error("--domain-id must be in [0, 232]")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(message)s")
+    started = time.perf_counter()
+    # SIGTERM stops the children as Ctrl-C does; SIGINT explicitly too, since a background job starts with
+    # it ignored.
+    previous_handlers = {signum: signal.signal(signum, _interrupt) for signum in (signal.SIGINT, signal.SIGTERM)}
+    out = args.out
+    try:
+        model = find_model(args.model)
+        out.mkdir(parents=True, exist_ok=True)
+        sheet, fps = render_sample_sheet(args.scenes, args.seed, 192, 640)
+        write_png(out / "sample_sheet.png", sheet)
+        LOG.info("wrote %s: %d scenes, synthetic look | real look | depth (renderer: %.1f frames/s)",
+                 out / "sample_sheet.png", args.scenes, fps)
+        if args.keep_work:
+            shutil.rmtree(out / "work", ignore_errors=True)  # the bag writers refuse existing bags
+        work_dir = contextlib.nullcontext(str(out / "work")) if args.keep_work else \
+            tempfile.TemporaryDirectory(prefix="depth_da_demo_")
+        with work_dir as work:
+            result = run_chain(args, model, Path(work), out / "logs")
+            LOG.info("[5/5] writing %s", out)
+            summary = write_outputs(out, result, Path(work), args, model)
+    except DemoError as exc:
+        LOG.error("depth_da_demo: %s", exc)
+        return 2
+    except KeyboardInterrupt:
+        LOG.error("depth_da_demo: interrupted; every child process was stopped")
+        return 130
+    finally:
+        for signum, handler in previous_handlers.items():
+            signal.signal(signum, handler)
+    summary["wall_s"]["total"] = round(time.perf_counter() - started, 2)
+    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    print(format_summary(summary, out))
     return 0
 
 
