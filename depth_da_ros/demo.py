@@ -44,14 +44,13 @@ from .bags import CAMERA_INFO_TOPIC, IMAGE_TOPIC
 from .depth_io import read_kitti_depth
 from .metrics import METRIC_NAMES, evaluate_frames, format_metrics_table
 from .node_support import ADAPTED_TOPIC, COLORIZED_TOPIC, DEPTH_INFO_TOPIC, DEPTH_TOPIC, POINTS_TOPIC, \
-    find_bundled_model
+    find_bundled_model, package_directories
 from .procedural.dataset import ProceduralConfig, ProceduralDataset
 from .procedural.writer import KITTI_DATE, drive_name, frame_paths, write_domain
 from .visualization import colorize_depth
 
 LOG = logging.getLogger("depth_da_demo")
 
-PACKAGE = "depth_da_ros"
 CONFIG_FILE = Path("config") / "depth.yaml"
 FASTDDS_PROFILE = Path("config") / "fastdds_large_images.xml"
 # Not a seed of training (0), validation (1) or the sim-to-real evaluation (1000).
@@ -75,24 +74,6 @@ class DemoError(RuntimeError):
 
 
 # -- package files --------------------------------------------------------------------------------
-
-
-def package_directories() -> list[Path]:
-    """Where the package's data may be: this source checkout (its models/ and config/ are the
-    freshest), the ament index (a colcon install), then the prefix a pip install puts setup.py's
-    data_files in."""
-    candidates = []
-    checkout = Path(__file__).resolve().parents[1]
-    if (checkout / "package.xml").is_file() and (checkout / "setup.py").is_file():
-        candidates.append(checkout)
-    try:
-        from ament_index_python.packages import get_package_share_directory
-
-        candidates.append(Path(get_package_share_directory(PACKAGE)))
-    except (ImportError, LookupError, OSError):  # no ament_index_python, not in the index, no AMENT_PREFIX_PATH
-        pass
-    candidates.append(Path(sys.prefix) / "share" / PACKAGE)
-    return list(dict.fromkeys(candidates))
 
 
 def find_model(explicit: Path | None, directories: Sequence[Path] | None = None) -> Path:

@@ -29,12 +29,10 @@ import threading
 import time
 from dataclasses import dataclass
 from functools import partial
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import rclpy
-from ament_index_python.packages import PackageNotFoundError, get_package_share_directory
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
 from rclpy.event_handler import (
@@ -83,6 +81,7 @@ from .node_support import (
     choose_reliability,
     diagnostic_summary,
     find_bundled_model,
+    package_directories,
     settings_from_parameters,
 )
 from .pipeline import DepthPipeline
@@ -101,7 +100,6 @@ from .ros_conversions import (
 )
 from .visualization import colorize_depth
 
-PACKAGE = "depth_da_ros"
 IMAGE_QUEUE = 2  # the slot keeps only the newest frame anyway
 CAMERA_INFO_QUEUE = 10  # enough history to match stamps
 OUTPUT_QUEUE = 5
@@ -170,7 +168,7 @@ class DepthNode(Node):
     # --- parameters ---------------------------------------------------------------------------
 
     def _declare_parameters(self) -> NodeSettings:
-        bundled, looked = find_bundled_model(_share_directories())
+        bundled, looked = find_bundled_model(package_directories())
         problems = []
         for spec in PARAMETERS:
             descriptor = ParameterDescriptor(description=spec.description, read_only=spec.read_only,
@@ -377,18 +375,6 @@ class DepthNode(Node):
         if self._worker is not None:
             self._worker.join(WORKER_JOIN_TIMEOUT_S)
         super().destroy_node()
-
-
-def _share_directories() -> list[Path]:
-    """Where this package's share directory may be: the ament index (colcon install), then the
-    prefix a pip install puts setup.py's data_files in."""
-    candidates = []
-    try:
-        candidates.append(Path(get_package_share_directory(PACKAGE)))
-    except (PackageNotFoundError, OSError):  # not in the index, or no AMENT_PREFIX_PATH (plain venv)
-        pass
-    candidates.append(Path(sys.prefix) / "share" / PACKAGE)
-    return list(dict.fromkeys(candidates))
 
 
 class _RosLogHandler(logging.Handler):

@@ -8,6 +8,7 @@ integers (nanoseconds): the node converts.
 from __future__ import annotations
 
 import math
+import sys
 import threading
 import time
 from collections import deque
@@ -34,6 +35,7 @@ DIAGNOSTICS_TOPIC = "/diagnostics"
 OUTPUT_TOPICS = (DEPTH_TOPIC, DEPTH_INFO_TOPIC, COLORIZED_TOPIC, POINTS_TOPIC, ADAPTED_TOPIC, DIAGNOSTICS_TOPIC)
 
 # Where a bundled model is looked for, relative to the package's share directory.
+PACKAGE = "depth_da_ros"
 BUNDLED_MODEL = Path("models") / "depth.onnx"
 
 # The backend registry's names (tests/test_node_support.py keeps them in step); listed here so
@@ -228,6 +230,24 @@ def _check_value(spec: ParameterSpec, value: Any) -> str | None:
     if isinstance(value, float) and not math.isfinite(value):
         return f"{value} is not finite"
     return None
+
+
+def package_directories() -> list[Path]:
+    """Where the package's data may be: this source checkout (its models/ and config/ are the
+    freshest), the ament index (a colcon install), then the prefix a pip install puts setup.py's
+    data_files in."""
+    candidates = []
+    checkout = Path(__file__).resolve().parents[1]
+    if (checkout / "package.xml").is_file() and (checkout / "setup.py").is_file():
+        candidates.append(checkout)
+    try:
+        from ament_index_python.packages import get_package_share_directory
+
+        candidates.append(Path(get_package_share_directory(PACKAGE)))
+    except (ImportError, LookupError, OSError):  # no ament_index_python, not in the index, no AMENT_PREFIX_PATH
+        pass
+    candidates.append(Path(sys.prefix) / "share" / PACKAGE)
+    return list(dict.fromkeys(candidates))
 
 
 def find_bundled_model(share_dirs: Iterable[Path]) -> tuple[Path | None, list[Path]]:
