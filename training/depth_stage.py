@@ -8,11 +8,11 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset
 
-from depth_da_ros.losses import get_gan_loss, gradient_penalty, masked_l1_loss
+from depth_da_ros.losses import gradient_penalty, masked_l1_loss
 from training.common import depth_display, evaluate_depth, grid_rows, to_display, training_camera
 from training.config import DepthStageConfig
 from training.datasets import build_dataset
-from training.engine import DistContext, Stage, make_optimizer, make_scheduler, set_requires_grad, unwrap
+from training.engine import DistContext, Stage, set_requires_grad, unwrap
 
 LOG = logging.getLogger("training.depth")
 
@@ -29,12 +29,8 @@ class DepthStage(Stage):
         self.generator = self.wrap(self.specs["depth"].build())
         self.discriminator = self.wrap(d_spec.build())
         self.networks = {"depth": self.generator, "depth_discriminator": self.discriminator}
-        self.optimizers = {"depth": make_optimizer(self.generator.parameters(), cfg.optim_g),
-                           "depth_discriminator": make_optimizer(self.discriminator.parameters(), cfg.optim_d)}
-        self.schedulers = {"depth": make_scheduler(self.optimizers["depth"], cfg.optim_g, cfg.run.steps),
-                           "depth_discriminator": make_scheduler(self.optimizers["depth_discriminator"], cfg.optim_d,
-                                                                 cfg.run.steps)}
-        self.gan_loss = get_gan_loss("wgan" if cfg.loss.gan == "wgan-gp" else cfg.loss.gan)
+        self.add_optimizer("depth", self.generator.parameters(), cfg.optim_g)
+        self.add_optimizer("depth_discriminator", self.discriminator.parameters(), cfg.optim_d)
         self._val_set: Dataset | None = None
 
     def train_dataset(self) -> Dataset:

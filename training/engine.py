@@ -34,6 +34,7 @@ from tqdm import tqdm
 
 from depth_da_ros.checkpoint import CheckpointError, load_checkpoint, network_entry, save_checkpoint
 from depth_da_ros.config import config_to_dict, save_config
+from depth_da_ros.losses import get_gan_loss
 from depth_da_ros.models import NetworkSpec
 from training.config import OptimConfig, RunConfig
 
@@ -190,6 +191,8 @@ class Stage:
         self.specs: dict[str, NetworkSpec] = {}
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
         self.schedulers: dict[str, torch.optim.lr_scheduler.LRScheduler] = {}
+        # Both stages' configs name their adversarial objective; WGAN-GP is the wgan loss + penalty.
+        self.gan_loss = get_gan_loss("wgan" if cfg.loss.gan == "wgan-gp" else cfg.loss.gan)
         self.amp = cfg.run.amp and ctx.device.type == "cuda"
         if cfg.run.amp and not self.amp:
             LOG.warning("run.amp is only used on CUDA; training in fp32 on %s", ctx.device)
@@ -235,6 +238,11 @@ class Stage:
             module = nn.SyncBatchNorm.convert_sync_batchnorm(module)
         device_ids = [self.ctx.device.index] if self.ctx.device.type == "cuda" else None
         return nn.parallel.DistributedDataParallel(module, device_ids=device_ids)
+
+    def add_optimizer(self, name: str, params, cfg: OptimConfig) -> None:
+        """Adam for ``params`` and its learning-rate schedule over the run, both checkpointed as ``name``."""
+        self.optimizers[name] = make_optimizer(params, cfg)
+        self.schedulers[name] = make_scheduler(self.optimizers[name], cfg, self.cfg.run.steps)
 
     def guard(self, losses: dict[str, torch.Tensor], step: int) -> None:
         """Raise before the backward pass if any loss is NaN or infinite."""

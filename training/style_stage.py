@@ -18,11 +18,11 @@ import torch
 from torch.utils.data import Dataset
 
 from depth_da_ros.checkpoint import depth_codec, load_checkpoint, load_network
-from depth_da_ros.losses import cycle_loss, get_gan_loss, gradient_penalty, identity_loss, masked_l1_loss
+from depth_da_ros.losses import cycle_loss, gradient_penalty, identity_loss, masked_l1_loss
 from training.common import evaluate_depth, grid_rows, to_display, training_camera
 from training.config import StyleStageConfig
 from training.datasets import build_dataset
-from training.engine import DistContext, Stage, make_optimizer, make_scheduler, set_requires_grad, unwrap
+from training.engine import DistContext, Stage, set_requires_grad, unwrap
 
 LOG = logging.getLogger("training.style")
 
@@ -94,15 +94,9 @@ class StyleStage(Stage):
         n = self.networks
         self.g_ab, self.g_ba = n["style"], n["style_inverse"]
         self.d_real, self.d_synthetic = n["discriminator_real"], n["discriminator_synthetic"]
-        self.optimizers = {
-            "generators": make_optimizer(itertools.chain(self.g_ab.parameters(), self.g_ba.parameters()), cfg.optim_g),
-            "discriminators": make_optimizer(
-                itertools.chain(self.d_real.parameters(), self.d_synthetic.parameters()), cfg.optim_d),
-        }
-        self.schedulers = {"generators": make_scheduler(self.optimizers["generators"], cfg.optim_g, cfg.run.steps),
-                           "discriminators": make_scheduler(self.optimizers["discriminators"], cfg.optim_d,
-                                                            cfg.run.steps)}
-        self.gan_loss = get_gan_loss("wgan" if cfg.loss.gan == "wgan-gp" else cfg.loss.gan)
+        self.add_optimizer("generators", itertools.chain(self.g_ab.parameters(), self.g_ba.parameters()), cfg.optim_g)
+        self.add_optimizer("discriminators", itertools.chain(self.d_real.parameters(), self.d_synthetic.parameters()),
+                           cfg.optim_d)
         self.pool_real, self.pool_synthetic = ImagePool(cfg.loss.pool_size), ImagePool(cfg.loss.pool_size)
         self.depth_net = self._load_depth_network()
         self._val_set: Dataset | None = None
