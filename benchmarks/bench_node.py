@@ -28,7 +28,6 @@ import argparse
 import array
 import logging
 import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -57,6 +56,7 @@ from depth_da_ros.models import get_preset  # noqa: E402
 from depth_da_ros.node_support import NODE_NAME, percentile  # noqa: E402
 from depth_da_ros.normalization import DepthCodec  # noqa: E402
 from depth_da_ros.pipeline import DepthPipeline  # noqa: E402
+from depth_da_ros.processes import interrupt  # noqa: E402
 
 from recording import record  # noqa: E402
 
@@ -241,12 +241,7 @@ def run_node(args: argparse.Namespace, model: Path) -> dict:
         return result
     finally:
         camera.close()
-        node.send_signal(signal.SIGINT)
-        try:
-            node.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            node.kill()
-            node.wait()
+        interrupt(node, 30, "depth_da_node")
         log.close()
         if node.returncode == 0:
             os.unlink(log.name)

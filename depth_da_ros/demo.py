@@ -47,6 +47,7 @@ from .node_support import ADAPTED_TOPIC, COLORIZED_TOPIC, DEPTH_INFO_TOPIC, DEPT
     find_bundled_model, package_directories
 from .procedural.dataset import ProceduralConfig, ProceduralDataset
 from .procedural.writer import KITTI_DATE, drive_name, frame_paths, write_domain
+from .processes import interrupt
 from .visualization import colorize_depth
 
 LOG = logging.getLogger("depth_da_demo")
@@ -240,16 +241,7 @@ class ChildProcesses:
 
     def stop(self, name: str) -> int:
         """SIGINT (a clean shutdown: the recorder writes its bag), SIGKILL after STOP_TIMEOUT_S."""
-        proc = self.procs[name]
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(timeout=STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                LOG.warning("%s did not stop within %.0f s of SIGINT; killing it", name, STOP_TIMEOUT_S)
-                proc.kill()
-                proc.wait()
-        return proc.returncode
+        return interrupt(self.procs[name], STOP_TIMEOUT_S, name)
 
     def stop_all(self) -> None:
         for name in reversed(list(self.procs)):

@@ -8,7 +8,6 @@ frame, stamped like its camera frame, and finite metrics.
 from __future__ import annotations
 
 import json
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -42,6 +41,7 @@ from test_bags import (  # noqa: E402  (the bag tests' DDS helpers)
 
 from depth_da_ros.bags import CAMERA_INFO_TOPIC, IMAGE_TOPIC  # noqa: E402
 from depth_da_ros.bags.kitti2bag import convert  # noqa: E402
+from depth_da_ros.processes import interrupt  # noqa: E402
 from training import evaluate  # noqa: E402
 
 pytestmark = [needs_sample, pytest.mark.slow,
@@ -51,13 +51,7 @@ CHAIN_TIMEOUT = 180.0  # s: the node imports torch and loads the model on a busy
 
 
 def stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    interrupt(proc, 20)
 
 
 def logs(*paths: Path) -> str:

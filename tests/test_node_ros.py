@@ -11,7 +11,6 @@ import array
 import ast
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import threading
@@ -25,6 +24,7 @@ import pytest
 import yaml
 
 from depth_da_ros.camera import KITTI_CX, KITTI_CY, KITTI_FX, KITTI_HEIGHT, KITTI_WIDTH
+from depth_da_ros.processes import interrupt
 from depth_da_ros.node_support import (
     ADAPTED_TOPIC,
     DIAGNOSTICS_TOPIC,
@@ -487,15 +487,9 @@ class NodeProcess:
         return True
 
     def stop(self) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        code = interrupt(self.proc, 20, "depth_da_node")
         self._log_file.close()
-        return self.proc.returncode
+        return code
 
 
 def kitti_frame(header: "Header", seed: int) -> tuple["Image", "CameraInfo"]:
