@@ -58,7 +58,6 @@ FASTDDS_PROFILE = Path("config") / "fastdds_large_images.xml"
 DEMO_SEED = 2000
 MAX_DEPTH = 80.0  # metres: the metrics' cap, as KITTI's
 COLORMAP_RANGE = (1.0, 80.0)  # metres; given to the node too, so its depth/colorized matches the ground truth's
-CLOUD_DECIMATION = 2  # every 2nd row and column: a 4x smaller cloud to send, record and write
 START_TIMEOUT_S = 120.0  # the node imports torch and loads its model: slow on a busy 2-core machine
 STOP_TIMEOUT_S = 10.0  # SIGINT, then SIGKILL
 QUIET_S = 5.0  # after the replay ends, this long without a new depth image means the node is done
@@ -415,7 +414,7 @@ def run_chain(args: argparse.Namespace, model: Path, work: Path, log_dir: Path) 
                  log_dir / "node.log")
         children.start("node", "depth_da_ros.node", [
             "--ros-args", "--params-file", str(config), "-p", f"model_path:={model}",
-            "-p", f"cloud_decimation:={CLOUD_DECIMATION}", "-p", f"colormap_min_depth:={COLORMAP_RANGE[0]}",
+            "-p", f"colormap_min_depth:={COLORMAP_RANGE[0]}",
             "-p", f"colormap_max_depth:={COLORMAP_RANGE[1]}", "-p", "colormap_inverse:=true",
             "-r", f"image:={IMAGE_TOPIC}", "-r", f"camera_info:={CAMERA_INFO_TOPIC}"])
         watcher = GraphWatcher(args.domain_id)

@@ -79,6 +79,7 @@ from .node_support import (
     StreamStatistics,
     WarningThrottle,
     choose_reliability,
+    cloud_stride,
     diagnostic_summary,
     find_bundled_model,
     package_directories,
@@ -312,6 +313,7 @@ class DepthNode(Node):
             depth, styled = self._pipeline.predict(rgb, return_styled=True)
         else:
             depth, styled = self._pipeline.predict(rgb), None
+        inference_s = self._pipeline.last_timing.total_ms * 1e-3
         header = msg.header
         height, width = depth.shape
         camera, camera_info = self._camera_for(header, height, width, settings)
@@ -328,14 +330,15 @@ class DepthNode(Node):
                                     settings.colormap_inverse)
             self._colorized_pub.publish(rgb_to_bgr8_image(colors, header))
         if settings.cloud_enabled and camera is not None and self._points_pub.get_subscription_count() > 0:
-            cloud = build_point_cloud(depth, camera, rgb=rgb if settings.cloud_rgb else None,
-                                      decimation=settings.cloud_decimation, min_depth=settings.cloud_min_depth,
-                                      max_depth=settings.cloud_max_depth, organized=settings.cloud_organized)
+            stride = cloud_stride(settings.cloud_decimation, depth.shape, self._pipeline.input_size)
+            cloud = build_point_cloud(depth, camera, rgb=rgb if settings.cloud_rgb else None, decimation=stride,
+                                      min_depth=settings.cloud_min_depth, max_depth=settings.cloud_max_depth,
+                                      organized=settings.cloud_organized)
             self._points_pub.publish(cloud_to_point_cloud2(cloud, header))
         if styled is not None:
             self._adapted_pub.publish(rgb_to_rgb8_image(styled, header))
         now = time.monotonic()
-        self._stats.record_output(now, latency_s, now - started)
+        self._stats.record_output(now, latency_s, now - started, inference_s)
 
     def _camera_for(self, header: Header, height: int, width: int, settings: NodeSettings
                     ) -> tuple[Intrinsics | None, CameraInfo | None]:

@@ -45,6 +45,7 @@ PRECISION_CHOICES = ("", "fp32", "fp16")
 INPUT_RELIABILITY_CHOICES = ("auto", "reliable", "best_effort")
 OUTPUT_RELIABILITY_CHOICES = ("reliable", "best_effort")
 RELIABLE, BEST_EFFORT = "reliable", "best_effort"
+AUTO_DECIMATION = 0  # cloud_decimation: match the network's resolution
 
 # diagnostic_msgs/DiagnosticStatus levels.
 DIAGNOSTIC_OK, DIAGNOSTIC_WARN, DIAGNOSTIC_ERROR = 0, 1, 2
@@ -113,8 +114,9 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
     ParameterSpec("cloud_rgb", True, "Colour each point with the camera image (xyz + rgb)"),
     ParameterSpec("cloud_organized", True, "Keep the image grid (invalid points are NaN); false: valid "
                   "points only, in one row"),
-    ParameterSpec("cloud_decimation", 1, "Use every N-th row and column of the depth image",
-                  minimum=1, maximum=64),
+    ParameterSpec("cloud_decimation", AUTO_DECIMATION, "Use every N-th row and column of the depth image; "
+                  "0: about one point per network pixel (the network's resolution: a denser cloud only adds "
+                  "interpolated points)", minimum=0, maximum=64),
     ParameterSpec("cloud_min_depth", 0.1, "Points nearer than this depth (metres along the optical axis) are "
                   "dropped", minimum=0.0, maximum=1000.0),
     ParameterSpec("cloud_max_depth", 60.0, "Points farther than this depth (metres along the optical axis) are "
@@ -325,6 +327,7 @@ class StatisticsSnapshot:
     latency_p50_ms: float  # camera stamp -> depth published
     latency_p95_ms: float
     processing_p50_ms: float  # inference thread's time per frame: decoding, inference, every output
+    inference_p50_ms: float  # the DepthPipeline.predict part of it (the rest is the node's own work)
     seconds_since_input: float | None  # None before the first input
     seconds_since_output: float | None  # since the last output, or the first input while none; None before it
 
@@ -340,6 +343,7 @@ class StreamStatistics:
         self._outputs: deque[float] = deque()
         self._latencies: deque[float] = deque(maxlen=samples)
         self._processing: deque[float] = deque(maxlen=samples)
+        self._inference: deque[float] = deque(maxlen=samples)
         self._processed = 0
         self._rejected = 0
         self._first_input: float | None = None
@@ -354,11 +358,14 @@ class StreamStatistics:
                 self._first_input = now
             self._prune(now)
 
-    def record_output(self, now: float, latency_s: float, processing_s: float) -> None:
+    def record_output(self, now: float, latency_s: float, processing_s: float, inference_s: float) -> None:
+        """A published frame: stamp-to-publish latency, the node's time on it, and the part of
+        that time spent in ``DepthPipeline.predict``."""
         with self._lock:
             self._outputs.append(now)
             self._latencies.append(latency_s * 1e3)
             self._processing.append(processing_s * 1e3)
+            self._inference.append(inference_s * 1e3)
             self._processed += 1
             self._last_output = now
             self._prune(now)
@@ -371,12 +378,12 @@ class StreamStatistics:
         """Current figures; ``received`` and ``dropped`` come from the frame slot."""
         with self._lock:
             self._prune(now)
-            latencies, processing = list(self._latencies), list(self._processing)
+            latencies, processing, inference = list(self._latencies), list(self._processing), list(self._inference)
             return StatisticsSnapshot(
                 received=received, processed=self._processed, dropped=dropped, rejected=self._rejected,
                 input_hz=self._rate(self._inputs), output_hz=self._rate(self._outputs),
                 latency_p50_ms=percentile(latencies, 50), latency_p95_ms=percentile(latencies, 95),
-                processing_p50_ms=percentile(processing, 50),
+                processing_p50_ms=percentile(processing, 50), inference_p50_ms=percentile(inference, 50),
                 seconds_since_input=None if self._last_input is None else now - self._last_input,
                 seconds_since_output=None if self._first_input is None
                 else now - (self._first_input if self._last_output is None else self._last_output),
@@ -455,6 +462,17 @@ class WarningThrottle:
             return self._suppressed.pop(key, 0)
 
 
+def cloud_stride(decimation: int, image_size: tuple[int, int], network_size: tuple[int, int]) -> int:
+    """The row and column stride of the point cloud: ``decimation``, or for ``AUTO_DECIMATION``
+    about one point per network pixel, (height, width) sizes. The depth is upsampled from the
+    network's output, so a denser cloud only adds interpolated points to build, send and draw
+    (a 1242x375 KITTI frame from a 640x192 network: stride 2, 4x fewer points)."""
+    if decimation != AUTO_DECIMATION:
+        return decimation
+    ratio = min(image / network for image, network in zip(image_size, network_size))
+    return max(1, round(ratio))
+
+
 def choose_reliability(mode: str, offered: Iterable[str]) -> str:
     """The reliability to subscribe with: ``mode`` unless "auto"; then best effort when any
     publisher offers only that (a reliable subscription would match none of its messages),
@@ -478,6 +496,7 @@ def diagnostic_summary(stats: StatisticsSnapshot, backend: str, stale_after_s: f
         ("latency p50 (ms)", ms(stats.latency_p50_ms)),
         ("latency p95 (ms)", ms(stats.latency_p95_ms)),
         ("processing p50 (ms)", ms(stats.processing_p50_ms)),
+        ("inference p50 (ms)", ms(stats.inference_p50_ms)),
         ("frames received", str(stats.received)),
         ("frames processed", str(stats.processed)),
         ("frames dropped", str(stats.dropped)),

@@ -27,6 +27,7 @@ from depth_da_ros.camera import KITTI_CX, KITTI_CY, KITTI_FX, KITTI_HEIGHT, KITT
 from depth_da_ros.processes import interrupt
 from depth_da_ros.node_support import (
     ADAPTED_TOPIC,
+    AUTO_DECIMATION,
     DIAGNOSTICS_TOPIC,
     IMAGE_TOPIC,
     NODE_NAME,
@@ -506,7 +507,8 @@ def running(dds_env, tiny_checkpoint, tmp_path_factory):
     log = tmp_path_factory.mktemp("node_log") / "node.log"
     process = NodeProcess(node_command(
         "--params-file", str(PARAMS_FILE), "-p", f"model_path:={tiny_checkpoint}", "-p", "backend:=torch",
-        "-p", "device:=cpu", "-p", "threads:=1", "-p", "diagnostics_period:=0.5", "-p", "warning_period:=0.1"),
+        "-p", "device:=cpu", "-p", "threads:=1", "-p", "diagnostics_period:=0.5", "-p", "warning_period:=0.1",
+        "-p", "cloud_decimation:=1"),  # a full-resolution cloud: the geometry checks compare every pixel
         dds_env, log)
     tester = RosSide(int(dds_env["ROS_DOMAIN_ID"]))
     try:
@@ -695,6 +697,13 @@ def test_runtime_parameter_updates_are_validated(running):
     _, outputs = send_whole_frame(tester, process, seed=11)
     cloud = outputs["points"]
     assert (cloud.height, cloud.width) == (len(range(0, KITTI_HEIGHT, 4)), len(range(0, KITTI_WIDTH, 4)))
+    assert tester.set_parameter("cloud_decimation", AUTO_DECIMATION).successful  # the params file's default
+    _, outputs = send_whole_frame(tester, process, seed=12)
+    from model_fixtures import TINY_SIZE
+
+    stride = round(min(KITTI_HEIGHT / TINY_SIZE[0], KITTI_WIDTH / TINY_SIZE[1]))  # 6: 375x1242 from 64x192
+    cloud = outputs["points"]
+    assert (cloud.height, cloud.width) == (len(range(0, KITTI_HEIGHT, stride)), len(range(0, KITTI_WIDTH, stride)))
     assert tester.set_parameter("cloud_decimation", 1).successful
 
 
@@ -805,7 +814,7 @@ def test_a_style_adapter_model_publishes_the_adapted_frame_to_a_subscriber(dds_e
 @needs_ros
 @pytest.mark.parametrize("arguments, message", [
     (["-p", "model_path:=/nonexistent/model.onnx"], "model_path: /nonexistent/model.onnx does not exist"),
-    (["-p", "colormap_min_depth:=90.0", "-p", "cloud_decimation:=0"], "cloud_decimation"),
+    (["-p", "colormap_min_depth:=90.0", "-p", "cloud_decimation:=-1"], "cloud_decimation"),
 ])
 def test_invalid_start_up_parameters_exit_non_zero_with_the_reason(dds_env, tiny_checkpoint, arguments, message):
     command = node_command("-p", f"model_path:={tiny_checkpoint}", *arguments)

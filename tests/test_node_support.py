@@ -12,6 +12,7 @@ import pytest
 
 from depth_da_ros.backends import AUTO, BACKENDS
 from depth_da_ros.node_support import (
+    AUTO_DECIMATION,
     BACKEND_CHOICES,
     DIAGNOSTIC_ERROR,
     DIAGNOSTIC_OK,
@@ -25,6 +26,7 @@ from depth_da_ros.node_support import (
     StreamStatistics,
     WarningThrottle,
     choose_reliability,
+    cloud_stride,
     diagnostic_summary,
     find_bundled_model,
     percentile,
@@ -90,14 +92,15 @@ def test_stream_statistics_rates_latencies_and_window():
     for i in range(31):  # 30 Hz input for one second, every second frame published
         stats.record_input(100.0 + i / 30)
         if i % 2 == 0:
-            stats.record_output(100.0 + i / 30 + 0.01, latency_s=0.040 + i * 0.001, processing_s=0.02)
+            stats.record_output(100.0 + i / 30 + 0.01, latency_s=0.040 + i * 0.001, processing_s=0.02,
+                                inference_s=0.015)
     stats.record_rejected()
     snap = stats.snapshot(101.0, received=31, dropped=15)
     assert snap.input_hz == pytest.approx(30.0) and snap.output_hz == pytest.approx(15.0)
     latencies = [40.0 + i for i in range(0, 31, 2)]
     assert snap.latency_p50_ms == pytest.approx(np.percentile(latencies, 50))
     assert snap.latency_p95_ms == pytest.approx(np.percentile(latencies, 95))
-    assert snap.processing_p50_ms == pytest.approx(20.0)
+    assert snap.processing_p50_ms == pytest.approx(20.0) and snap.inference_p50_ms == pytest.approx(15.0)
     assert (snap.received, snap.processed, snap.dropped, snap.rejected) == (31, 16, 15, 1)
     assert snap.seconds_since_input == pytest.approx(0.0) and snap.seconds_since_output == pytest.approx(0.0, abs=0.02)
     later = stats.snapshot(120.0, received=31, dropped=15)  # everything left the 10 s window
@@ -118,7 +121,8 @@ def test_diagnostic_summary_levels():
     level, message, values = diagnostic_summary(stats.snapshot(0.0, received=0, dropped=0), "torch on cpu")
     assert level == DIAGNOSTIC_WARN and message == "no input images"
     keys = dict(values)
-    for key in ("input rate (Hz)", "output rate (Hz)", "latency p50 (ms)", "latency p95 (ms)", "frames dropped"):
+    for key in ("input rate (Hz)", "output rate (Hz)", "latency p50 (ms)", "latency p95 (ms)", "processing p50 (ms)",
+                "inference p50 (ms)", "frames dropped"):
         assert key in keys
     assert keys["backend"] == "torch on cpu" and keys["latency p50 (ms)"] == "n/a"
 
@@ -127,9 +131,9 @@ def test_diagnostic_summary_levels():
         DIAGNOSTIC_OK, "waiting for the first depth image")
     stats.record_input(9.0)
     assert diagnostic_summary(stats.snapshot(9.5, received=2, dropped=0), "b")[0] == DIAGNOSTIC_ERROR
-    stats.record_output(9.6, 0.05, 0.04)
+    stats.record_output(9.6, 0.05, 0.04, 0.03)
     stats.record_input(9.7)
-    stats.record_output(9.8, 0.05, 0.04)
+    stats.record_output(9.8, 0.05, 0.04, 0.03)
     level, message, _ = diagnostic_summary(stats.snapshot(10.0, received=3, dropped=0), "b")
     assert level == DIAGNOSTIC_OK and message == "publishing depth at 5.0 Hz"
 
@@ -194,13 +198,25 @@ def test_one_parameter_table_one_settings_dataclass():
         assert (spec.minimum is None) == (spec.maximum is None), spec.name
 
 
+@pytest.mark.parametrize("decimation, image, network, stride", [
+    (3, (375, 1242), (192, 640), 3),  # set by the user: as it is
+    (AUTO_DECIMATION, (375, 1242), (192, 640), 2),  # KITTI from the lite network: 1.95x
+    (AUTO_DECIMATION, (720, 1280), (192, 640), 2),  # the denser direction (width, 2x) decides
+    (AUTO_DECIMATION, (192, 640), (192, 640), 1),
+    (AUTO_DECIMATION, (96, 320), (192, 640), 1),  # a camera smaller than the network: every pixel
+])
+def test_cloud_stride(decimation, image, network, stride):
+    assert cloud_stride(decimation, image, network) == stride
+
+
 def test_backend_choices_are_the_registry_names():
     assert set(BACKEND_CHOICES) == {AUTO, *BACKENDS.names()}
 
 
 def test_defaults_validate(model):
     settings = settings_from_parameters({"model_path": model})
-    assert settings.backend == "auto" and settings.intrinsics == () and settings.cloud_decimation == 1
+    assert settings.backend == "auto" and settings.intrinsics == ()
+    assert settings.cloud_decimation == AUTO_DECIMATION
     settings = settings_from_parameters({"model_path": model, "intrinsics": [700, 700.0, 600, 170], "device": "cuda:1"})
     assert settings.intrinsics == (700.0, 700.0, 600.0, 170.0) and settings.device == "cuda:1"
     assert settings_from_parameters({"model_path": model, "intrinsics": None}).intrinsics == ()
@@ -211,7 +227,7 @@ def test_defaults_validate(model):
     [
         ({"backend": "openvino"}, "backend: 'openvino' is not one of: 'auto', 'onnxruntime', 'tensorrt', 'torch'"),
         ({"scale_mode": "metric"}, "scale_mode: 'metric' is not one of: 'none', 'focal'"),
-        ({"cloud_decimation": 0}, "cloud_decimation: 0 is not in [1, 64]"),
+        ({"cloud_decimation": -1}, "cloud_decimation: -1 is not in [0, 64]"),
         ({"cloud_decimation": 2.0}, "cloud_decimation: expected int, got 2.0"),
         ({"cloud_rgb": "yes"}, "cloud_rgb: expected bool, got 'yes'"),
         ({"camera_info_tolerance": -1.0}, "camera_info_tolerance: -1.0 is not in [0.0, 10.0]"),
