@@ -36,7 +36,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # runs from a plain checkout
 
 from depth_da_ros.backends import BACKENDS, BackendOptions  # noqa: E402
-from depth_da_ros.camera import KITTI_HEIGHT, KITTI_WIDTH  # noqa: E402
+from depth_da_ros.camera import KITTI_HEIGHT, KITTI_WIDTH, PinholeCamera  # noqa: E402
 from depth_da_ros.checkpoint import network_entry, save_checkpoint  # noqa: E402
 from depth_da_ros.export import export_onnx  # noqa: E402
 from depth_da_ros.models import ModelPreset, get_preset  # noqa: E402
@@ -51,17 +51,21 @@ TARGET_MS = 100.0
 BLOCK_PAUSE_S = 1.0
 
 
-def write_models(preset: ModelPreset, root: Path) -> dict[str, Path]:
-    """Fresh depth + style checkpoints of ``preset`` and their fused fp32 ONNX export."""
+def write_models(preset: ModelPreset, root: Path, onnx: bool = True) -> dict[str, Path]:
+    """Fresh depth + style checkpoints of ``preset`` and (``onnx``) their fused fp32 ONNX export."""
     common = {"preset": preset.name, "input_size": [preset.input_height, preset.input_width],
-              "depth_codec": DepthCodec(preset.max_depth).to_dict(), "config": {}, "metrics": {}, "step": 0}
+              "depth_codec": DepthCodec(preset.max_depth).to_dict(), "config": {}, "metrics": {}, "step": 0,
+              "training_camera": PinholeCamera.kitti_like(preset.input_height, preset.input_width).__dict__}
     paths = {"depth": root / f"{preset.name}_depth.pt", "style": root / f"{preset.name}_style.pt",
              "onnx": root / f"{preset.name}.onnx"}
     for name in ("depth", "style"):
         spec = getattr(preset, name)
         save_checkpoint(paths[name], {**common, "stage": name, "deploy": [name],
                                       "networks": {name: network_entry(spec.build(), spec)}})
-    export_onnx(paths["onnx"], paths["depth"], paths["style"], verify=False)
+    if onnx:
+        export_onnx(paths["onnx"], paths["depth"], paths["style"], verify=False)
+    else:
+        del paths["onnx"]
     return paths
 
 
