@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import subprocess
@@ -63,6 +64,21 @@ def test_depth_stage_trains_and_writes_a_self_describing_run(tmp_path):
     assert load_config(DepthStageConfig, run_dir / "config.yaml").run.steps == 4
     meta = json.loads((run_dir / "meta.json").read_text())
     assert meta["seed"] == 0 and meta["git_revision"]
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="training on CUDA needs a CUDA device")
+@pytest.mark.parametrize("amp", [False, True], ids=["fp32", "bf16-autocast"])
+def test_both_stages_train_on_cuda(tmp_path, amp):
+    for stage, data in (("depth", DEPTH_DATA), ("style", STYLE_DATA)):
+        run_dir = tmp_path / stage
+        assert train_main([stage, *args(*TINY, *data, "run.steps=3", "run.device=cuda", f"run.amp={str(amp).lower()}",
+                                        f"run.run_dir={run_dir}")]) == 0
+        entries = losses(run_dir)
+        assert sorted(entries) == [1, 2, 3]
+        assert all(math.isfinite(value) for entry in entries.values() for value in entry.values())
+        ckpt = load_checkpoint(run_dir / "checkpoints" / "last.pt")  # a GPU run's checkpoint loads on the CPU
+        assert load_network(ckpt, ckpt["deploy"][0]) is not None
 
 
 def test_depth_stage_with_wgan_gp_critic(tmp_path):
