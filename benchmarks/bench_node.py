@@ -4,6 +4,7 @@
     python benchmarks/bench_node.py --threads 2 --duration 120 --soak-minutes 30
     python benchmarks/bench_node.py --model model.onnx --backend onnxruntime
     python benchmarks/bench_node.py --param cloud_decimation:=1 --name node-full-cloud  # full-resolution cloud
+    python benchmarks/bench_node.py --outputs --name node-depth-only  # no colour map or cloud subscriber
     python benchmarks/bench_node.py --model tiny.pt --backend torch --duration 3 --warmup 1 --no-record  # smoke
 
 The node runs in its own process (``python -m depth_da_ros.node`` with config/depth.yaml), fed
@@ -67,6 +68,7 @@ from recording import record  # noqa: E402
 LOG = logging.getLogger("bench_node")
 KITTI_P = [KITTI_FX, 0.0, KITTI_CX, 0.0, 0.0, KITTI_FX, KITTI_CY, 0.0, 0.0, 0.0, 1.0, 0.0]
 OVERHEAD_TARGET = 0.15
+OPTIONAL_OUTPUTS = ("colorized", "points")
 CLOUD_TARGET_MS = 3.0
 START_TIMEOUT_S = 120.0
 
@@ -86,6 +88,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--soak-minutes", type=float, default=0.0, help="then stream this long, tracking memory")
     parser.add_argument("--param", action="append", default=[], metavar="NAME:=VALUE",
                         help="node parameter over config/depth.yaml (repeatable)")
+    parser.add_argument("--outputs", nargs="*", default=list(OPTIONAL_OUTPUTS), choices=OPTIONAL_OUTPUTS,
+                        help="outputs subscribed besides depth/image (the node builds only those); none: depth only")
     parser.add_argument("--name", default="node", help="results file name (benchmarks/results/NAME.md)")
     parser.add_argument("--no-record", action="store_true", help="print only")
     return parser.parse_args(argv)
@@ -134,7 +138,7 @@ def rss_mb(pid: int) -> float:
 class Camera:
     """Publishes frames at a fixed rate and collects what the node sends back."""
 
-    def __init__(self, domain: int) -> None:
+    def __init__(self, domain: int, outputs: list[str]) -> None:
         self.context = rclpy.Context()
         rclpy.init(context=self.context, domain_id=domain, signal_handler_options=SignalHandlerOptions.NO)
         self.node = rclpy.create_node("bench_camera", context=self.context)
@@ -149,8 +153,10 @@ class Camera:
         self.node.create_subscription(Image, "depth/image", self._on_depth, qos)
         # Subscribed as RViz would, so that the node builds them.
         self.cloud_bytes = 0  # the serialised size of the last point cloud
-        self.node.create_subscription(Image, "depth/colorized", lambda msg: None, qos, raw=True)
-        self.node.create_subscription(PointCloud2, "points", self._on_cloud, qos, raw=True)
+        if "colorized" in outputs:
+            self.node.create_subscription(Image, "depth/colorized", lambda msg: None, qos, raw=True)
+        if "points" in outputs:
+            self.node.create_subscription(PointCloud2, "points", self._on_cloud, qos, raw=True)
         self.node.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, 10)
         self.executor = SingleThreadedExecutor(context=self.context)
         self.executor.add_node(self.node)
@@ -215,7 +221,7 @@ def run_node(args: argparse.Namespace, model: Path) -> dict:
     log = tempfile.NamedTemporaryFile(prefix="bench_node_", suffix=".log", delete=False)
     node = subprocess.Popen(command, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     os.environ["ROS_DOMAIN_ID"], os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = str(domain), "LOCALHOST"
-    camera = Camera(domain)
+    camera = Camera(domain, args.outputs)
     try:
         deadline = time.monotonic() + START_TIMEOUT_S
         while not camera.connected():
@@ -257,6 +263,7 @@ def report(args: argparse.Namespace, model: Path, pipeline_ms: tuple[list[float]
     rows = [
         ("model", f"{model.name} ({args.backend}, {args.threads or 'all'} threads)"),
         ("node parameters over config/depth.yaml", ", ".join(args.param) or "none"),
+        ("outputs subscribed", ", ".join(["depth/image", *args.outputs])),
         ("input", f"{KITTI_WIDTH}x{KITTI_HEIGHT} rgb8 + camera_info at {args.rate:g} Hz, {node['seconds']:.0f} s"),
         ("camera stamp -> depth published, p50 / p95 (node)",
          f"{diagnostics.get('latency p50 (ms)', 'n/a')} / {diagnostics.get('latency p95 (ms)', 'n/a')} ms"),
@@ -264,7 +271,7 @@ def report(args: argparse.Namespace, model: Path, pipeline_ms: tuple[list[float]
          f"{percentile(node['latencies'], 50):.1f} / {percentile(node['latencies'], 95):.1f} ms"),
         ("depth output rate", f"{received / node['seconds']:.2f} Hz"),
         ("dropped frames", f"{1 - received / max(node['sent'], 1):.1%} ({node['sent'] - received} of {node['sent']})"),
-        ("point cloud message", f"{node['cloud_mb']:.2f} MB"),
+        ("point cloud message", f"{node['cloud_mb']:.2f} MB" if "points" in args.outputs else "not subscribed"),
         ("bare pipeline predict, p50 (before / after the node run)",
          f"{pipeline_p50:.1f} ms ({percentile(before, 50):.1f} / {percentile(after, 50):.1f})"),
         ("node time per frame, p50 (decode, inference, colour map, cloud, publishing)", f"{node_p50:.1f} ms"),
@@ -281,8 +288,8 @@ def report(args: argparse.Namespace, model: Path, pipeline_ms: tuple[list[float]
         rows.append((f"resident memory, after warm-up -> after {args.soak_minutes:g} min",
                      f"{start:.0f} -> {end:.0f} MB ({end - start:+.1f} MB)"))
     table = "| figure | value |\n|---|---|\n" + "\n".join(f"| {name} | {value} |" for name, value in rows)
-    return table + ("\n\nThe camera publisher and the subscribers (depth, colour map, cloud) run in the "
-                    "benchmark's process on the same CPU as the node.\n")
+    return table + ("\n\nThe camera publisher and the subscribers run in the benchmark's process on the same "
+                    "CPU as the node.\n")
 
 
 def main(argv: list[str] | None = None) -> int:
