@@ -44,6 +44,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import torch
+from onnx import numpy_helper
 from torch import Tensor, nn
 
 from .atomic import atomic_write_bytes
@@ -60,6 +61,10 @@ STYLE_OUTPUT = "styled"
 INPUT_LAYOUT = "NHWC"
 INPUT_DTYPES = ("uint8", "float32")
 PRECISIONS = ("fp32", "fp16")
+# fp16 weight storage (``export_onnx(fp16_weights=True)``): weight tensors of at least this many
+# values are stored in fp16 and cast to fp32 when the model loads (ONNX Runtime folds the casts),
+# so the file is half the size and the arithmetic fp32; biases and constants stay exact.
+FP16_WEIGHTS_MIN_VALUES = 256
 NETWORK_NAMES = ("style", "depth")  # inference order
 DEFAULT_OPSET = 18
 # Export-time check of ONNX Runtime against the fp32 torch module, as a fraction of the
@@ -87,7 +92,8 @@ class ModelMetadata:
     depth_codec: DepthCodec | None = None  # None when the model outputs a styled image
     training_camera: PinholeCamera | None = None  # intrinsics at the input size, when known
     sources: dict[str, dict[str, Any]] = field(default_factory=dict)  # network -> checkpoint record
-    precision: str = "fp32"
+    precision: str = "fp32"  # of the arithmetic
+    weight_storage: str = "fp32"  # "fp16": fp32 arithmetic on weights stored in fp16 (half the file)
     export_date: str | None = None  # UTC ISO 8601; None for a model read from checkpoints
     opset: int | None = None
     # The adapted frame as a second output; only with both networks, None in older exports.
@@ -98,8 +104,9 @@ class ModelMetadata:
             raise MetadataError(f"networks must be a non-empty subset of {NETWORK_NAMES}, got {self.networks}")
         if self.input_dtype not in INPUT_DTYPES:
             raise MetadataError(f"input dtype {self.input_dtype!r} is not one of {INPUT_DTYPES}")
-        if self.precision not in PRECISIONS:
-            raise MetadataError(f"precision {self.precision!r} is not one of {PRECISIONS}")
+        if self.precision not in PRECISIONS or self.weight_storage not in PRECISIONS:
+            raise MetadataError(f"precision {self.precision!r} and weight storage {self.weight_storage!r} must be "
+                                f"one of {PRECISIONS}")
         if ("depth" in self.networks) != (self.depth_codec is not None):
             raise MetadataError("a depth codec is required exactly when the model contains the depth network")
         if self.styled_output_name is not None and self.networks != NETWORK_NAMES:
@@ -160,6 +167,7 @@ class ModelMetadata:
             "source_checkpoints": self.sources,
             "export_date": self.export_date,
             "precision": self.precision,
+            "weight_storage": self.weight_storage,
             "opset": self.opset,
         }
         return {key: json.dumps(value) for key, value in props.items()}
@@ -192,6 +200,7 @@ class ModelMetadata:
                 training_camera=PinholeCamera(**camera) if camera else None,
                 sources=values.get("source_checkpoints") or {},
                 precision=values["precision"],
+                weight_storage=values.get("weight_storage") or "fp32",  # absent in older exports
                 export_date=values.get("export_date"),
                 opset=values.get("opset"),
                 styled_output_name=values.get("styled_output_name"),
@@ -357,22 +366,27 @@ def export_onnx(
     *,
     only: str | None = None,
     fp16: bool = False,
+    fp16_weights: bool = False,
     input_dtype: str = "uint8",
     opset: int = DEFAULT_OPSET,
     verify: bool = True,
 ) -> ModelMetadata:
     """Write the fused ONNX model to ``out`` (atomically) and return its metadata.
 
+    ``fp16`` exports fp16 arithmetic (for GPUs); ``fp16_weights`` keeps fp32 arithmetic on
+    weights stored in fp16: half the file at fp32 speed on CPUs, which run fp16 graphs slowly.
     ``verify`` runs the model in ONNX Runtime (CPU) on a random frame before writing it and
     compares with the fp32 torch module; a difference above ``VERIFY_TOLERANCE`` raises
     ExportError and writes nothing.
     """
     if opset < 17:
         raise ExportError(f"opset must be >= 17, got {opset}")
+    if fp16 and fp16_weights:
+        raise ExportError("fp16 already stores the weights in fp16; fp16_weights is for fp32 arithmetic")
     module, metadata = load_inference_module(depth_checkpoint, style_checkpoint, only=only, input_dtype=input_dtype)
     precision = "fp16" if fp16 else "fp32"
     metadata = replace(
-        metadata, precision=precision, opset=opset,
+        metadata, precision=precision, weight_storage="fp16" if fp16 or fp16_weights else "fp32", opset=opset,
         export_date=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     )
     traced = to_half(copy.deepcopy(module)) if fp16 else module
@@ -392,8 +406,10 @@ def export_onnx(
         verbose=False,
     )
     model = program.model_proto
+    if fp16_weights:
+        _store_weights_in_fp16(model.graph)
     model.producer_name = "depth_da_ros"
-    model.doc_string = f"depth_da_ros {'+'.join(metadata.networks)} model, {precision}"
+    model.doc_string = f"depth_da_ros {'+'.join(metadata.networks)} model, {describe_precision(metadata)}"
     for key, value in metadata.to_onnx_props().items():
         model.metadata_props.add(key=key, value=value)
     onnx.checker.check_model(model, full_check=True)
@@ -402,8 +418,36 @@ def export_onnx(
     if verify:  # before writing: a model that fails the check never reaches disk
         _verify(data, out.name, module, metadata)
     atomic_write_bytes(out, data)
-    LOG.info("wrote %s (%s, %s, %d nodes)", out, "+".join(metadata.networks), precision, len(model.graph.node))
+    LOG.info("wrote %s (%s, %s, %d nodes)", out, "+".join(metadata.networks), describe_precision(metadata),
+             len(model.graph.node))
     return metadata
+
+
+def describe_precision(metadata: ModelMetadata) -> str:
+    """'fp32', 'fp16', or 'fp32 on fp16 weights'."""
+    if metadata.weight_storage == metadata.precision:
+        return metadata.precision
+    return f"{metadata.precision} on {metadata.weight_storage} weights"
+
+
+def _store_weights_in_fp16(graph: onnx.GraphProto) -> None:
+    """Each fp32 weight tensor of at least ``FP16_WEIGHTS_MIN_VALUES`` values (within fp16's
+    range) becomes an fp16 initializer and a Cast back to fp32 under its old name, so every
+    consumer is unchanged."""
+    initializers, casts = [], []
+    for tensor in graph.initializer:
+        values = numpy_helper.to_array(tensor) if tensor.data_type == onnx.TensorProto.FLOAT else None
+        if (values is not None and values.size >= FP16_WEIGHTS_MIN_VALUES
+                and np.abs(values).max() <= np.finfo(np.float16).max):
+            half = numpy_helper.from_array(values.astype(np.float16), f"{tensor.name}__fp16")
+            casts.append(onnx.helper.make_node("Cast", [half.name], [tensor.name], to=onnx.TensorProto.FLOAT,
+                                               name=f"{tensor.name}__to_fp32"))
+            tensor = half
+        initializers.append(tensor)
+    nodes = [*casts, *graph.node]
+    del graph.initializer[:], graph.node[:]
+    graph.initializer.extend(initializers)
+    graph.node.extend(nodes)
 
 
 def _output_names(metadata: ModelMetadata) -> list[str]:
@@ -433,7 +477,7 @@ def _verify(model: bytes, name: str, module: InferenceModule, metadata: ModelMet
     for output, got, want in zip(names, session.run(names, {INPUT_NAME: image.numpy()}), expected):
         scale = metadata.max_depth if output == DEPTH_OUTPUT else 255.0
         # A uint8 output rounds: a value near .5 may land one step either side.
-        tolerance = VERIFY_TOLERANCE[metadata.precision] * scale + (1.0 if got.dtype == np.uint8 else 0.0)
+        tolerance = VERIFY_TOLERANCE[metadata.weight_storage] * scale + (1.0 if got.dtype == np.uint8 else 0.0)
         error = float(np.abs(got.astype(np.float32) - want.numpy().astype(np.float32)).max())
         LOG.info("verified %s %r: ONNX Runtime vs torch max abs difference %.3g (%.2e of %g)",
                  name, output, error, error / scale, scale)

@@ -22,7 +22,9 @@ from depth_da_ros.export import (
     INPUT_NAME,
     ONNX_FORMAT,
     STYLE_OUTPUT,
+    ExportError,
     ModelMetadata,
+    describe_precision,
     export_onnx,
     load_inference_module,
     read_model_metadata,
@@ -239,23 +241,46 @@ def test_cli_rejects_an_output_that_is_not_onnx(tmp_path):
     assert exc.value.code == 2
 
 
+def test_fp16_weights_export_halves_the_file_and_computes_in_fp32(tmp_path):
+    depth, style = write_checkpoints(tmp_path, "lite")
+    full, half = tmp_path / "fp32.onnx", tmp_path / "fp16w.onnx"
+    export_onnx(full, depth, style, verify=False)
+    meta = export_onnx(half, depth, style, fp16_weights=True)  # verify: ONNX Runtime vs torch within 1%
+    assert (meta.precision, meta.weight_storage) == ("fp32", "fp16")
+    assert read_model_metadata(half) == meta and describe_precision(meta) == "fp32 on fp16 weights"
+    assert half.stat().st_size < 0.55 * full.stat().st_size
+    model = onnx.load(str(half))
+    stored = {t.name: t.data_type for t in model.graph.initializer}
+    weights = [name for name, dtype in stored.items() if dtype == onnx.TensorProto.FLOAT16]
+    assert weights and all(name.endswith("__fp16") for name in weights)
+    casts = {node.input[0] for node in model.graph.node if node.op_type == "Cast"}
+    assert set(weights) <= casts  # each stored weight is cast back to fp32 before use
+    frames = random_frames(meta.input_size)
+    module, _ = load_inference_module(depth, style)
+    with torch.no_grad():
+        expected = module(torch.from_numpy(frames)).numpy()
+    assert np.abs(run_onnx(half, frames) - expected).max() <= 2e-3 * MAX_DEPTH
+    with pytest.raises(ExportError, match="fp16 already stores the weights in fp16"):
+        export_onnx(tmp_path / "both.onnx", depth, style, fp16=True, fp16_weights=True)
+
+
 # --- ONNX Runtime vs TensorRT (GPU machines only) -----------------------------------------
 
 TENSORRT_MISSING = TensorRTBackend.unavailable_reason(Path("model.onnx"), BackendOptions())
 
 
 @pytest.mark.skipif(TENSORRT_MISSING is not None, reason=f"TensorRT parity needs TensorRT and CUDA: {TENSORRT_MISSING}")
-@pytest.mark.parametrize("case", ["fp32", "fp16-export", "fp16-builder-flag"])
+@pytest.mark.parametrize("case", ["fp32", "fp16-export", "fp16-builder-flag", "fp16-weights"])
 def test_tensorrt_matches_onnxruntime(fused, tmp_path, caplog, case):
     import tensorrt as trt
 
     _, depth, style, out = fused
     if case == "fp16-builder-flag" and not hasattr(trt.BuilderFlag, "FP16"):
         pytest.skip(f"TensorRT {trt.__version__} has no FP16 builder flag (strongly typed only)")
-    if case == "fp16-export":
-        out = tmp_path / "model16.onnx"
-        export_onnx(out, depth, style, fp16=True, verify=False)
-    precision, tolerance = ("fp32", 1e-3) if case == "fp32" else ("fp16", 1e-2)
+    if case in ("fp16-export", "fp16-weights"):
+        out = tmp_path / f"{case}.onnx"
+        export_onnx(out, depth, style, fp16=case == "fp16-export", fp16_weights=case == "fp16-weights", verify=False)
+    precision, tolerance = {"fp32": ("fp32", 1e-3), "fp16-weights": ("fp32", 2e-3)}.get(case, ("fp16", 1e-2))
     reference = load_backend(fused[3], "onnxruntime", BackendOptions(device="cpu"))
     options = BackendOptions(precision=precision, cache_dir=tmp_path, max_batch=2)
     trt_backend = load_backend(out, "tensorrt", options)

@@ -2,7 +2,7 @@
 """Export checkpoints to one fused ONNX model (RGB at the network size in, metres out).
 
     python training/export.py --depth runs/depth/checkpoints/best.pt --out model.onnx
-    python training/export.py --depth DEPTH.pt --style STYLE.pt --out model.onnx [--fp16]
+    python training/export.py --depth DEPTH.pt --style STYLE.pt --out model.onnx [--fp16 | --fp16-weights]
     python training/export.py --depth DEPTH.pt --out depth.onnx --only depth
     python training/export.py --style STYLE.pt --out style.onnx --only style
 
@@ -40,7 +40,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--style", type=Path, help="style-stage checkpoint (network 'style'), the optional adapter")
     parser.add_argument("--out", type=Path, required=True, help="output .onnx file")
     parser.add_argument("--only", choices=NETWORK_NAMES, help="export this network alone")
-    parser.add_argument("--fp16", action="store_true", help="half-precision weights and compute (I/O stays uint8/fp32)")
+    precision = parser.add_mutually_exclusive_group()
+    precision.add_argument("--fp16", action="store_true",
+                           help="half-precision weights and compute, for GPUs (I/O stays uint8/fp32)")
+    precision.add_argument("--fp16-weights", action="store_true",
+                           help="weights stored in fp16 (half the file), fp32 compute: for CPUs, which run fp16 "
+                                "compute slowly")
     parser.add_argument("--input-dtype", choices=INPUT_DTYPES, default="uint8", help="dtype of the 'image' input")
     parser.add_argument("--opset", type=int, default=DEFAULT_OPSET, help="ONNX opset (>= 17)")
     parser.add_argument("--no-verify", action="store_true",
@@ -61,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
             logging.getLogger(name).setLevel(logging.WARNING)
     try:
         metadata = export_onnx(args.out, args.depth, args.style, only=args.only, fp16=args.fp16,
-                               input_dtype=args.input_dtype, opset=args.opset, verify=not args.no_verify)
+                               fp16_weights=args.fp16_weights, input_dtype=args.input_dtype, opset=args.opset, verify=not args.no_verify)
     except (CheckpointError, ExportError) as exc:
         LOG.error("%s", exc)
         return 1

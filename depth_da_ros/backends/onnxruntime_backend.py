@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from ..export import MetadataError, ModelMetadata
+from ..export import MetadataError, ModelMetadata, describe_precision
 from .base import BACKENDS, Backend, BackendOptions, ModelLoadError, default_cache_dir
 
 LOG = logging.getLogger(__name__)
@@ -109,7 +109,7 @@ class OnnxRuntimeBackend(Backend):
     @property
     def description(self) -> str:
         return (f"onnxruntime {ort.__version__} ({', '.join(self.session.get_providers())}), "
-                f"{self.threads} intra-op threads, {self.metadata.precision} model")
+                f"{self.threads} intra-op threads, {describe_precision(self.metadata)} model")
 
     def _run(self, batch: np.ndarray, styled: bool) -> tuple[np.ndarray, np.ndarray | None]:
         image = batch.astype(np.float32) if self._input_float else batch
