@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import logging
 import os
 import shlex
@@ -57,7 +58,7 @@ from recording import RESULTS, machine_summary, record  # noqa: E402
 from depth_da_ros.camera import KITTI_CX, KITTI_CY, KITTI_FX, KITTI_FY, KITTI_HEIGHT, KITTI_WIDTH  # noqa: E402
 from depth_da_ros.demo import picture_strip, write_png  # noqa: E402
 from depth_da_ros.depth_io import read_kitti_depth  # noqa: E402
-from depth_da_ros.export import ModelMetadata, export_onnx  # noqa: E402
+from depth_da_ros.export import ModelMetadata, describe_precision, export_onnx  # noqa: E402
 from depth_da_ros.geometry import Intrinsics, scale_depth  # noqa: E402
 from depth_da_ros.kitti import KittiCalibration, load_velodyne_points, project_velodyne, read_calib_file  # noqa: E402
 from depth_da_ros.metrics import evaluate_frames, format_metrics_table  # noqa: E402
@@ -92,7 +93,7 @@ ROWS = {
 }
 STYLE_RUNS = {"c": ("style_cyclegan", 0.0), "d": ("style_depth_aware", DEPTH_AWARE_WEIGHT)}  # row -> run, weight
 STRIP_FILES = {"a": "a_in_domain.png", "b": "b_no_adaptation.png", "c": "c_cyclegan.png", "d": "d_depth_aware.png"}
-BUNDLED_LABEL = "bundled model (ONNX, fp16)"
+BUNDLED_LABEL = "bundled model (ONNX, fp16 weights)"
 
 
 # -- procedural evaluation --------------------------------------------------------------------
@@ -285,7 +286,14 @@ def train_all(args: argparse.Namespace, work: Path) -> Trained:
     summaries, walls, commands = {}, {}, {}
 
     def run(key: str, stage: str, run_dir: Path, *overrides: str) -> None:
-        summaries[key], walls[key], _ = train(stage, run_dir, *overrides)
+        if args.reuse:  # a finished run: its summary, and its own training time as the wall time
+            summary = run_dir / "summary.json"
+            if not summary.is_file():
+                sys.exit(f"--reuse {shown(work)}: {shown(run_dir)} has no summary.json (not a finished run)")
+            summaries[key] = json.loads(summary.read_text())
+            walls[key] = summaries[key]["minutes"] * 60
+        else:
+            summaries[key], walls[key], _ = train(stage, run_dir, *overrides)
         commands[key] = " ".join(["python training/train.py", stage, f"--set run.run_dir={shown(run_dir)}",
                                   *(f"--set {shlex.quote(shown_override(o))}" for o in overrides)])
 
@@ -320,10 +328,10 @@ def model_card(*, chosen: str, metadata: ModelMetadata, size: int, sha256: str, 
         f"fused ONNX graph (opset {metadata.opset}): uint8 RGB `image` [N, H, W, 3] in, float32 metres `depth` "
         f"[N, 1, H, W] out, up to {metadata.max_depth:g} m"
         + (", and the adapted frame `styled`." if metadata.outputs_styled else "."),
-        f"- Precision {metadata.precision}: in fp32 the graph would be about {2 * size / 1e6:.0f} MB, over the "
-        f"repository's {MODEL_LIMIT_BYTES / 1e6:g} MB limit. Latency on the benchmark machine: {latency_ms:.0f} ms "
-        "p50 per 1242x375 frame, end to end (ONNX Runtime on the CPU, which runs fp16 graphs more slowly than fp32 "
-        "ones: they are meant for GPUs).",
+        f"- Precision: {describe_precision(metadata)}. The weights are stored in fp16 (in fp32 the file would be "
+        f"about {2 * size / 1e6:.0f} MB, over the repository's {MODEL_LIMIT_BYTES / 1e6:g} MB limit) and cast to "
+        "fp32 once when the model loads, so the arithmetic is fp32 (CPUs run fp16 arithmetic slowly). Latency on "
+        f"the benchmark machine: {latency_ms:.0f} ms p50 per 1242x375 frame, end to end (ONNX Runtime on the CPU).",
         f"- File: {size / 1e6:.1f} MB, sha256 `{sha256}`, exported {metadata.export_date}.",
         f"- Training camera: KITTI-like, fx {camera.fx:.1f} px at {camera.height}x{camera.width}; the node rescales "
         "depth by focal length for other cameras (`scale_mode: focal`).",
@@ -395,6 +403,9 @@ def main() -> None:
                         help="smoke run: tiny budgets; results, strips and model go under --work, not the repository")
     parser.add_argument("--work", type=Path, default=ROOT / "runs" / "bench_sim2real",
                         help="training runs go to WORK/<time>/ (default: %(default)s)")
+    parser.add_argument("--reuse", type=Path, metavar="WORK/TIME",
+                        help="evaluate and export the finished runs of an earlier invocation instead of training "
+                             "(give its budgets too: they are reported, not checked)")
     args = parser.parse_args()
     defaults = dict(depth_minutes=0.3, style_minutes=0.2, eval_frames=8) if args.quick else \
         dict(depth_minutes=20.0, style_minutes=11.0, eval_frames=64)
@@ -408,7 +419,8 @@ def main() -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
 
     started = time.perf_counter()
-    work = args.work.resolve() / time.strftime("%Y%m%d-%H%M%S")  # train.py runs in the checkout
+    # train.py runs in the checkout
+    work = args.reuse.resolve() if args.reuse else args.work.resolve() / time.strftime("%Y%m%d-%H%M%S")
     results_dir = work / "results" if args.quick else RESULTS
     model_dir = work / "models" if args.quick else ROOT / "models"
     trained = train_all(args, work)
@@ -434,8 +446,10 @@ def main() -> None:
     style_row = None if chosen == "b" else chosen
     model_dir.mkdir(parents=True, exist_ok=True)
     model_path = model_dir / "depth.onnx"
-    # fp16: the lite pipeline's fp32 graph (~31 MB) is over the repository's 20 MB limit.
-    metadata = export_onnx(model_path, trained.depth_checkpoint, trained.style_checkpoints.get(chosen), fp16=True)
+    # fp16 weights: the lite pipeline's fp32 graph (~31 MB) is over the repository's 20 MB limit; the
+    # arithmetic stays fp32, which CPUs run faster than fp16.
+    metadata = export_onnx(model_path, trained.depth_checkpoint, trained.style_checkpoints.get(chosen),
+                           fp16_weights=True)
     model_path.chmod(0o644)  # atomic writes create 0600 files; every user of an install reads this one
     size = model_path.stat().st_size
     if size > MODEL_LIMIT_BYTES:
@@ -477,6 +491,8 @@ def main() -> None:
           for key, (name, minutes) in stage_rows.items()),
         f"| evaluation, holdout, export | | | {walls['evaluation'] / 60:.1f} min |",
         f"| total | | | {walls['total'] / 60:.1f} min |",
+        *(["", f"Training was not rerun (`--reuse`): the stage rows are the runs' own minutes from their "
+               "summary.json, the total is this invocation's."] if args.reuse else []),
         "",
         "Training commands (each run's `config.yaml` in its folder reproduces it too):",
         "",
@@ -508,7 +524,7 @@ def main() -> None:
         *(f"| {label(row)} | {value:.3f} |" for row, value in val_abs_rel.items()),
         "",
         f"Chosen: {chosen_label}, exported to `{shown(model_path)}` "
-        f"({metadata.precision}, {size / 1e6:.1f} MB, sha256 `{sha256[:16]}...`) with its model card; its row "
+        f"({describe_precision(metadata)}, {size / 1e6:.1f} MB, sha256 `{sha256[:16]}...`) with its model card; its row "
         f"above evaluates that ONNX file (ONNX Runtime): {latency_ms:.0f} ms p50 per 1242x375 frame end to end on "
         "this machine.",
         "",
