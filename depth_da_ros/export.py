@@ -28,7 +28,9 @@ Half precision (``fp16=True``): the module is converted to float16 before tracin
 uses fake tensors, so it needs no fp16 kernels on the exporting machine); the input cast,
 normalisation and networks run in float16 except instance norm (float32, see ``to_half``),
 the depth decode in float32, so the graph's inputs and outputs keep their fp32/uint8 types. ONNX Runtime's CPU provider runs such a graph
-(slowly: it is meant for GPUs); TensorRT builds it strongly typed.
+(slowly: it is meant for GPUs); TensorRT builds it strongly typed. Weights stored in half
+precision only (``fp16_weights=True``): the fp32 graph with its weight tensors stored as fp16
+and cast back on load, half the file at fp32 speed (the bundled model, for CPUs).
 """
 from __future__ import annotations
 
@@ -107,6 +109,8 @@ class ModelMetadata:
         if self.precision not in PRECISIONS or self.weight_storage not in PRECISIONS:
             raise MetadataError(f"precision {self.precision!r} and weight storage {self.weight_storage!r} must be "
                                 f"one of {PRECISIONS}")
+        if self.precision == "fp16" and self.weight_storage != "fp16":
+            raise MetadataError("fp16 arithmetic runs on fp16 weights (weight_storage 'fp16')")
         if ("depth" in self.networks) != (self.depth_codec is not None):
             raise MetadataError("a depth codec is required exactly when the model contains the depth network")
         if self.styled_output_name is not None and self.networks != NETWORK_NAMES:
@@ -200,7 +204,8 @@ class ModelMetadata:
                 training_camera=PinholeCamera(**camera) if camera else None,
                 sources=values.get("source_checkpoints") or {},
                 precision=values["precision"],
-                weight_storage=values.get("weight_storage") or "fp32",  # absent in older exports
+                # Absent in older exports, whose weights were stored as they were computed.
+                weight_storage=values.get("weight_storage") or values["precision"],
                 export_date=values.get("export_date"),
                 opset=values.get("opset"),
                 styled_output_name=values.get("styled_output_name"),
@@ -384,9 +389,9 @@ def export_onnx(
     if fp16 and fp16_weights:
         raise ExportError("fp16 already stores the weights in fp16; fp16_weights is for fp32 arithmetic")
     module, metadata = load_inference_module(depth_checkpoint, style_checkpoint, only=only, input_dtype=input_dtype)
-    precision = "fp16" if fp16 else "fp32"
     metadata = replace(
-        metadata, precision=precision, weight_storage="fp16" if fp16 or fp16_weights else "fp32", opset=opset,
+        metadata, precision="fp16" if fp16 else "fp32", weight_storage="fp16" if fp16 or fp16_weights else "fp32",
+        opset=opset,
         export_date=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     )
     traced = to_half(copy.deepcopy(module)) if fp16 else module

@@ -23,6 +23,7 @@ from depth_da_ros.export import (
     ONNX_FORMAT,
     STYLE_OUTPUT,
     ExportError,
+    MetadataError,
     ModelMetadata,
     describe_precision,
     export_onnx,
@@ -262,6 +263,12 @@ def test_fp16_weights_export_halves_the_file_and_computes_in_fp32(tmp_path):
     assert np.abs(run_onnx(half, frames) - expected).max() <= 2e-3 * MAX_DEPTH
     with pytest.raises(ExportError, match="fp16 already stores the weights in fp16"):
         export_onnx(tmp_path / "both.onnx", depth, style, fp16=True, fp16_weights=True)
+    # Exports from before weight_storage existed stored the weights as they computed.
+    props = {key: value for key, value in meta.to_onnx_props().items() if key != "weight_storage"}
+    assert ModelMetadata.from_onnx_props({**props, "precision": '"fp16"'}).weight_storage == "fp16"
+    assert ModelMetadata.from_onnx_props(props).weight_storage == "fp32"
+    with pytest.raises(MetadataError, match="fp16 arithmetic runs on fp16 weights"):
+        ModelMetadata.from_onnx_props({**props, "precision": '"fp16"', "weight_storage": '"fp32"'})
 
 
 # --- ONNX Runtime vs TensorRT (GPU machines only) -----------------------------------------

@@ -66,7 +66,8 @@ def main(argv: list[str] | None = None) -> int:
             logging.getLogger(name).setLevel(logging.WARNING)
     try:
         metadata = export_onnx(args.out, args.depth, args.style, only=args.only, fp16=args.fp16,
-                               fp16_weights=args.fp16_weights, input_dtype=args.input_dtype, opset=args.opset, verify=not args.no_verify)
+                               fp16_weights=args.fp16_weights, input_dtype=args.input_dtype, opset=args.opset,
+                               verify=not args.no_verify)
     except (CheckpointError, ExportError) as exc:
         LOG.error("%s", exc)
         return 1
