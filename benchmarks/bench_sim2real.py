@@ -29,6 +29,8 @@ when no adapter beats it there) is exported to ``models/depth.onnx`` with
 
     python benchmarks/bench_sim2real.py                  # about 45-50 minutes on 2 cores
     python benchmarks/bench_sim2real.py --quick          # a ~2-minute smoke run, written under --work only
+    python benchmarks/bench_sim2real.py --depth-minutes 18 --style-minutes 10 --reuse runs/bench_sim2real/<time>
+                                                         # evaluate and export earlier runs again (minutes)
 
 Records benchmarks/results/sim2real.md and its picture strips in benchmarks/results/sim2real/.
 """
@@ -419,7 +421,7 @@ def main() -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
 
     started = time.perf_counter()
-    # train.py runs in the checkout
+    # The runs' folder (train.py runs in the checkout): a new WORK/<time>/, or the one to reuse.
     work = args.reuse.resolve() if args.reuse else args.work.resolve() / time.strftime("%Y%m%d-%H%M%S")
     results_dir = work / "results" if args.quick else RESULTS
     model_dir = work / "models" if args.quick else ROOT / "models"
