@@ -17,7 +17,8 @@
    ``run.num_workers``).
 
 Targets (issue #8): ``paper`` end to end >= 200 frames/s on an H100-class GPU; fp16 >= 2x
-the fp32 speed. Weights are fresh: speed does not depend on them. Records
+the fp32 speed. A GPU session is short: a part that fails is listed under "Failures" (exit
+status 1) and the others still run, and each figure is logged as soon as it is measured. Weights are fresh: speed does not depend on them. Records
 benchmarks/results/gpu.md (GPU, driver, versions, date) unless --no-record or --rehearse.
 """
 from __future__ import annotations
@@ -183,7 +184,7 @@ def bench_training(stage_name: str, preset: str, amp: bool, device: str, steps: 
     return float(np.median(seconds)), batch_size, peak
 
 
-def pipeline_section(args: argparse.Namespace, root: Path) -> tuple[list[str], list[str]]:
+def pipeline_section(args: argparse.Namespace, root: Path, failures: list[str]) -> tuple[list[str], list[str]]:
     frame = np.random.default_rng(0).integers(0, 256, (KITTI_HEIGHT, KITTI_WIDTH, 3), dtype=np.uint8)
     rows, notes = [], []
     fps: dict[tuple[str, str], float] = {}
@@ -194,7 +195,12 @@ def pipeline_section(args: argparse.Namespace, root: Path) -> tuple[list[str], l
         paths = write_models(preset, root, onnx=False)
         for variant in VARIANTS:
             LOG.info("pipeline %s, %s", preset_name, variant.name)
-            result = bench_pipeline(paths, variant, args.device, frame, args.runs, args.warmup)
+            try:
+                result = bench_pipeline(paths, variant, args.device, frame, args.runs, args.warmup)
+            except Exception as exc:  # noqa: BLE001  one failing variant must not cost the others' figures
+                LOG.exception("pipeline %s %s failed", preset_name, variant.name)
+                failures.append(f"pipeline {preset_name} {variant.name}: {type(exc).__name__}: {exc}")
+                continue
             if isinstance(result, str):
                 notes.append(f"{preset_name} {variant.name}: not run ({result})")
                 continue
@@ -208,6 +214,7 @@ def pipeline_section(args: argparse.Namespace, root: Path) -> tuple[list[str], l
             infer_p50[key] = percentile([t.infer_ms for t in timings], 50)
             rows.append(f"| {preset_name} {preset.input_height}x{preset.input_width} | {variant.name} | "
                         + " | ".join(cells) + f" | {fps[key]:.1f} | {peak} |")
+            LOG.info("%s", rows[-1])  # in the log as soon as measured, should the run be cut off
             notes.append(f"{preset_name} {variant.name}: {description}")
     for preset_name in args.presets:
         fp32, fp16 = (preset_name, "eager fp32"), (preset_name, "eager fp16")
@@ -224,7 +231,7 @@ def pipeline_section(args: argparse.Namespace, root: Path) -> tuple[list[str], l
     return table, notes
 
 
-def training_section(args: argparse.Namespace) -> list[str]:
+def training_section(args: argparse.Namespace, failures: list[str]) -> list[str]:
     preset = "lite" if args.rehearse else "paper"
     rows = ["| stage | preset | batch | precision | step ms (median) | steps/s | peak GPU MiB |",
             "|---|---|---|---|---|---|---|"]
@@ -232,11 +239,18 @@ def training_section(args: argparse.Namespace) -> list[str]:
         for amp in (False, True):
             if amp and not args.device.startswith("cuda"):
                 continue  # run.amp is CUDA-only (the stage says so and trains fp32)
-            LOG.info("training %s, %s", stage_name, "bf16 autocast" if amp else "fp32")
-            seconds, batch, peak = bench_training(stage_name, preset, amp, args.device, args.train_steps,
-                                                  args.train_warmup, REHEARSAL_TRAINING if args.rehearse else [])
-            rows.append(f"| {stage_name} | {preset} | {batch} | {'bf16 autocast' if amp else 'fp32'} | "
-                        f"{seconds * 1e3:.1f} | {1 / seconds:.2f} | {peak} |")
+            precision = "bf16 autocast" if amp else "fp32"
+            LOG.info("training %s, %s", stage_name, precision)
+            try:
+                seconds, batch, peak = bench_training(stage_name, preset, amp, args.device, args.train_steps,
+                                                      args.train_warmup, REHEARSAL_TRAINING if args.rehearse else [])
+            except Exception as exc:  # noqa: BLE001  as in the pipeline section
+                LOG.exception("training %s %s failed", stage_name, precision)
+                failures.append(f"training {stage_name} {precision}: {type(exc).__name__}: {exc}")
+                continue
+            rows.append(f"| {stage_name} | {preset} | {batch} | {precision} | {seconds * 1e3:.1f} | "
+                        f"{1 / seconds:.2f} | {peak} |")
+            LOG.info("%s", rows[-1])
     return rows
 
 
@@ -247,13 +261,15 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger(name).setLevel(logging.WARNING)
     started = time.monotonic()
     sections = ["## Machine", "", *(f"- {line}" for line in environment(torch.device(args.device))), ""]
-    passed = True
+    failures: list[str] = []
     if not args.skip_tests:
         passed, summary = run_tests()
+        if not passed:
+            failures.append(f"CUDA tests: {summary}")
         sections += ["## CUDA tests", "", f"`python -m pytest -m cuda tests/test_pipeline.py tests/test_training.py`: "
                      f"{summary}", ""]
     with tempfile.TemporaryDirectory(prefix="bench_gpu_") as tmp:
-        table, notes = pipeline_section(args, Path(tmp))
+        table, notes = pipeline_section(args, Path(tmp), failures)
     sections += ["## Pipeline", "",
                  f"Frame {KITTI_WIDTH}x{KITTI_HEIGHT} uint8 RGB -> depth at the same size; style adapter + depth "
                  f"network, torch backend on {args.device}, batch 1; {args.warmup} warm-up + {args.runs} timed "
@@ -261,13 +277,15 @@ def main(argv: list[str] | None = None) -> int:
                  "download of the depth.", "", *table, "", *(f"- {note}" for note in notes), ""]
     sections += ["## Training", "", f"{args.train_warmup} warm-up + {args.train_steps} timed steps on one fixed "
                  "batch of procedural data; a step is every update of the stage (generator(s) and "
-                 "discriminator(s)).", "", *training_section(args), ""]
+                 "discriminator(s)).", "", *training_section(args, failures), ""]
+    if failures:
+        sections += ["## Failures", "", *(f"- {failure}" for failure in failures), ""]
     sections.append(f"Wall time of this run: {(time.monotonic() - started) / 60:.1f} min.")
     body = "\n".join(sections)
     print(body)
     if not args.no_record:
         LOG.info("recorded %s", record("gpu", body))
-    return 0 if passed else 1
+    return 1 if failures else 0
 
 
 if __name__ == "__main__":
