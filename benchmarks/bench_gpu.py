@@ -60,6 +60,7 @@ LOG = logging.getLogger("bench_gpu")
 REHEARSAL_TRAINING = ["model.height=64", "model.width=192", "model.depth_kwargs={ngf: 8}",
                       "model.discriminator_kwargs={ndf: 8}", "model.style_kwargs={ngf: 8, n_blocks: 2}"]
 PAPER_FPS_TARGET = 200.0
+TESTS_TIMEOUT_S = 300  # the CUDA tests take about a minute; a hang must not eat the GPU session
 FP16_SPEEDUP_TARGET = 2.0
 
 
@@ -118,7 +119,10 @@ def run_tests() -> tuple[bool, str]:
     command = [sys.executable, "-m", "pytest", "-q", "-m", "cuda", "-p", "no:cacheprovider",
                "tests/test_pipeline.py", "tests/test_training.py"]
     LOG.info("$ %s", " ".join(command[1:]))
-    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+    try:
+        result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=TESTS_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        return False, f"pytest did not finish within {TESTS_TIMEOUT_S} s"
     print(result.stdout[-4000:], result.stderr[-2000:], sep="\n", flush=True)
     lines = [line for line in result.stdout.strip().splitlines() if line.strip()]
     return result.returncode == 0, (lines[-1].strip("= ") if lines else f"pytest exited with {result.returncode}")
