@@ -60,7 +60,7 @@ LOG = logging.getLogger("bench_gpu")
 REHEARSAL_TRAINING = ["model.height=64", "model.width=192", "model.depth_kwargs={ngf: 8}",
                       "model.discriminator_kwargs={ndf: 8}", "model.style_kwargs={ngf: 8, n_blocks: 2}"]
 PAPER_FPS_TARGET = 200.0
-TESTS_TIMEOUT_S = 300  # the CUDA tests take about a minute; a hang must not eat the GPU session
+TESTS_TIMEOUT_S = 300  # a hanging test must not eat the whole GPU session
 FP16_SPEEDUP_TARGET = 2.0
 
 
