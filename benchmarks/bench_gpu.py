@@ -261,8 +261,6 @@ def training_section(args: argparse.Namespace, failures: list[str]) -> list[str]
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for name in ("onnxscript", "onnx_ir"):
-        logging.getLogger(name).setLevel(logging.WARNING)
     started = time.monotonic()
     sections = ["## Machine", "", *(f"- {line}" for line in environment(torch.device(args.device))), ""]
     failures: list[str] = []

@@ -56,6 +56,7 @@ from sensor_msgs.msg import CameraInfo, Image, PointCloud2  # noqa: E402
 from std_msgs.msg import Header  # noqa: E402
 
 from depth_da_ros.camera import KITTI_CX, KITTI_CY, KITTI_FX, KITTI_HEIGHT, KITTI_WIDTH  # noqa: E402
+from depth_da_ros.export import quiet_exporter_logs  # noqa: E402
 from depth_da_ros.geometry import Intrinsics, build_point_cloud  # noqa: E402
 from depth_da_ros.models import get_preset  # noqa: E402
 from depth_da_ros.node_support import NODE_NAME, percentile  # noqa: E402
@@ -295,8 +296,7 @@ def report(args: argparse.Namespace, model: Path, pipeline_ms: tuple[list[float]
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for name in ("onnxscript", "onnx_ir"):
-        logging.getLogger(name).setLevel(logging.WARNING)
+    quiet_exporter_logs()
     with tempfile.TemporaryDirectory(prefix="bench_node_") as tmp:
         model = args.model or write_models(get_preset(args.preset), Path(tmp))["onnx"]
         LOG.info("bare pipeline: %d frames", args.pipeline_runs)

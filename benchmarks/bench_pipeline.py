@@ -56,16 +56,14 @@ def write_models(preset: ModelPreset, root: Path, onnx: bool = True) -> dict[str
     common = {"preset": preset.name, "input_size": [preset.input_height, preset.input_width],
               "depth_codec": DepthCodec(preset.max_depth).to_dict(), "config": {}, "metrics": {}, "step": 0,
               "training_camera": PinholeCamera.kitti_like(preset.input_height, preset.input_width).__dict__}
-    paths = {"depth": root / f"{preset.name}_depth.pt", "style": root / f"{preset.name}_style.pt",
-             "onnx": root / f"{preset.name}.onnx"}
-    for name in ("depth", "style"):
+    paths = {name: root / f"{preset.name}_{name}.pt" for name in ("depth", "style")}
+    for name, path in paths.items():
         spec = getattr(preset, name)
-        save_checkpoint(paths[name], {**common, "stage": name, "deploy": [name],
-                                      "networks": {name: network_entry(spec.build(), spec)}})
+        save_checkpoint(path, {**common, "stage": name, "deploy": [name],
+                               "networks": {name: network_entry(spec.build(), spec)}})
     if onnx:
+        paths["onnx"] = root / f"{preset.name}.onnx"
         export_onnx(paths["onnx"], paths["depth"], paths["style"], verify=False)
-    else:
-        del paths["onnx"]
     return paths
 
 

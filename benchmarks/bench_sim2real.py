@@ -60,7 +60,7 @@ from recording import RESULTS, machine_summary, record  # noqa: E402
 from depth_da_ros.camera import KITTI_CX, KITTI_CY, KITTI_FX, KITTI_FY, KITTI_HEIGHT, KITTI_WIDTH  # noqa: E402
 from depth_da_ros.demo import picture_strip, write_png  # noqa: E402
 from depth_da_ros.depth_io import read_kitti_depth  # noqa: E402
-from depth_da_ros.export import ModelMetadata, describe_precision, export_onnx  # noqa: E402
+from depth_da_ros.export import ModelMetadata, describe_precision, export_onnx, quiet_exporter_logs  # noqa: E402
 from depth_da_ros.geometry import Intrinsics, scale_depth  # noqa: E402
 from depth_da_ros.kitti import KittiCalibration, load_velodyne_points, project_velodyne, read_calib_file  # noqa: E402
 from depth_da_ros.metrics import evaluate_frames, format_metrics_table  # noqa: E402
@@ -417,8 +417,7 @@ def main() -> None:
     if min(args.depth_minutes, args.style_minutes) <= 0 or args.eval_frames < 1 or args.strip_frames < 1:
         parser.error("budgets, --eval-frames and --strip-frames must be positive")
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    for name in ("onnxscript", "onnx_ir"):  # the exporter's optimisation passes log every rewrite at INFO
-        logging.getLogger(name).setLevel(logging.WARNING)
+    quiet_exporter_logs()
 
     started = time.perf_counter()
     # The runs' folder (train.py runs in the checkout): a new WORK/<time>/, or the one to reuse.

@@ -74,6 +74,12 @@ DEFAULT_OPSET = 18
 VERIFY_TOLERANCE = {"fp32": 1e-3, "fp16": 1e-2}
 
 
+def quiet_exporter_logs() -> None:
+    """Keep only warnings from torch.onnx's optimisation passes, which log every rewrite at INFO."""
+    for name in ("onnxscript", "onnx_ir"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
 class ExportError(ValueError):
     """Invalid export request (missing or contradictory inputs) or a failed export check."""
 

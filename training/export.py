@@ -29,6 +29,7 @@ from depth_da_ros.export import (  # noqa: E402
     NETWORK_NAMES,
     ExportError,
     export_onnx,
+    quiet_exporter_logs,
 )
 
 LOG = logging.getLogger("training.export")
@@ -61,9 +62,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if not args.verbose:  # the exporter's optimisation passes log every rewrite at INFO
-        for name in ("onnxscript", "onnx_ir"):
-            logging.getLogger(name).setLevel(logging.WARNING)
+    if not args.verbose:
+        quiet_exporter_logs()
     try:
         metadata = export_onnx(args.out, args.depth, args.style, only=args.only, fp16=args.fp16,
                                fp16_weights=args.fp16_weights, input_dtype=args.input_dtype, opset=args.opset,
