@@ -40,6 +40,7 @@ from depth_da_ros.camera import KITTI_HEIGHT, KITTI_WIDTH, PinholeCamera  # noqa
 from depth_da_ros.checkpoint import network_entry, save_checkpoint  # noqa: E402
 from depth_da_ros.export import export_onnx  # noqa: E402
 from depth_da_ros.models import ModelPreset, get_preset  # noqa: E402
+from depth_da_ros.node_support import percentile  # noqa: E402
 from depth_da_ros.normalization import DepthCodec  # noqa: E402
 from depth_da_ros.pipeline import DepthPipeline, StageTiming  # noqa: E402
 
@@ -65,10 +66,6 @@ def write_models(preset: ModelPreset, root: Path, onnx: bool = True) -> dict[str
         paths["onnx"] = root / f"{preset.name}.onnx"
         export_onnx(paths["onnx"], paths["depth"], paths["style"], verify=False)
     return paths
-
-
-def percentile(values: list[float], q: float) -> float:
-    return float(np.percentile(values, q))
 
 
 def bench(pipelines: dict[str, DepthPipeline], frame: np.ndarray, runs: int, warmup: int,
