@@ -47,7 +47,7 @@ from depth_da_ros.backends import BACKENDS, BackendOptions  # noqa: E402
 from depth_da_ros.camera import KITTI_HEIGHT, KITTI_WIDTH  # noqa: E402
 from depth_da_ros.config import load_config  # noqa: E402
 from depth_da_ros.models import get_preset  # noqa: E402
-from depth_da_ros.node_support import percentile  # noqa: E402
+from depth_da_ros.node_diagnostics import percentile  # noqa: E402
 from depth_da_ros.pipeline import DepthPipeline, StageTiming  # noqa: E402
 from training.config import STAGE_CONFIGS  # noqa: E402
 from training.engine import setup_distributed  # noqa: E402

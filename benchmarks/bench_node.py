@@ -59,7 +59,8 @@ from depth_da_ros.camera import KITTI_CX, KITTI_CY, KITTI_FX, KITTI_HEIGHT, KITT
 from depth_da_ros.export import quiet_exporter_logs  # noqa: E402
 from depth_da_ros.geometry import Intrinsics, build_point_cloud  # noqa: E402
 from depth_da_ros.models import get_preset  # noqa: E402
-from depth_da_ros.node_support import NODE_NAME, percentile  # noqa: E402
+from depth_da_ros.node_diagnostics import percentile  # noqa: E402
+from depth_da_ros.node_topics import NODE_NAME  # noqa: E402
 from depth_da_ros.pipeline import DepthPipeline  # noqa: E402
 from depth_da_ros.processes import interrupt  # noqa: E402
 

@@ -40,7 +40,7 @@ from depth_da_ros.camera import KITTI_HEIGHT, KITTI_WIDTH, PinholeCamera  # noqa
 from depth_da_ros.checkpoint import network_entry, save_checkpoint  # noqa: E402
 from depth_da_ros.export import export_onnx  # noqa: E402
 from depth_da_ros.models import ModelPreset, get_preset  # noqa: E402
-from depth_da_ros.node_support import percentile  # noqa: E402
+from depth_da_ros.node_diagnostics import percentile  # noqa: E402
 from depth_da_ros.normalization import DepthCodec  # noqa: E402
 from depth_da_ros.pipeline import DepthPipeline, StageTiming  # noqa: E402
 

@@ -43,8 +43,8 @@ from tqdm import tqdm
 from .bags import CAMERA_INFO_TOPIC, IMAGE_TOPIC
 from .depth_io import read_kitti_depth
 from .metrics import METRIC_NAMES, evaluate_frames, format_metrics_table
-from .node_support import ADAPTED_TOPIC, COLORIZED_TOPIC, DEPTH_INFO_TOPIC, DEPTH_TOPIC, POINTS_TOPIC, \
-    find_bundled_model, package_directories
+from .node_parameters import find_bundled_model, package_directories
+from .node_topics import ADAPTED_TOPIC, COLORIZED_TOPIC, DEPTH_INFO_TOPIC, DEPTH_TOPIC, POINTS_TOPIC
 from .procedural.dataset import ProceduralConfig, ProceduralDataset
 from .procedural.writer import KITTI_DATE, drive_name, frame_paths, write_domain
 from .processes import interrupt
@@ -77,7 +77,7 @@ class DemoError(RuntimeError):
 
 
 def find_model(explicit: Path | None, directories: Sequence[Path] | None = None) -> Path:
-    """``explicit`` if given, else the bundled model (``node_support.find_bundled_model``)."""
+    """``explicit`` if given, else the bundled model (``node_parameters.find_bundled_model``)."""
     if explicit is not None:
         if not explicit.is_file():
             raise DemoError(f"--model {explicit} does not exist")

@@ -8,16 +8,16 @@ Subscribes ``image`` (or ``<image>/compressed`` with ``use_compressed``) and ``c
 publishes, with each input image's header, ``depth/image`` (32FC1 metres at the camera's
 resolution, NaN invalid), ``depth/camera_info``, ``depth/colorized`` (bgr8), ``points``
 (PointCloud2 in the camera's optical frame), ``adapted/image`` and ``/diagnostics``.
-Parameters: see ``depth_da_ros.node_support.PARAMETERS``.
+Parameters: see ``depth_da_ros.node_parameters.PARAMETERS`` (or ``depth_da_node --help``).
 
 ``adapted/image`` (rgb8, for debugging) is the frame after the style adapter, as the depth
 network saw it: at the network resolution, not the camera's (so no camera_info describes it),
 which costs no resize. Only a model with the adapter advertises it (otherwise the node says so
 once at start-up), and it is fetched from the model only while someone subscribes.
 
-The node is glue: the logic lives in ``node_support`` (parameters, frame slot, statistics,
-stamp matching, QoS choice), ``ros_conversions``, ``geometry`` and ``pipeline``. Callbacks only
-store messages; one inference thread takes the newest frame from a one-item slot (older
+The node is glue: the logic lives in ``node_parameters``, ``node_topics`` (names, QoS choice),
+``node_frames`` (frame slot, stamp matching), ``node_diagnostics`` (statistics),
+``ros_conversions``, ``geometry`` and ``pipeline``. Callbacks only store messages; one inference thread takes the newest frame from a one-item slot (older
 frames are dropped and counted), so a slow model never delays the executor. A bad message
 gives a throttled warning that names the problem, and the next good frame is processed.
 """
@@ -55,35 +55,37 @@ from std_msgs.msg import Header
 
 from .backends import ModelLoadError
 from .geometry import Intrinsics, build_point_cloud, scale_depth
-from .node_support import (
+from .node_diagnostics import (
+    DIAGNOSTIC_ERROR,
+    DIAGNOSTIC_OK,
+    DIAGNOSTIC_WARN,
+    StreamStatistics,
+    diagnostic_summary,
+)
+from .node_frames import LatestFrameSlot, StampMatcher, WarningThrottle
+from .node_parameters import (
+    PARAMETER_NAMES,
+    PARAMETERS,
+    NodeSettings,
+    ParameterError,
+    cloud_stride,
+    find_bundled_model,
+    package_directories,
+    settings_from_parameters,
+)
+from .node_topics import (
     ADAPTED_TOPIC,
     CAMERA_INFO_TOPIC,
     COLORIZED_TOPIC,
     COMPRESSED_SUFFIX,
     DEPTH_INFO_TOPIC,
     DEPTH_TOPIC,
-    DIAGNOSTIC_ERROR,
-    DIAGNOSTIC_OK,
-    DIAGNOSTIC_WARN,
     DIAGNOSTICS_TOPIC,
     IMAGE_TOPIC,
     NODE_NAME,
-    PARAMETER_NAMES,
-    PARAMETERS,
     POINTS_TOPIC,
     BEST_EFFORT,
-    LatestFrameSlot,
-    NodeSettings,
-    ParameterError,
-    StampMatcher,
-    StreamStatistics,
-    WarningThrottle,
     choose_reliability,
-    cloud_stride,
-    diagnostic_summary,
-    find_bundled_model,
-    package_directories,
-    settings_from_parameters,
 )
 from .pipeline import DepthPipeline
 from .ros_conversions import (

@@ -21,7 +21,7 @@ import pytest
 from depth_da_ros.demo import DemoError, cloud_arrays, find_model, main, write_ply
 from depth_da_ros.geometry import Intrinsics, build_point_cloud
 from depth_da_ros.metrics import METRIC_NAMES
-from depth_da_ros.node_support import BUNDLED_MODEL
+from depth_da_ros.node_parameters import BUNDLED_MODEL
 from test_bags import ROOT, ROS_MISSING, next_domain_id, read_bag  # the bag tests' DDS helpers
 
 PLY_TYPES = {"float": "<f4", "uchar": "u1"}

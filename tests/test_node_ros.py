@@ -25,17 +25,13 @@ import yaml
 
 from depth_da_ros.camera import KITTI_CX, KITTI_CY, KITTI_FX, KITTI_HEIGHT, KITTI_WIDTH
 from depth_da_ros.processes import interrupt
-from depth_da_ros.node_support import (
-    ADAPTED_TOPIC,
+from depth_da_ros.node_parameters import (
     AUTO_DECIMATION,
-    DIAGNOSTICS_TOPIC,
-    IMAGE_TOPIC,
-    NODE_NAME,
-    OUTPUT_TOPICS,
     PARAMETER_NAMES,
     PARAMETERS,
     settings_from_parameters,
 )
+from depth_da_ros.node_topics import ADAPTED_TOPIC, DIAGNOSTICS_TOPIC, IMAGE_TOPIC, NODE_NAME, OUTPUT_TOPICS
 
 try:
     import rclpy

@@ -1,5 +1,6 @@
-"""node_support: the node's logic without ROS (frame slot, statistics, stamp matching, warning
-throttle, QoS choice, parameter validation, diagnostics summary)."""
+"""The node's logic without ROS (node_parameters, node_topics, node_frames, node_diagnostics):
+frame slot, statistics, stamp matching, warning throttle, QoS choice, parameter validation,
+diagnostics summary."""
 from __future__ import annotations
 
 import dataclasses
@@ -11,27 +12,27 @@ import numpy as np
 import pytest
 
 from depth_da_ros.backends import AUTO, BACKENDS
-from depth_da_ros.node_support import (
-    AUTO_DECIMATION,
-    BACKEND_CHOICES,
+from depth_da_ros.node_diagnostics import (
     DIAGNOSTIC_ERROR,
     DIAGNOSTIC_OK,
     DIAGNOSTIC_WARN,
+    StreamStatistics,
+    diagnostic_summary,
+    percentile,
+)
+from depth_da_ros.node_frames import LatestFrameSlot, StampMatcher, WarningThrottle
+from depth_da_ros.node_parameters import (
+    AUTO_DECIMATION,
+    BACKEND_CHOICES,
     PARAMETER_NAMES,
     PARAMETERS,
-    LatestFrameSlot,
     NodeSettings,
     ParameterError,
-    StampMatcher,
-    StreamStatistics,
-    WarningThrottle,
-    choose_reliability,
     cloud_stride,
-    diagnostic_summary,
     find_bundled_model,
-    percentile,
     settings_from_parameters,
 )
+from depth_da_ros.node_topics import choose_reliability
 
 
 @pytest.fixture

@@ -1,0 +1,236 @@
+"""The parameters of ``depth_da_node``: declared once (``PARAMETERS``: type, default, range,
+description), validated into ``NodeSettings`` without ROS, and where the bundled model is found."""
+from __future__ import annotations
+
+import math
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+from .geometry import SCALE_MODES
+from .node_topics import INPUT_RELIABILITY_CHOICES, OUTPUT_RELIABILITY_CHOICES, RELIABLE
+
+# Where a bundled model is looked for, relative to the package's share directory.
+PACKAGE = "depth_da_ros"
+BUNDLED_MODEL = Path("models") / "depth.onnx"
+
+# The backend registry's names (tests/test_node_logic.py keeps them in step); listed here so
+# that validating parameters does not import torch and every backend.
+BACKEND_CHOICES = ("auto", "onnxruntime", "tensorrt", "torch")
+PRECISION_CHOICES = ("", "fp32", "fp16")
+AUTO_DECIMATION = 0  # cloud_decimation: match the network's resolution
+
+
+class ParameterError(ValueError):
+    """Invalid node parameters; the message names each offending parameter and why."""
+
+
+@dataclass(frozen=True)
+class ParameterSpec:
+    """One node parameter, declared once from this table (type, default, range, description)."""
+
+    name: str
+    default: Any  # its Python type is the parameter's type; a tuple means a double array
+    description: str
+    read_only: bool = False  # start-up only: changing it needs a restart
+    minimum: float | None = None
+    maximum: float | None = None
+    choices: tuple[str, ...] = ()
+
+    @property
+    def constraints(self) -> str:
+        if self.choices:
+            return "one of: " + ", ".join(repr(c) for c in self.choices)
+        if self.minimum is not None:
+            return f"in [{self.minimum}, {self.maximum}]"
+        return ""
+
+
+PARAMETERS: tuple[ParameterSpec, ...] = (
+    ParameterSpec("model_path", "", "Exported .onnx model or depth checkpoint .pt; default: the bundled "
+                  f"model <share>/depth_da_ros/{BUNDLED_MODEL} when installed", read_only=True),
+    ParameterSpec("style_checkpoint", "", "Style adapter checkpoint (.pt) run before a depth checkpoint "
+                  "(torch backend only; an exported .onnx already contains its adapter)", read_only=True),
+    ParameterSpec("backend", "auto", "Inference backend", read_only=True, choices=BACKEND_CHOICES),
+    ParameterSpec("device", "auto", "'auto', 'cpu', 'cuda' or 'cuda:N'", read_only=True),
+    ParameterSpec("precision", "", "'fp32' or 'fp16'; empty: as the model file", read_only=True,
+                  choices=PRECISION_CHOICES),
+    ParameterSpec("threads", 0, "CPU inference threads; 0: every core this process may use", read_only=True,
+                  minimum=0, maximum=1024),
+    ParameterSpec("use_compressed", False, "Subscribe to <image>/compressed (sensor_msgs/CompressedImage) "
+                  "instead of the raw image", read_only=True),
+    ParameterSpec("input_reliability", "auto", "QoS reliability of the image and camera_info subscriptions; "
+                  "'auto' matches what the publishers offer (reliable when none is known yet)", read_only=True,
+                  choices=INPUT_RELIABILITY_CHOICES),
+    ParameterSpec("output_reliability", RELIABLE, "QoS reliability of the published topics (RViz and "
+                  "recorders subscribe reliable)", read_only=True, choices=OUTPUT_RELIABILITY_CHOICES),
+    ParameterSpec("camera_info_tolerance", 0.2, "Largest difference in seconds between an image stamp and "
+                  "the camera_info matched to it (the nearest); 0.2 s bridges a late or lost camera_info of a "
+                  "fixed calibration, 0 demands the same stamp (e.g. a zoom camera)", minimum=0.0, maximum=10.0),
+    ParameterSpec("intrinsics", (), "[fx, fy, cx, cy] in pixels of the image, used for frames without a "
+                  "valid camera_info (uncalibrated cameras); empty: none"),
+    ParameterSpec("scale_mode", "focal", "'focal': depth x f_camera / f_training when the camera's focal "
+                  "length (at the network size) differs from the training camera's; 'none': as predicted",
+                  choices=SCALE_MODES),
+    ParameterSpec("colormap_min_depth", 1.0, "Depth in metres drawn with the near end of the colour map",
+                  minimum=0.01, maximum=1000.0),
+    ParameterSpec("colormap_max_depth", 80.0, "Depth in metres drawn with the far end of the colour map",
+                  minimum=0.01, maximum=1000.0),
+    ParameterSpec("colormap_inverse", True, "Spread the colours by 1/depth (resolves near objects)"),
+    ParameterSpec("cloud_enabled", True, "Publish the point cloud (needs camera_info or intrinsics)"),
+    ParameterSpec("cloud_rgb", True, "Colour each point with the camera image (xyz + rgb)"),
+    ParameterSpec("cloud_organized", True, "Keep the image grid (invalid points are NaN); false: valid "
+                  "points only, in one row"),
+    ParameterSpec("cloud_decimation", AUTO_DECIMATION, "Use every N-th row and column of the depth image; "
+                  "0: about one point per network pixel (the network's resolution: a denser cloud only adds "
+                  "interpolated points)", minimum=0, maximum=64),
+    ParameterSpec("cloud_min_depth", 0.1, "Points nearer than this depth (metres along the optical axis) are "
+                  "dropped", minimum=0.0, maximum=1000.0),
+    ParameterSpec("cloud_max_depth", 60.0, "Points farther than this depth (metres along the optical axis) are "
+                  "dropped; keep it below the model's max depth to drop the saturated sky",
+                  minimum=0.01, maximum=1000.0),
+    ParameterSpec("diagnostics_period", 1.0, "Seconds between /diagnostics messages", read_only=True,
+                  minimum=0.1, maximum=60.0),
+    ParameterSpec("warning_period", 5.0, "Seconds between two warnings about the same problem", read_only=True,
+                  minimum=0.1, maximum=3600.0),
+)
+PARAMETER_NAMES = tuple(spec.name for spec in PARAMETERS)
+
+
+@dataclass(frozen=True)
+class NodeSettings:
+    """The validated parameters, one field per ``PARAMETERS`` entry."""
+
+    model_path: str
+    style_checkpoint: str
+    backend: str
+    device: str
+    precision: str
+    threads: int
+    use_compressed: bool
+    input_reliability: str
+    output_reliability: str
+    camera_info_tolerance: float
+    intrinsics: tuple[float, ...]
+    scale_mode: str
+    colormap_min_depth: float
+    colormap_max_depth: float
+    colormap_inverse: bool
+    cloud_enabled: bool
+    cloud_rgb: bool
+    cloud_organized: bool
+    cloud_decimation: int
+    cloud_min_depth: float
+    cloud_max_depth: float
+    diagnostics_period: float
+    warning_period: float
+
+
+def settings_from_parameters(values: Mapping[str, Any], *, model_search: Sequence[Path] = ()) -> NodeSettings:
+    """Check parameter ``values`` (missing names take their defaults) and build the settings.
+
+    Raises ParameterError listing every problem. ``model_search``: the bundled model paths that
+    were looked for, named in the error when ``model_path`` is empty.
+    """
+    unknown = sorted(set(values) - set(PARAMETER_NAMES))
+    problems = [f"unknown parameter(s) {', '.join(unknown)}"] if unknown else []
+    merged: dict[str, Any] = {}
+    for spec in PARAMETERS:
+        value = values.get(spec.name, spec.default)
+        value = spec.default if value is None else value  # an unset array parameter reads as None
+        problem = _check_value(spec, value)
+        if problem:
+            problems.append(f"{spec.name}: {problem}")
+        elif isinstance(spec.default, tuple):
+            value = tuple(float(v) for v in value)
+        merged[spec.name] = value
+
+    if not merged["model_path"]:
+        looked = ", ".join(str(p) for p in model_search) or "no package share directory found"
+        problems.append(f"model_path: required (no bundled model; looked for {looked}); "
+                        "pass -p model_path:=/path/to/model.onnx")
+    elif not Path(merged["model_path"]).is_file():
+        problems.append(f"model_path: {merged['model_path']} does not exist")
+    if merged["style_checkpoint"] and not Path(merged["style_checkpoint"]).is_file():
+        problems.append(f"style_checkpoint: {merged['style_checkpoint']} does not exist")
+    device = merged["device"]
+    if isinstance(device, str) and not (device in ("auto", "cpu", "cuda")
+                                        or (device.startswith("cuda:") and device[5:].isdigit())):
+        problems.append(f"device: {device!r} is not 'auto', 'cpu', 'cuda' or 'cuda:N'")
+    intrinsics = merged["intrinsics"]
+    if isinstance(intrinsics, tuple) and intrinsics:
+        if len(intrinsics) != 4:
+            problems.append(f"intrinsics: expected [fx, fy, cx, cy], got {len(intrinsics)} values")
+        elif not all(math.isfinite(v) for v in intrinsics) or min(intrinsics[:2]) <= 0:
+            problems.append(f"intrinsics: need finite values and fx, fy > 0, got {list(intrinsics)}")
+    for low, high in (("colormap_min_depth", "colormap_max_depth"), ("cloud_min_depth", "cloud_max_depth")):
+        if _is_number(merged[low]) and _is_number(merged[high]) and not merged[low] < merged[high]:
+            problems.append(f"{low} ({merged[low]}) must be less than {high} ({merged[high]})")
+    if problems:
+        raise ParameterError("invalid parameters:\n  " + "\n  ".join(problems))
+    return NodeSettings(**merged)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _check_value(spec: ParameterSpec, value: Any) -> str | None:
+    """Why ``value`` does not fit ``spec`` (type, range, choices), or None."""
+    default = spec.default
+    if isinstance(default, bool):
+        ok = isinstance(value, bool)
+    elif isinstance(default, int):
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif isinstance(default, float):
+        ok = _is_number(value)
+    elif isinstance(default, tuple):
+        ok = isinstance(value, Sequence) and not isinstance(value, str) and all(_is_number(v) for v in value)
+    else:
+        ok = isinstance(value, str)
+    if not ok:
+        kind = "a list of numbers" if isinstance(default, tuple) else type(default).__name__
+        return f"expected {kind}, got {value!r}"
+    if spec.choices and value not in spec.choices:
+        return f"{value!r} is not {spec.constraints}"
+    if spec.minimum is not None and not spec.minimum <= value <= spec.maximum:
+        return f"{value} is not {spec.constraints}"
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"{value} is not finite"
+    return None
+
+
+def package_directories() -> list[Path]:
+    """Where the package's data may be: this source checkout (its models/ and config/ are the
+    freshest), the ament index (a colcon install), then the prefix a pip install puts setup.py's
+    data_files in."""
+    candidates = []
+    checkout = Path(__file__).resolve().parents[1]
+    if (checkout / "package.xml").is_file() and (checkout / "setup.py").is_file():
+        candidates.append(checkout)
+    try:
+        from ament_index_python.packages import get_package_share_directory
+
+        candidates.append(Path(get_package_share_directory(PACKAGE)))
+    except (ImportError, LookupError, OSError):  # no ament_index_python, not in the index, no AMENT_PREFIX_PATH
+        pass
+    candidates.append(Path(sys.prefix) / "share" / PACKAGE)
+    return list(dict.fromkeys(candidates))
+
+
+def find_bundled_model(share_dirs: Iterable[Path]) -> tuple[Path | None, list[Path]]:
+    """The first existing ``<share>/BUNDLED_MODEL`` and every path looked at."""
+    looked = [Path(share) / BUNDLED_MODEL for share in share_dirs]
+    return next((p for p in looked if p.is_file()), None), looked
+
+
+def cloud_stride(decimation: int, image_size: tuple[int, int], network_size: tuple[int, int]) -> int:
+    """The row and column stride of the point cloud: ``decimation``, or for ``AUTO_DECIMATION``
+    about one point per network pixel, (height, width) sizes. The depth is upsampled from the
+    network's output, so a denser cloud only adds interpolated points to build, send and draw
+    (a 1242x375 KITTI frame from a 640x192 network: stride 2, 4x fewer points)."""
+    if decimation != AUTO_DECIMATION:
+        return decimation
+    ratio = min(image / network for image, network in zip(image_size, network_size))
+    return max(1, round(ratio))
