@@ -52,6 +52,13 @@ class SceneConfig:
     tree_probability: float = 0.4
     end_wall_probability: float = 0.3  # a building across the road (a T junction ahead)
     extent: float = 140.0  # how far ahead (m) objects are placed, beyond the camera's travel
+    # The ego vehicle's clearance, a box around the camera's whole path that no object may enter:
+    # half its width (a car is 1.65-1.95 m wide), how far it reaches behind and ahead of the camera
+    # (bonnet plus a safe following distance) and how far above the camera (roof, antenna).
+    ego_half_width: float = 1.0
+    ego_clearance_behind: float = 3.0
+    ego_clearance_ahead: float = 5.0
+    ego_clearance_above: float = 0.3
 
     def __post_init__(self) -> None:
         for name in ("lanes", "lane_width", "sidewalk_width", "kerb_height", "camera_height", "camera_yaw_deg",
@@ -61,6 +68,12 @@ class SceneConfig:
                 raise ValueError(f"{name}: low {low} > high {high}")
         if self.lanes[0] < 1 or self.camera_height[0] <= 0:
             raise ValueError("need at least one lane and a camera above the ground")
+        if self.lanes[0] * self.lane_width[0] < 2 * self.ego_half_width:
+            raise ValueError(f"the narrowest road ({self.lanes[0]} x {self.lane_width[0]} m) is narrower than the ego "
+                             f"vehicle (2 * ego_half_width = {2 * self.ego_half_width:g} m)")
+        for name in ("ego_half_width", "ego_clearance_behind", "ego_clearance_ahead", "ego_clearance_above"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
 
 
 @dataclass
@@ -92,6 +105,8 @@ class Scene:
     camera_yaw: float  # radians, positive turns the view to the right (+X)
     boxes: Boxes
     travel_limit: float = field(default=0.0)  # metres the camera may move forward and still see placed objects
+    clearance: tuple[float, float, float, float, float, float] = (0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+    # The ego vehicle's clearance box (x0, x1, z0, z1, h0, h1) over the camera's whole path; no box enters it.
 
     @property
     def lane_lines(self) -> np.ndarray:
@@ -127,6 +142,8 @@ def sample_scene(seed: int, config: SceneConfig = SceneConfig(), travel: float =
     # Right-hand traffic: the ego car drives in one of the right half's lanes.
     ego_lane = int(rng.integers(lanes // 2, lanes))
     camera_x = road_left + (ego_lane + 0.5) * lane_width + u(-config.lateral_jitter, config.lateral_jitter)
+    # The ego vehicle stays on the road whatever the jitter (the kerbs bound its clearance).
+    camera_x = float(np.clip(camera_x, road_left + config.ego_half_width, road_right - config.ego_half_width))
     z_far = config.extent + travel
     kerb = u(*config.kerb_height)
     b = _BoxBuilder()
@@ -149,8 +166,45 @@ def sample_scene(seed: int, config: SceneConfig = SceneConfig(), travel: float =
         z = u(0.45, 0.9) * config.extent + travel
         b.add(road_left - 60.0, road_right + 60.0, z, z + u(10.0, 25.0), 0.0, u(*config.building_height), Surface.BUILDING)
 
-    return Scene(seed, road_left, road_right, lane_width, lanes, camera_x, u(*config.camera_height),
-                 np.deg2rad(u(*config.camera_yaw_deg)), b.build(), travel_limit=travel)
+    camera_height = u(*config.camera_height)
+    camera_yaw = np.deg2rad(u(*config.camera_yaw_deg))
+    clearance = ego_clearance(config, camera_x, camera_height, travel)
+    return Scene(seed, road_left, road_right, lane_width, lanes, camera_x, camera_height, camera_yaw,
+                 remove_intruders(b.build(), clearance), travel_limit=travel, clearance=clearance)
+
+
+def ego_clearance(config: SceneConfig, camera_x: float, camera_height: float,
+                  travel: float) -> tuple[float, float, float, float, float, float]:
+    """The box (x0, x1, z0, z1, h0, h1), metres in the world frame, swept by the ego vehicle.
+
+    The camera drives from Z = 0 to Z = ``travel`` at X = ``camera_x``; the box spans the
+    vehicle's width around it, from ``ego_clearance_behind`` behind the start to
+    ``ego_clearance_ahead`` ahead of the end, and from the road up to
+    ``ego_clearance_above`` over the camera.
+    """
+    return (camera_x - config.ego_half_width, camera_x + config.ego_half_width,
+            -config.ego_clearance_behind, travel + config.ego_clearance_ahead,
+            0.0, camera_height + config.ego_clearance_above)
+
+
+def intruding(boxes: Boxes, clearance: tuple[float, float, float, float, float, float]) -> np.ndarray:
+    """Bool per box: whether it overlaps the clearance box (a shared face or edge does not count)."""
+    x0, x1, z0, z1, h0, h1 = clearance
+    return ((boxes.x0 < x1) & (boxes.x1 > x0) & (boxes.z0 < z1) & (boxes.z1 > z0)
+            & (boxes.h0 < h1) & (boxes.h1 > h0))
+
+
+def remove_intruders(boxes: Boxes, clearance: tuple[float, float, float, float, float, float]) -> Boxes:
+    """``boxes`` without every object (all boxes of an instance) that enters the ego clearance.
+
+    Whatever placed it (a parked car by the ego lane, a moving car the camera would drive
+    into during a sequence, a tree over a narrow road), an object inside the ego vehicle's
+    space is impossible on a real recording and puts a wall of near depth in the frame.
+    """
+    bad = np.isin(boxes.instance, boxes.instance[intruding(boxes, clearance)])
+    keep = ~bad
+    return Boxes(boxes.x0[keep], boxes.x1[keep], boxes.z0[keep], boxes.z1[keep], boxes.h0[keep], boxes.h1[keep],
+                 boxes.surface[keep], boxes.instance[keep])
 
 
 def _add_buildings(b: _BoxBuilder, rng: np.random.Generator, config: SceneConfig, side: int, outer: float, z_far: float) -> None:
