@@ -43,6 +43,7 @@ from tqdm import tqdm
 from .bags import CAMERA_INFO_TOPIC, IMAGE_TOPIC
 from .depth_io import read_kitti_depth
 from .metrics import METRIC_NAMES, evaluate_frames, format_metrics_table
+from .model_metadata import MetadataError, read_model_metadata
 from .node_parameters import find_bundled_model, package_directories
 from .node_topics import ADAPTED_TOPIC, COLORIZED_TOPIC, DEPTH_INFO_TOPIC, DEPTH_TOPIC, POINTS_TOPIC
 from .procedural.dataset import ProceduralConfig, ProceduralDataset
@@ -99,8 +100,6 @@ def find_package_file(relative: Path, directories: Sequence[Path] | None = None)
 
 def model_outputs_adapted(model: Path) -> bool:
     """Whether the node will publish the adapted frame: the model has the adapter's styled output."""
-    from .export import MetadataError, read_model_metadata  # imports torch: done while the node starts
-
     try:
         return read_model_metadata(model).outputs_styled
     except MetadataError as exc:

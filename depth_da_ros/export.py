@@ -23,6 +23,7 @@ Runtime and TensorRT compute the same function (the parity tests prove it).
 Metadata: the ``metadata_props`` of the ONNX file carry a ``ModelMetadata`` (every value a
 JSON string, see ``ModelMetadata.to_onnx_props``); ``read_model_metadata`` reads the same
 dataclass from an ONNX file or from checkpoints, the one contract for backends and pipeline.
+Both live in ``depth_da_ros.model_metadata`` (no torch import) and are re-exported here.
 
 Half precision (``fp16=True``): the module is converted to float16 before tracing (tracing
 uses fake tensors, so it needs no fp16 kernels on the exporting machine); the input cast,
@@ -36,9 +37,8 @@ from __future__ import annotations
 
 import copy
 import datetime as _dt
-import json
 import logging
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -52,22 +52,28 @@ from torch import Tensor, nn
 from .atomic import atomic_write_bytes
 from .camera import PinholeCamera
 from .checkpoint import depth_codec, file_sha256, load_checkpoint, load_network
+from .model_metadata import (  # noqa: F401  (re-exported: export's public names)
+    DEPTH_OUTPUT,
+    INPUT_DTYPES,
+    INPUT_LAYOUT,
+    INPUT_NAME,
+    NETWORK_NAMES,
+    ONNX_FORMAT,
+    PRECISIONS,
+    STYLE_OUTPUT,
+    MetadataError,
+    ModelMetadata,
+    describe_precision,
+    read_model_metadata,
+)
 from .normalization import DepthCodec, image_to_network, network_to_image
 
 LOG = logging.getLogger(__name__)
 
-ONNX_FORMAT = "depth_da_ros/onnx-v1"
-INPUT_NAME = "image"
-DEPTH_OUTPUT = "depth"
-STYLE_OUTPUT = "styled"
-INPUT_LAYOUT = "NHWC"
-INPUT_DTYPES = ("uint8", "float32")
-PRECISIONS = ("fp32", "fp16")
 # fp16 weight storage (``export_onnx(fp16_weights=True)``): weight tensors of at least this many
 # values are stored in fp16 and cast to fp32 when the model loads (ONNX Runtime folds the casts),
 # so the file is half the size and the arithmetic fp32; biases and constants stay exact.
 FP16_WEIGHTS_MIN_VALUES = 256
-NETWORK_NAMES = ("style", "depth")  # inference order
 DEFAULT_OPSET = 18
 # Export-time check of ONNX Runtime against the fp32 torch module, as a fraction of the
 # output range (max depth, or 255 for a styled image).
@@ -82,144 +88,6 @@ def quiet_exporter_logs() -> None:
 
 class ExportError(ValueError):
     """Invalid export request (missing or contradictory inputs) or a failed export check."""
-
-
-class MetadataError(RuntimeError):
-    """A model file is missing, unreadable, or lacks depth_da_ros metadata."""
-
-
-@dataclass(frozen=True)
-class ModelMetadata:
-    """What a model needs to be used correctly, recorded by export and read by every backend."""
-
-    networks: tuple[str, ...]  # in inference order, a subset of NETWORK_NAMES
-    input_height: int
-    input_width: int
-    preset: str | None = None
-    input_dtype: str = "uint8"
-    depth_codec: DepthCodec | None = None  # None when the model outputs a styled image
-    training_camera: PinholeCamera | None = None  # intrinsics at the input size, when known
-    sources: dict[str, dict[str, Any]] = field(default_factory=dict)  # network -> checkpoint record
-    precision: str = "fp32"  # of the arithmetic
-    weight_storage: str = "fp32"  # "fp16": fp32 arithmetic on weights stored in fp16 (half the file)
-    export_date: str | None = None  # UTC ISO 8601; None for a model read from checkpoints
-    opset: int | None = None
-    # The adapted frame as a second output; only with both networks, None in older exports.
-    styled_output_name: str | None = None
-
-    def __post_init__(self) -> None:
-        if not self.networks or any(n not in NETWORK_NAMES for n in self.networks):
-            raise MetadataError(f"networks must be a non-empty subset of {NETWORK_NAMES}, got {self.networks}")
-        if self.input_dtype not in INPUT_DTYPES:
-            raise MetadataError(f"input dtype {self.input_dtype!r} is not one of {INPUT_DTYPES}")
-        if self.precision not in PRECISIONS or self.weight_storage not in PRECISIONS:
-            raise MetadataError(f"precision {self.precision!r} and weight storage {self.weight_storage!r} must be "
-                                f"one of {PRECISIONS}")
-        if self.precision == "fp16" and self.weight_storage != "fp16":
-            raise MetadataError("fp16 arithmetic runs on fp16 weights (weight_storage 'fp16')")
-        if ("depth" in self.networks) != (self.depth_codec is not None):
-            raise MetadataError("a depth codec is required exactly when the model contains the depth network")
-        if self.styled_output_name is not None and self.networks != NETWORK_NAMES:
-            raise MetadataError("a styled second output needs both the style adapter and the depth network")
-
-    @property
-    def outputs_depth(self) -> bool:
-        return "depth" in self.networks
-
-    @property
-    def with_style_adapter(self) -> bool:
-        return "style" in self.networks
-
-    @property
-    def outputs_styled(self) -> bool:
-        """Whether the model also outputs the adapted frame (``styled_output_name``)."""
-        return self.styled_output_name is not None
-
-    @property
-    def input_name(self) -> str:
-        return INPUT_NAME
-
-    @property
-    def output_name(self) -> str:
-        return DEPTH_OUTPUT if self.outputs_depth else STYLE_OUTPUT
-
-    @property
-    def input_size(self) -> tuple[int, int]:
-        return self.input_height, self.input_width
-
-    @property
-    def max_depth(self) -> float | None:
-        return self.depth_codec.max_depth if self.depth_codec else None
-
-    def to_onnx_props(self) -> dict[str, str]:
-        """The ``metadata_props`` entries; every value is JSON so numbers and nulls round-trip."""
-        codec = self.depth_codec
-        camera = self.training_camera
-        props = {
-            "format": ONNX_FORMAT,
-            "networks": list(self.networks),
-            "with_style_adapter": self.with_style_adapter,
-            "preset": self.preset,
-            "input_name": INPUT_NAME,
-            "input_height": self.input_height,
-            "input_width": self.input_width,
-            "input_dtype": self.input_dtype,
-            "input_layout": INPUT_LAYOUT,
-            "input_range": [0, 255],
-            "output_name": self.output_name,
-            "output_layout": "N1HW" if self.outputs_depth else INPUT_LAYOUT,
-            "output_unit": "metres" if self.outputs_depth else "0-255",
-            "styled_output_name": self.styled_output_name,
-            "max_depth": codec.max_depth if codec else None,
-            "depth_encoding": codec.encoding if codec else None,
-            "min_depth": codec.min_depth if codec else None,
-            "training_camera": asdict(camera) if camera else None,
-            "source_checkpoints": self.sources,
-            "export_date": self.export_date,
-            "precision": self.precision,
-            "weight_storage": self.weight_storage,
-            "opset": self.opset,
-        }
-        return {key: json.dumps(value) for key, value in props.items()}
-
-    @classmethod
-    def from_onnx_props(cls, props: dict[str, str], where: str = "model") -> ModelMetadata:
-        if "format" not in props:
-            raise MetadataError(
-                f"{where} has no depth_da_ros metadata; export it with training/export.py "
-                f"(found metadata keys: {', '.join(sorted(props)) or 'none'})"
-            )
-        try:
-            values = {key: json.loads(value) for key, value in props.items()}
-        except json.JSONDecodeError as exc:
-            raise MetadataError(f"{where}: malformed metadata value ({exc})") from None
-        if values["format"] != ONNX_FORMAT:
-            raise MetadataError(f"{where}: metadata format {values['format']!r}, expected {ONNX_FORMAT!r}")
-        try:
-            codec = None
-            if values.get("max_depth") is not None:
-                codec = DepthCodec(values["max_depth"], values["depth_encoding"], values["min_depth"])
-            camera = values.get("training_camera")
-            return cls(
-                networks=tuple(values["networks"]),
-                input_height=int(values["input_height"]),
-                input_width=int(values["input_width"]),
-                preset=values.get("preset"),
-                input_dtype=values["input_dtype"],
-                depth_codec=codec,
-                training_camera=PinholeCamera(**camera) if camera else None,
-                sources=values.get("source_checkpoints") or {},
-                precision=values["precision"],
-                # Absent in older exports, whose weights were stored as they were computed.
-                weight_storage=values.get("weight_storage") or values["precision"],
-                export_date=values.get("export_date"),
-                opset=values.get("opset"),
-                styled_output_name=values.get("styled_output_name"),
-            )
-        except KeyError as exc:
-            raise MetadataError(f"{where}: metadata lacks {exc}") from None
-        except (TypeError, ValueError) as exc:  # wrong types or out-of-range values
-            raise MetadataError(f"{where}: invalid metadata: {exc}") from None
 
 
 class InferenceModule(nn.Module):
@@ -356,20 +224,6 @@ def load_inference_module(
     return module, metadata
 
 
-def read_model_metadata(path: str | Path, style_checkpoint: str | Path | None = None) -> ModelMetadata:
-    """Metadata of an exported ``.onnx`` file, or of a depth checkpoint (+ optional style checkpoint)."""
-    path = Path(path)
-    if path.suffix != ".onnx":
-        return load_inference_module(path, style_checkpoint)[1]
-    if not path.is_file():
-        raise MetadataError(f"model {path} does not exist")
-    try:
-        model = onnx.load(str(path), load_external_data=False)
-    except Exception as exc:  # protobuf decode errors have no common base class
-        raise MetadataError(f"cannot read ONNX model {path}: {exc.__class__.__name__}: {exc}") from None
-    return ModelMetadata.from_onnx_props({p.key: p.value for p in model.metadata_props}, str(path))
-
-
 def export_onnx(
     out: str | Path,
     depth_checkpoint: str | Path | None = None,
@@ -432,13 +286,6 @@ def export_onnx(
     LOG.info("wrote %s (%s, %s, %d nodes)", out, "+".join(metadata.networks), describe_precision(metadata),
              len(model.graph.node))
     return metadata
-
-
-def describe_precision(metadata: ModelMetadata) -> str:
-    """'fp32', 'fp16', or 'fp32 on fp16 weights'."""
-    if metadata.weight_storage == metadata.precision:
-        return metadata.precision
-    return f"{metadata.precision} on {metadata.weight_storage} weights"
 
 
 def _store_weights_in_fp16(graph: onnx.GraphProto) -> None:

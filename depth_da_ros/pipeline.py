@@ -8,7 +8,7 @@
 Pre-processing (to the network size) and post-processing (back to the frame size) happen
 here and nowhere else; normalisation and de-normalisation are inside the model. The frame is
 RGB (convert a ROS ``bgr8`` image before calling). The model's metadata (input size, max
-depth, training camera, ...) comes from ``depth_da_ros.export.ModelMetadata``, read from the
+depth, training camera, ...) comes from ``depth_da_ros.model_metadata.ModelMetadata``, read from the
 ONNX file or the checkpoints: ``read_model_metadata`` is the one reader.
 
 The styled (adapted) frame is what the depth network saw after the style adapter, for
@@ -36,7 +36,7 @@ import numpy as np
 
 from .backends import AUTO, Backend, BackendOptions, load_backend
 from .camera import PinholeCamera
-from .export import ModelMetadata, read_model_metadata
+from .model_metadata import ModelMetadata, read_model_metadata
 
 __all__ = ["DepthPipeline", "ModelMetadata", "StageTiming", "as_rgb", "postprocess", "preprocess",
            "read_model_metadata"]

@@ -5,13 +5,17 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from depth_da_ros.backends import AUTO, BACKENDS
+from depth_da_ros.registry import Registry, UnknownNameError
 from depth_da_ros.node_diagnostics import (
     DIAGNOSTIC_ERROR,
     DIAGNOSTIC_OK,
@@ -22,6 +26,7 @@ from depth_da_ros.node_diagnostics import (
 )
 from depth_da_ros.node_frames import LatestFrameSlot, StampMatcher, WarningThrottle
 from depth_da_ros.node_parameters import (
+    BUNDLED_MODEL,
     AUTO_DECIMATION,
     BACKEND_CHOICES,
     PARAMETER_NAMES,
@@ -271,3 +276,37 @@ def test_missing_model_says_where_it_looked_and_what_to_do(tmp_path):
     bundled.parent.mkdir(parents=True)
     bundled.write_bytes(b"onnx")
     assert find_bundled_model([tmp_path / "share_a", tmp_path / "share_b"])[0] == bundled
+
+
+def test_an_onnx_model_starts_without_importing_torch():
+    """The node's start-up path (parameters, pipeline, ONNX Runtime via ``auto``) imports no torch,
+    which takes seconds; the torch and TensorRT backends stay registered (lazily)."""
+    model = Path(__file__).resolve().parents[1] / BUNDLED_MODEL
+    if not model.is_file():
+        pytest.skip(f"no bundled model at {model}")
+    code = (
+        "import sys\n"
+        "import depth_da_ros.node_parameters\n"
+        "from depth_da_ros.backends import BACKENDS\n"
+        "from depth_da_ros.pipeline import DepthPipeline\n"
+        "pipeline = DepthPipeline(sys.argv[1])\n"
+        "try:\n"
+        "    import depth_da_ros.node\n"
+        "except ImportError:\n"
+        "    pass  # no rclpy here: the library part is checked\n"
+        "print(pipeline.backend.name, sorted(BACKENDS.names()), 'torch' in sys.modules)\n")
+    result = subprocess.run([sys.executable, "-c", code, str(model)], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split("\n")[-2] == "onnxruntime ['onnxruntime', 'tensorrt', 'torch'] False", result.stdout
+
+
+def test_lazy_registry_entries_are_listed_and_built_on_first_use():
+    registry: Registry[type] = Registry("thing")
+    loads = []
+    registry.register_lazy("late", lambda: loads.append(1) or int)
+    assert "late" in registry and registry.names() == ["late"] and not registry.is_loaded("late")
+    assert registry.get("late") is int and registry.get("late") is int and loads == [1]
+    with pytest.raises(ValueError, match="already registered"):
+        registry.register_lazy("late", lambda: str)
+    with pytest.raises(UnknownNameError, match="known: late"):
+        registry.get("early")

@@ -5,13 +5,20 @@ CUDA device present), ONNX Runtime (an ``.onnx`` model, best execution provider)
 (a ``.pt`` checkpoint), and logs what it picked and why it skipped the others. A backend that
 is available but fails to load the model (e.g. a TensorRT build failure) hands over to the
 next; when none is left, the last ``ModelLoadError`` is raised.
+
+The torch and TensorRT backends import torch (seconds to start): they are registered lazily
+and imported only when ``auto`` cannot rule them out cheaply (``_quick_reason``: a checkpoint
+is not for TensorRT, an ONNX file not for torch, no tensorrt package installed), so an ONNX
+model runs with ONNX Runtime without importing torch.
 """
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import logging
 from pathlib import Path
 
-from . import onnxruntime_backend, tensorrt_backend, torch_backend  # noqa: F401  (registration)
+from . import onnxruntime_backend  # noqa: F401  (registration; imports no torch)
 from .base import BACKENDS, Backend, BackendOptions, ModelLoadError, default_cache_dir
 
 __all__ = ["AUTO", "AUTO_ORDER", "BACKENDS", "Backend", "BackendOptions", "ModelLoadError",
@@ -21,6 +28,22 @@ LOG = logging.getLogger(__name__)
 
 AUTO = "auto"
 AUTO_ORDER = ("tensorrt", "onnxruntime", "torch")
+
+BACKENDS.register_lazy("tensorrt", lambda: importlib.import_module(f"{__name__}.tensorrt_backend").TensorRTBackend)
+BACKENDS.register_lazy("torch", lambda: importlib.import_module(f"{__name__}.torch_backend").TorchBackend)
+
+
+def _quick_reason(name: str, model_path: Path) -> str | None:
+    """Why ``auto`` skips backend ``name`` for ``model_path``, known without importing its module
+    (the backend's own ``unavailable_reason`` gives the full answer); None: ask the backend."""
+    onnx_file = model_path.suffix == ".onnx"
+    if name == "torch" and onnx_file:
+        return "the torch backend runs checkpoints (.pt), not ONNX files"
+    if name == "tensorrt" and not onnx_file:
+        return "the tensorrt backend builds engines from exported .onnx files"
+    if name == "tensorrt" and importlib.util.find_spec("tensorrt") is None:
+        return "the tensorrt Python package is not installed (pip install tensorrt-cu12 or tensorrt-cu13)"
+    return None
 
 
 def load_backend(model_path: str | Path, backend: str = AUTO, options: BackendOptions | None = None) -> Backend:
@@ -45,7 +68,7 @@ def load_backend(model_path: str | Path, backend: str = AUTO, options: BackendOp
 
     candidates, skipped = [], []
     for name in AUTO_ORDER:
-        reason = BACKENDS.get(name).unavailable_reason(model_path, options)
+        reason = _quick_reason(name, model_path) or BACKENDS.get(name).unavailable_reason(model_path, options)
         if reason:
             skipped.append(f"{name}: {reason}")
         else:

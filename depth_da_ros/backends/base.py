@@ -18,7 +18,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from ..export import PRECISIONS, ModelMetadata
+from ..model_metadata import PRECISIONS, ModelMetadata
 from ..registry import Registry
 
 LOG = logging.getLogger(__name__)

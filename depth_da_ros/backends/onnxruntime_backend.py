@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from ..export import MetadataError, ModelMetadata, describe_precision
+from ..model_metadata import MetadataError, ModelMetadata, describe_precision
 from .base import BACKENDS, Backend, BackendOptions, ModelLoadError, default_cache_dir
 
 LOG = logging.getLogger(__name__)

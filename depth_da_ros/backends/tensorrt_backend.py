@@ -33,7 +33,7 @@ import onnx
 import torch
 
 from ..atomic import atomic_write_bytes
-from ..export import MetadataError, ModelMetadata
+from ..model_metadata import MetadataError, ModelMetadata
 from .base import BACKENDS, Backend, BackendOptions, ModelLoadError, default_cache_dir
 
 LOG = logging.getLogger(__name__)
