@@ -8,6 +8,7 @@ typo never silently falls back to a default. Every run saves its final config wi
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from pathlib import Path
@@ -16,6 +17,8 @@ from typing import Any, Iterable, Literal, Type, TypeVar, Union
 import yaml
 
 C = TypeVar("C")
+# Exponent notation without a dot, e.g. ``--set optim_g.lr=1e-5``, which PyYAML (YAML 1.1) leaves a string.
+_YAML11_MISSED_FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
 
 
 class ConfigError(ValueError):
@@ -141,6 +144,8 @@ def _coerce(hint: Any, value: Any, where: str) -> Any:
     if hint is Any:
         return value
     if hint is float:
+        if isinstance(value, str) and _YAML11_MISSED_FLOAT.fullmatch(value.strip()):
+            return float(value)  # YAML 1.1 reads 1e-5 (no dot) as a string; it is a number
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{where}: expected a number, got {value!r}")
         return float(value)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 from typing import Callable
 
 import numpy as np
@@ -10,11 +11,13 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision.utils import make_grid
 
 from depth_da_ros.camera import PinholeCamera
-from depth_da_ros.metrics import evaluate_frames
+from depth_da_ros.metrics import METRIC_NAMES, evaluate_frame
 from depth_da_ros.normalization import network_to_image
 from depth_da_ros.visualization import colorize_depth
 from training.config import ValidationConfig
 from training.datasets import DataSpec
+
+LOG = logging.getLogger("training")
 
 # SYNTHIA-RAND-CITYSCAPES: f = 532.74 px at 1280x760, principal point at the centre.
 SYNTHIA_CAMERA = PinholeCamera(1280, 760, 532.74, 532.74, 640.0, 380.0)
@@ -38,14 +41,30 @@ def training_camera(spec: DataSpec, height: int, width: int) -> dict | None:
 def evaluate_depth(predict: Callable[[torch.Tensor], torch.Tensor], dataset: Dataset, cfg: ValidationConfig,
                    device: torch.device, batch_size: int = 4) -> dict[str, float]:
     """The seven metrics in metres, per image then averaged. ``predict`` maps network-range
-    images to metres; ground truth inf (sky) and NaN count as invalid."""
-    pairs = []
+    images to metres; ground truth inf (sky) and NaN count as invalid.
+
+    A frame without a valid ground-truth pixel (all NaN, or nothing inside the crop and depth
+    range) is skipped with a warning, as training/evaluate.py does; when no frame has any,
+    the result is empty ({}): the run goes on and keeps writing checkpoints."""
+    per_frame: list[dict[str, float]] = []
+    skipped: list[str] = []
     for batch in DataLoader(dataset, batch_size=batch_size, num_workers=0):
         pred = predict(batch["image"].to(device)).float().cpu().numpy()
-        gt = batch["depth"].numpy()
-        pairs += [(g[0], p[0]) for g, p in zip(gt, pred)]
-    metrics = evaluate_frames(pairs, crop=cfg.crop, min_depth=cfg.min_depth, max_depth=cfg.max_depth)
-    return {k: float(v) for k, v in metrics.items() if k != "frames"}
+        start = len(per_frame) + len(skipped)
+        indices = batch["index"].tolist() if "index" in batch else range(start, start + len(pred))
+        for index, g, p in zip(indices, batch["depth"].numpy(), pred):
+            try:
+                per_frame.append(evaluate_frame(g[0], p[0], cfg.crop, cfg.min_depth, cfg.max_depth)[0])
+            except ValueError as exc:
+                skipped.append(f"{index} ({exc})")
+    if skipped:
+        LOG.warning("validation: %d of %d frame(s) not evaluated, no ground truth to compare with: sample %s%s",
+                    len(skipped), len(skipped) + len(per_frame), skipped[0],
+                    f" and {len(skipped) - 1} more" if len(skipped) > 1 else "")
+    if not per_frame:
+        LOG.warning("validation measured nothing: no frame of the validation set has valid ground truth")
+        return {}
+    return {name: float(np.mean([errors[name] for errors in per_frame])) for name in METRIC_NAMES}
 
 
 def to_display(image: torch.Tensor) -> torch.Tensor:

@@ -6,6 +6,7 @@ types are errors), and the final config is saved in the run directory.
 """
 from __future__ import annotations
 
+import typing
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -96,7 +97,7 @@ class DepthLossConfig:
     gan: Literal["vanilla", "lsgan", "wgan-gp"] = "vanilla"  # the paper; the slides use wgan-gp
     lambda_l1: float = 0.99  # L = lambda * L1 + (1 - lambda) * L_adv (paper 0.99, slides 0.9)
     gp_weight: float = 10.0
-    n_critic: int = 1  # critic updates per generator update (wgan-gp: 5)
+    n_critic: int = 1  # critic updates per generator update, each on a fresh batch (wgan-gp: 5)
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.lambda_l1 <= 1.0:
@@ -160,3 +161,179 @@ class StyleStageConfig:
 # The defaults of each class are its stage's lite config (config/train_<stage>_lite.yaml; a test
 # keeps them equal), so `python training/train.py <stage>` with no arguments runs the lite preset.
 STAGE_CONFIGS = {"depth": DepthStageConfig, "style": StyleStageConfig}
+
+
+# -- checks made before any work starts (train.py calls them before the run folder exists) -------
+
+
+def _input_channels(spec: NetworkSpec) -> tuple[int | None, int | None]:
+    return spec.kwargs.get("input_nc"), spec.kwargs.get("output_nc")
+
+
+def _size_multiple(spec: NetworkSpec) -> int:
+    """The factor both input sides must be multiples of, read from the network itself (built on
+    the meta device: no memory, no weights, milliseconds even for the paper preset)."""
+    import torch
+
+    with torch.device("meta"):
+        module = spec.build()
+    return int(getattr(module, "size_multiple", 1))
+
+
+def _train_length(spec: DataSpec) -> int | None:
+    """Samples a training DataSpec yields, when the config alone tells (procedural data)."""
+    if spec.kind != "procedural":
+        return None  # known once the files are listed: checked when the dataset is built
+    return min(spec.length, spec.limit) if spec.limit else spec.length
+
+
+def check_config(stage: str, cfg: DepthStageConfig | StyleStageConfig, world_size: int = 1) -> None:
+    """Raise ConfigError (one line, naming the key) for a config that cannot train: an input
+    size the generator cannot take, channel counts that do not fit the stage, a training set
+    smaller than one batch. Cheap: nothing is built but a meta-device network."""
+    from depth_da_ros.config import ConfigError
+
+    model = cfg.model
+    height, width = model.input_size
+    size_keys = "model.height / model.width" if model.height else f"model.preset={model.preset} (its input size)"
+    gan = cfg.loss.gan
+    if stage == "depth":
+        generator, channels = ("depth", "model.depth_kwargs"), {"depth": (3, 1), "depth_discriminator": (4, None)}
+    else:
+        generator, channels = ("style", "model.style_kwargs"), {"style": (3, 3), "style_discriminator": (3, None)}
+    for role, (want_in, want_out) in channels.items():
+        key = "model.discriminator_kwargs" if role.endswith("discriminator") else f"model.{role}_kwargs"
+        got_in, got_out = _input_channels(model.spec(role, gan))
+        why = {"depth": "RGB in, one depth channel out", "style": "RGB in, RGB out (the depth network reads its output)",
+               "depth_discriminator": "RGB + depth", "style_discriminator": "RGB"}[role]
+        if got_in is not None and got_in != want_in:
+            raise ConfigError(f"{key}.input_nc={got_in}: the {role} network takes {want_in} channels ({why})")
+        if want_out is not None and got_out is not None and got_out != want_out:
+            raise ConfigError(f"{key}.output_nc={got_out}: the {role} network must output {want_out} channels ({why})")
+    role, key = generator
+    multiple = _size_multiple(model.spec(role))
+    bad = [f"{side} {size}" for side, size in (("height", height), ("width", width)) if size % multiple]
+    if bad:
+        nearest = ", ".join(f"{side.split()[0]} {max(multiple, round(int(side.split()[1]) / multiple) * multiple)}"
+                            for side in bad)
+        raise ConfigError(f"{size_keys}: {' and '.join(bad)} not a multiple of {multiple}, the {role} network's "
+                          f"stride ({key}); nearest valid: {nearest}")
+    needed = cfg.run.batch_size * world_size
+    if stage == "depth":
+        sets = {"data.train": _train_length(cfg.data.train)}
+    else:  # the unpaired set is as long as the longer domain
+        sets = {"data.real": _train_length(cfg.data.real), "data.synthetic": _train_length(cfg.data.synthetic)}
+    if all(n is not None for n in sets.values()) and max(sets.values()) < needed:
+        key = max(sets, key=lambda k: sets[k] or 0)
+        procs = f" x {world_size} processes" if world_size > 1 else ""
+        raise ConfigError(f"{key}.length={sets[key]} (or .limit) gives fewer samples than one batch: run.batch_size="
+                          f"{cfg.run.batch_size}{procs} needs at least {needed}")
+
+
+# -- resume: which overrides a resumed run may take ---------------------------------------------------
+
+# Keys (prefixes) a resumed run refuses to change, and why. Everything else is applied: loss weights
+# and run settings are read at every step, and the optimisers' lr / betas are re-based on resume.
+RESUME_REFUSED: dict[str, str] = {
+    "model.": "the networks in the checkpoint were built from it",
+    "loss.gan": "it selects the discriminator's architecture (critic for wgan-gp)",
+    "loss.pool_size": "the image pools are restored from the checkpoint",
+    "run.seed": "it fixes the data order and augmentation",
+    "run.batch_size": "it fixes the data order (the resume position counts batches)",
+    "run.run_dir": "the run folder is the one being resumed",
+    "data.val": "the best checkpoint was chosen on this validation set",
+    "data.": "it changes the training data or its order",
+    "val.": "the best checkpoint was chosen with these validation settings",
+    "depth_checkpoint": "the frozen depth network shapes the losses of this run",
+}
+# Exceptions to the prefixes above (fnmatch patterns): they change no sample, order or network.
+RESUME_ALLOWED = ("val.image_count", "data.*.verify", "data.*.cache")
+
+
+def _flatten(data: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(data, dict):
+        flat: dict[str, Any] = {}
+        for key, value in data.items():
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        return flat or {prefix.rstrip("."): {}}
+    return {prefix.rstrip("."): list(data) if isinstance(data, tuple) else data}
+
+
+def config_changes(old: dict, new: dict) -> dict[str, tuple[Any, Any]]:
+    """Leaf keys (``a.b.c``) whose values differ between two config dicts: key -> (old, new)."""
+    a, b = _flatten(old), _flatten(new)
+    missing = object()
+    return {key: (a.get(key), b.get(key)) for key in sorted(set(a) | set(b))
+            if a.get(key, missing) != b.get(key, missing)}
+
+
+def resume_refusal(key: str) -> str | None:
+    """Why a resumed run cannot change ``key``, or None when the change is applied."""
+    import fnmatch
+
+    if any(fnmatch.fnmatchcase(key, pattern) for pattern in RESUME_ALLOWED):
+        return None
+    for prefix, reason in RESUME_REFUSED.items():
+        if key == prefix.rstrip(".") or key.startswith(prefix if prefix.endswith(".") else prefix + "."):
+            return reason
+    return None
+
+
+def check_resume_changes(old: dict, new: dict) -> dict[str, tuple[Any, Any]]:
+    """The changes of ``new`` over the run's saved ``old`` config; ConfigError for any that a
+    resume cannot apply (the model, the data order, the validation behind best.pt)."""
+    from depth_da_ros.config import ConfigError
+
+    changes = config_changes(old, new)
+    refused = [(key, resume_refusal(key)) for key in changes if key != "run.run_dir"]
+    refused = [(key, why) for key, why in refused if why]
+    if refused:
+        key, why = refused[0]
+        more = f" (also: {', '.join(k for k, _ in refused[1:])})" if len(refused) > 1 else ""
+        raise ConfigError(f"--resume cannot change {key} ({changes[key][0]!r} -> {changes[key][1]!r}): {why}{more}; "
+                          "start a new run for that")
+    return changes
+
+
+# -- `train.py <stage> --help`: every key with its type, default and comment ---------------------------
+
+
+def _type_name(hint: Any) -> str:
+    origin = typing.get_origin(hint)
+    if origin is Literal:
+        return "|".join(str(a) for a in typing.get_args(hint))
+    if origin is not None:
+        args = ", ".join(_type_name(a) for a in typing.get_args(hint) if a is not Ellipsis)
+        return f"{getattr(origin, '__name__', str(origin))}[{args}]"
+    return getattr(hint, "__name__", str(hint))
+
+
+def _field_comments(cls: type) -> dict[str, str]:
+    """The ``# comment`` after each field in the class source (shown in --help)."""
+    import inspect
+    import re
+
+    try:
+        source = inspect.getsource(cls)
+    except (OSError, TypeError):
+        return {}
+    return {m.group(1): m.group(2).strip() for m in re.finditer(r"^\s+(\w+):[^#\n]*#\s*(.*)$", source, re.M)}
+
+
+def config_keys_help(cls: type, prefix: str = "", default: Any = None) -> list[str]:
+    """One line per leaf key of the dataclass ``cls``: ``key: type = default  # comment``."""
+    import dataclasses
+
+    default = cls() if default is None else default
+    hints = typing.get_type_hints(cls)
+    comments = _field_comments(cls)
+    lines = []
+    for f in dataclasses.fields(cls):
+        value = getattr(default, f.name)
+        if dataclasses.is_dataclass(value):
+            lines += config_keys_help(type(value), f"{prefix}{f.name}.", value)
+            continue
+        shown = list(value) if isinstance(value, tuple) else value
+        comment = f"  # {comments[f.name]}" if f.name in comments else ""
+        lines.append(f"  {prefix}{f.name}: {_type_name(hints[f.name])} = {shown!r}{comment}")
+    return lines

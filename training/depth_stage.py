@@ -17,6 +17,14 @@ from training.engine import DistContext, Stage, set_requires_grad, unwrap
 LOG = logging.getLogger("training.depth")
 
 
+def mask_missing(depth: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """Encoded depth (N, 1, H, W) with the pixels that have no ground truth (``valid`` False) set
+    to 0, the middle of the codec's [-1, 1] range. The discriminator's real and generated pairs
+    are both masked with the ground truth's ``valid``, so a missing measurement carries no
+    information; dense ground truth (all valid) passes unchanged."""
+    return torch.where(valid, depth, torch.zeros((), dtype=depth.dtype, device=depth.device))
+
+
 class DepthStage(Stage):
     name = "depth"
 
@@ -40,21 +48,30 @@ class DepthStage(Stage):
             raise ValueError(f"the depth stage needs images with depth; data.train ({self.cfg.data.train.kind}) has none")
         return dataset
 
+    @property
+    def batches_per_step(self) -> int:
+        # WGAN-GP (Gulrajani et al. 2017, Algorithm 1) samples fresh data for every critic update.
+        return self.cfg.loss.n_critic
+
     def train_step(self, batch: dict[str, torch.Tensor], step: int) -> dict[str, torch.Tensor]:
         cfg = self.cfg.loss
-        image, depth = batch["image"], batch["depth"]
-        valid = ~torch.isnan(depth)  # NaN = no measurement; inf (sky) is a valid "far" target
-        target = torch.nan_to_num(self.codec.encode(depth), nan=1.0)
         G, D, opt_g, opt_d = self.generator, self.discriminator, self.optimizers["depth"], self.optimizers[
             "depth_discriminator"]
-        with self.autocast():
-            fake = G(image)
-
-        # Critic / discriminator: real pairs (image, depth) against generated pairs.
-        real_pair = torch.cat([image, target], 1)
-        fake_pair = torch.cat([image, fake.detach().float()], 1)
         losses: dict[str, torch.Tensor] = {}
-        for _ in range(cfg.n_critic):
+        for i in range(cfg.n_critic):
+            if i > 0:
+                batch = self.next_batch()  # a fresh batch for each critic update
+            image, depth = batch["image"], batch["depth"]
+            valid = ~torch.isnan(depth)  # NaN = no measurement; inf (sky) is a valid "far" target
+            target = torch.nan_to_num(self.codec.encode(depth), nan=1.0)
+            last = i == cfg.n_critic - 1  # the generator then steps on this batch: keep its graph
+            with torch.set_grad_enabled(last), self.autocast():
+                fake = G(image)
+            # Critic / discriminator: real pairs (image, depth) against generated pairs. Pixels without
+            # ground truth hold the same value in both, so the critic judges measured pixels only (sparse
+            # lidar depth would otherwise show up as 80 m speckles in every "real" pair).
+            real_pair = torch.cat([image, mask_missing(target, valid)], 1)
+            fake_pair = torch.cat([image, mask_missing(fake.detach().float(), valid)], 1)
             with self.autocast():
                 loss_d = self.gan_loss(D(real_pair), True) + self.gan_loss(D(fake_pair), False)
             if cfg.gan == "wgan-gp":
@@ -70,10 +87,10 @@ class DepthStage(Stage):
             loss_d.backward()
             opt_d.step()
 
-        # Generator: the critic is frozen (no gradients, no update) while G steps.
+        # Generator, on the last critic batch: the critic is frozen (no gradients, no update) while G steps.
         set_requires_grad(D, False)
         with self.autocast():
-            adv = self.gan_loss(unwrap(D)(torch.cat([image, fake], 1)), True)
+            adv = self.gan_loss(unwrap(D)(torch.cat([image, mask_missing(fake, valid)], 1)), True)
         l1 = masked_l1_loss(fake.float(), target, valid)
         loss_g = cfg.lambda_l1 * l1 + (1.0 - cfg.lambda_l1) * adv
         losses.update(g=loss_g, g_l1=l1, g_adv=adv)
@@ -88,14 +105,23 @@ class DepthStage(Stage):
         with self.autocast():
             return self.codec.decode(unwrap(self.generator)(image).float())
 
-    def validate(self) -> dict[str, float]:
+    def validation_set(self) -> Dataset:
         if self._val_set is None:
             self._val_set = build_dataset(self.cfg.data.val, self.height, self.width, augment=False,
                                           seed=self.cfg.run.seed)
+            if not getattr(self._val_set, "has_depth", True):
+                raise ValueError(f"data.val ({self.cfg.data.val.kind}) has no depth: the depth stage validates "
+                                 "against ground truth")
+        return self._val_set
+
+    def validation_samples(self) -> int:
+        return len(self.validation_set())
+
+    def validate(self) -> dict[str, float] | None:
         generator = unwrap(self.generator)
         generator.eval()  # the inference contract: batch norm on running statistics
         try:
-            return evaluate_depth(self.predict_metres, self._val_set, self.cfg.val, self.ctx.device)
+            return evaluate_depth(self.predict_metres, self.validation_set(), self.cfg.val, self.ctx.device)
         finally:
             generator.train()
 

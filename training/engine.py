@@ -33,17 +33,27 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from tqdm import tqdm
 
 from depth_da_ros.checkpoint import CheckpointError, load_checkpoint, network_entry, save_checkpoint
-from depth_da_ros.config import config_to_dict, save_config
+from depth_da_ros.config import ConfigError, config_to_dict, save_config
 from depth_da_ros.losses import get_gan_loss
 from depth_da_ros.models import NetworkSpec
-from training.config import OptimConfig, RunConfig
+from training.config import OptimConfig, RunConfig, check_resume_changes
+from training.datasets import DatasetError
 
 LOG = logging.getLogger("training")
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
+def _clock() -> float:
+    """Seconds of a monotonic clock: step times, validation times, the run.max_minutes budget."""
+    return time.monotonic()
+
+
 class TrainingDiverged(RuntimeError):
     """A loss became NaN or infinite; nothing was written after the last good checkpoint."""
+
+
+class TrainingDataError(RuntimeError):
+    """Reading a training batch failed mid-run; the steps before it were checkpointed."""
 
 
 @dataclass
@@ -94,8 +104,25 @@ def make_optimizer(params, cfg: OptimConfig) -> torch.optim.Adam:
     return torch.optim.Adam(params, lr=cfg.lr, betas=tuple(cfg.betas))
 
 
+def rebase_optimizer(optimizer: torch.optim.Optimizer, scheduler: torch.optim.lr_scheduler.LambdaLR,
+                     cfg: OptimConfig) -> None:
+    """Make a restored optimiser and schedule follow ``cfg``: loading their state dicts brings back
+    the lr and betas the run started with, so a resume with ``--set optim_g.lr=...`` would
+    otherwise log the new value and train at the old one. The lr becomes ``cfg.lr`` times the
+    schedule's factor at the restored step; Adam's moment estimates are kept."""
+    scheduler.base_lrs = [cfg.lr for _ in optimizer.param_groups]
+    for group, factor in zip(optimizer.param_groups, scheduler.lr_lambdas):
+        group["initial_lr"] = cfg.lr
+        group["lr"] = cfg.lr * factor(scheduler.last_epoch)
+        group["betas"] = tuple(cfg.betas)
+    scheduler._last_lr = [group["lr"] for group in optimizer.param_groups]  # what get_last_lr() reports
+
+
 def make_scheduler(optimizer: torch.optim.Optimizer, cfg: OptimConfig, total_steps: int):
-    """Constant, then linear decay to zero over the last ``decay_steps`` (CycleGAN's schedule)."""
+    """Constant, then linear decay to zero over the last ``decay_steps`` (CycleGAN's schedule).
+
+    The factor is a function of the step alone, so a resumed run (``rebase_optimizer``) can
+    re-derive the learning rate from a changed ``lr``, ``decay_steps`` or ``run.steps``."""
     start = max(total_steps - cfg.decay_steps, 0)
 
     def factor(step: int) -> float:
@@ -191,6 +218,8 @@ class Stage:
         self.specs: dict[str, NetworkSpec] = {}
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
         self.schedulers: dict[str, torch.optim.lr_scheduler.LRScheduler] = {}
+        self.optim_configs: dict[str, OptimConfig] = {}
+        self._batch_source = None  # set by Engine.fit: draws the next training batch (see next_batch)
         # Both stages' configs name their adversarial objective; WGAN-GP is the wgan loss + penalty.
         self.gan_loss = get_gan_loss("wgan" if cfg.loss.gan == "wgan-gp" else cfg.loss.gan)
         self.amp = cfg.run.amp and ctx.device.type == "cuda"
@@ -208,6 +237,24 @@ class Stage:
     def validate(self) -> dict[str, float] | None:
         """Validation metrics (rank 0 only), or None when this stage has nothing to measure."""
         raise NotImplementedError
+
+    @property
+    def batches_per_step(self) -> int:
+        """Training batches one ``train_step`` consumes: the one it is called with, plus
+        ``batches_per_step - 1`` it draws with ``next_batch`` (e.g. a fresh batch per critic update)."""
+        return 1
+
+    def next_batch(self) -> dict[str, torch.Tensor]:
+        """The next batch of the data order, on the device; only inside ``train_step``, at most
+        ``batches_per_step - 1`` times per step (the engine keeps them within the epoch)."""
+        if self._batch_source is None:
+            raise RuntimeError("next_batch is only available inside train_step during Engine.fit")
+        return self._batch_source()
+
+    def validation_samples(self) -> int:
+        """Samples one validation reads (builds the validation set, so its errors show before
+        training); 0 when validation measures nothing. The time budget reserves time for it."""
+        return 0
 
     def image_grids(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         raise NotImplementedError
@@ -243,6 +290,7 @@ class Stage:
         """Adam for ``params`` and its learning-rate schedule over the run, both checkpointed as ``name``."""
         self.optimizers[name] = make_optimizer(params, cfg)
         self.schedulers[name] = make_scheduler(self.optimizers[name], cfg, self.cfg.run.steps)
+        self.optim_configs[name] = cfg
 
     def guard(self, losses: dict[str, torch.Tensor], step: int) -> None:
         """Raise before the backward pass if any loss is NaN or infinite."""
@@ -252,7 +300,11 @@ class Stage:
 
 
 class Engine:
-    """Runs a Stage: data order, steps, validation, checkpoints, logs."""
+    """Runs a Stage: data order, steps, validation, checkpoints, logs.
+
+    A resumed run loads its checkpoint before it writes anything: a resume that fails (a
+    refused override, a checkpoint that does not fit) leaves the run folder as it was.
+    """
 
     def __init__(self, stage: Stage, run_dir: Path, resume: bool) -> None:
         self.stage = stage
@@ -263,52 +315,81 @@ class Engine:
         self.ckpt_dir = run_dir / "checkpoints"
         self.step = 0
         self.epoch = 0
-        self.epoch_step = 0
+        self.epoch_step = 0  # training batches of the current epoch already consumed
         self.best: dict[str, Any] = {}
         self.writer = None
         self.loss_log = None
         self.log_handler: logging.Handler | None = None
+        self.val_seconds: float | None = None  # duration of the last validation (the budget reserves it)
+        self.saved_step = -1  # step of the last checkpoint written by this session
+        self._drawn = 0  # batches drawn in the current step
+        resumed = self._resume() if resume else None
         if self.ctx.is_main:
-            self._open_logs()
-        if resume:
-            self._resume()
+            self._open_logs(resumed)
 
     # --- set-up -------------------------------------------------------------------------
-    def _open_logs(self) -> None:
+    def _open_logs(self, resumed: dict[str, Any] | None) -> None:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.log_handler = logging.FileHandler(self.run_dir / "train.log")
         self.log_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
         logging.getLogger().addHandler(self.log_handler)
         save_config(self.cfg, self.run_dir / "config.yaml")
-        meta = {"stage": self.stage.name, "seed": self.run.seed, "git_revision": git_revision(),
-                "command": " ".join(sys.argv), "torch": torch.__version__, "world_size": self.ctx.world_size,
-                "device": str(self.ctx.device), "started": _dt.datetime.now(_dt.timezone.utc).isoformat()}
-        (self.run_dir / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
+        now = _dt.datetime.now(_dt.timezone.utc).isoformat()
+        session = {"command": " ".join(sys.argv), "git_revision": git_revision(), "torch": torch.__version__,
+                   "world_size": self.ctx.world_size, "device": str(self.ctx.device), "started": now}
+        meta_path = self.run_dir / "meta.json"
+        if resumed is None:
+            meta = {"stage": self.stage.name, "seed": self.run.seed, **session}
+        else:  # keep how the run started; add this session
+            try:
+                meta = json.loads(meta_path.read_text())
+            except (OSError, ValueError):
+                meta = {"stage": self.stage.name, "seed": self.run.seed}
+            meta.setdefault("resumes", []).append({**session, "from_step": resumed["step"],
+                                                   "changes": resumed["changes"]})
+        meta_path.write_text(json.dumps(meta, indent=2) + "\n")
         from torch.utils.tensorboard import SummaryWriter  # imported here: slow, and rank 0 only
 
         self.writer = SummaryWriter(str(self.run_dir / "tensorboard"))
         self.loss_log = open(self.run_dir / "losses.jsonl", "a")
-        LOG.info("run directory %s (seed %d, revision %s)", self.run_dir, self.run.seed, meta["git_revision"])
+        LOG.info("run directory %s (seed %d, revision %s)", self.run_dir, self.run.seed, session["git_revision"])
+        if resumed is not None:
+            LOG.info("resumed from %s at step %d (epoch %d, batch %d of the epoch)", resumed["path"], self.step,
+                     self.epoch, self.epoch_step)
+            for key, (old, new) in resumed["changes"].items():
+                LOG.info("resume applies %s: %r -> %r", key, old, new)
 
-    def _resume(self) -> None:
+    def _resume(self) -> dict[str, Any]:
+        """Restore networks, optimisers, schedules, RNG and position; nothing is written here."""
         path = self.ckpt_dir / "last.pt"
         if not path.is_file():
             raise CheckpointError(f"cannot resume: {path} does not exist (no checkpoint was written yet)")
         ckpt = load_checkpoint(path, map_location=self.ctx.device)
         if ckpt.get("stage") != self.stage.name:
             raise CheckpointError(f"cannot resume a {ckpt.get('stage')!r} run as stage {self.stage.name!r}")
+        new_config = config_to_dict(self.cfg)
+        try:  # also catches a config.yaml edited by hand after the checkpoint was written
+            changes = check_resume_changes(ckpt.get("config", new_config), new_config)
+        except ConfigError as exc:
+            raise CheckpointError(f"{path}: {exc}") from None
+        changes.pop("run.run_dir", None)
         for name, module in self.stage.networks.items():
-            unwrap(module).load_state_dict(ckpt["networks"][name]["state_dict"])
+            try:
+                unwrap(module).load_state_dict(ckpt["networks"][name]["state_dict"])
+            except (KeyError, RuntimeError) as exc:
+                first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                raise CheckpointError(f"cannot resume: network {name!r} of {path} does not fit the config ({first})"
+                                      ) from None
         for name, opt in self.stage.optimizers.items():
             opt.load_state_dict(ckpt["optimizers"][name])
         for name, sched in self.stage.schedulers.items():
             sched.load_state_dict(ckpt["schedulers"][name])
+            rebase_optimizer(self.stage.optimizers[name], sched, self.stage.optim_configs[name])
         self.stage.load_extra_state(ckpt.get("extra", {}))
         set_rng_state(ckpt["rng"])
         self.step, self.epoch, self.epoch_step = ckpt["step"], ckpt["epoch"], ckpt["epoch_step"]
         self.best = ckpt.get("best", {})
-        LOG.info("resumed from %s at step %d (epoch %d, batch %d of the epoch)", path, self.step, self.epoch,
-                 self.epoch_step)
+        return {"path": path, "step": self.step, "changes": changes}
 
     # --- checkpoints ----------------------------------------------------------------------
     def _payload(self, metrics: dict[str, float] | None) -> dict[str, Any]:
@@ -338,6 +419,7 @@ class Engine:
             return
         payload = self._payload(metrics)
         save_checkpoint(self.ckpt_dir / "last.pt", payload)
+        self.saved_step = self.step
         if best:
             save_checkpoint(self.ckpt_dir / "best.pt", payload)
 
@@ -346,6 +428,7 @@ class Engine:
         try:
             return self._fit(dataset)
         finally:
+            self.stage._batch_source = None
             self.close()
 
     def close(self) -> None:
@@ -360,88 +443,131 @@ class Engine:
     def _fit(self, dataset: Dataset) -> dict[str, Any]:
         run, ctx, stage = self.run, self.ctx, self.stage
         sampler = ResumableSampler(dataset, ctx, run.seed)
-        steps_per_epoch = len(sampler) // run.batch_size
-        if steps_per_epoch < 1:
-            raise ValueError(f"the training set has {len(dataset)} samples: too few for batch size "
-                             f"{run.batch_size} x {ctx.world_size} process(es)")
-        started = time.monotonic()
-        bar = tqdm(total=run.steps, initial=self.step, desc=f"{stage.name} stage", unit="step",
-                   disable=not ctx.is_main, dynamic_ncols=True)
+        per_step = stage.batches_per_step
+        batches_per_epoch = len(sampler) // run.batch_size  # the whole epoch (no skip yet)
+        check_training_set(len(dataset), run.batch_size * per_step, ctx.world_size)
+        val_samples = stage.validation_samples() if ctx.is_main else 0
+        started = _clock()
+        budget = BudgetClock(run.max_minutes * 60, started)
+        self.saved_step = self.step
+        bar = tqdm(total=run.steps, initial=self.step, unit="step", disable=not ctx.is_main, dynamic_ncols=True,
+                   desc=f"{stage.name} stage" + (f" ({run.max_minutes:g} min budget)" if run.max_minutes else ""))
         metrics: dict[str, float] | None = None
         validated_at = -1
         stop_reason = "steps"
-        while self.step < run.steps:
+        while self.step < run.steps and stop_reason == "steps":
             sampler.set_position(self.epoch, self.epoch_step * run.batch_size)
             if hasattr(dataset, "set_epoch"):
                 dataset.set_epoch(self.epoch)
             # Workers are re-created each epoch (not persistent) so they see set_epoch.
             loader = DataLoader(dataset, batch_size=run.batch_size, sampler=sampler, num_workers=run.num_workers,
                                 drop_last=True, pin_memory=ctx.device.type == "cuda")
-            tick = time.monotonic()
-            for batch in loader:
-                batch = {k: v.to(ctx.device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
+            batches = iter(loader)
+            stage._batch_source = lambda: self._draw(batches)
+            # A step needs `per_step` batches of this epoch; the rest of an epoch too short for one is skipped.
+            while self.epoch_step + per_step <= batches_per_epoch:
+                tick = _clock()
+                self._drawn = 0
+                batch = self._draw(batches)
+                lrs = {name: opt.param_groups[0]["lr"] for name, opt in stage.optimizers.items()}  # this step's
                 losses = stage.train_step(batch, self.step + 1)  # steps count from 1, as logged
                 for sched in stage.schedulers.values():
                     sched.step()
                 self.step += 1
-                self.epoch_step += 1
-                step_seconds = time.monotonic() - tick  # data loading + the step itself
-                self._log_step(losses, step_seconds, batch, bar)
+                step_seconds = _clock() - tick  # data loading + the step itself
+                budget.add_step(step_seconds)
+                self._log_step(losses, lrs, step_seconds, batch, bar)
                 if self.step % run.checkpoint_every == 0:
                     self.save(metrics)
                 if run.val_every and self.step % run.val_every == 0:
                     metrics = self._validate()
                     validated_at = self.step
-                if run.max_minutes and time.monotonic() - started > run.max_minutes * 60:
-                    stop_reason = f"time budget of {run.max_minutes} min"
-                    break
                 if self.step >= run.steps:
                     break
-                tick = time.monotonic()
-            if stop_reason != "steps":
-                break
-            if self.epoch_step >= steps_per_epoch:  # a full epoch: validate, start the next
+                # Stop while the next step and the final validation still fit in the budget.
+                val_reserve = self.val_seconds if self.val_seconds is not None else budget.estimate_validation(
+                    val_samples, run.batch_size * ctx.world_size)
+                if budget.enabled:
+                    bar.total = min(run.steps, self.step + budget.steps_left(val_reserve))
+                    bar.refresh()
+                if not self._agree(budget.allows_step(val_reserve)):
+                    stop_reason = f"time budget of {run.max_minutes:g} min"
+                    break
+            if stop_reason == "steps" and self.epoch_step + per_step > batches_per_epoch:
+                # A full epoch: validate, start the next.
                 self.epoch += 1
                 self.epoch_step = 0
                 if not run.val_every:
                     metrics = self._validate()
                     validated_at = self.step
+        stage._batch_source = None
         bar.close()
         if validated_at != self.step:
             metrics = self._validate()  # also writes the final checkpoint
         summary = {"stage": stage.name, "steps": self.step, "epochs": self.epoch, "stopped_by": stop_reason,
                    "metrics": metrics or {}, "best": self.best, "ranks_in_sync": self._ranks_in_sync(),
-                   "minutes": round((time.monotonic() - started) / 60, 2)}
+                   "minutes": round((_clock() - started) / 60, 2)}
         if ctx.is_main:
             (self.run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
             LOG.info("finished %s stage after %d steps (%s): %s", stage.name, self.step, stop_reason,
                      json.dumps(summary["metrics"]))
         return summary
 
-    def _log_step(self, losses: dict[str, torch.Tensor], step_seconds: float, batch: dict[str, torch.Tensor],
-                  bar: tqdm) -> None:
+    def _draw(self, batches: Iterator[dict[str, Any]]) -> dict[str, Any]:
+        """The next batch, on the device; counts it in the epoch position. A file that fails to load
+        mid-run stops training with the steps so far checkpointed and the file named."""
+        try:
+            batch = next(batches)
+        except StopIteration:
+            raise RuntimeError("the data loader ended inside a step (the engine reserves whole steps)") from None
+        except (DatasetError, OSError, ValueError) as exc:
+            # A DataLoader worker re-raises the error type with its traceback in the message: keep the cause.
+            cause = [line for line in str(exc).strip().splitlines() if line.strip()]
+            if self._drawn == 0 and self.step > self.saved_step:  # between steps: the state is consistent
+                self.save()
+            raise TrainingDataError(f"reading training batch {self.epoch_step + 1} of epoch {self.epoch} failed: "
+                                    f"{cause[-1] if cause else type(exc).__name__}; checkpoint at step "
+                                    f"{self.saved_step}") from exc
+        self.epoch_step += 1
+        self._drawn += 1
+        return {k: v.to(self.ctx.device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
+
+    def _agree(self, flag: bool) -> bool:
+        """Rank 0's decision, so that every process stops at the same step (clocks differ)."""
+        if not self.ctx.enabled:
+            return flag
+        value = torch.tensor([int(flag)], device=self.ctx.device if self.ctx.device.type == "cuda" else "cpu")
+        dist.broadcast(value, 0)
+        return bool(value.item())
+
+    def _log_step(self, losses: dict[str, torch.Tensor], lrs: dict[str, float], step_seconds: float,
+                  batch: dict[str, torch.Tensor], bar: tqdm) -> None:
+        """Losses of the step just taken and the learning rates it was taken with."""
         if not self.ctx.is_main:
             return
         values = {k: float(v) for k, v in losses.items()}
         # step_seconds includes data loading: the figure users compare across machines.
-        self.loss_log.write(json.dumps({"step": self.step, **values, "step_seconds": round(step_seconds, 4)}) + "\n")
+        self.loss_log.write(json.dumps({"step": self.step, **values, "step_seconds": round(step_seconds, 4),
+                                        "lr": lrs}) + "\n")
         self.loss_log.flush()
+        bar.set_postfix({k: f"{v:.3g}" for k, v in values.items()}, refresh=False)  # this step's, every step
         bar.update(1)
         if self.step % self.run.log_every == 0 or self.step == 1:
-            bar.set_postfix({k: f"{v:.3g}" for k, v in values.items()})
             for k, v in values.items():
                 self.writer.add_scalar(f"loss/{k}", v, self.step)
             self.writer.add_scalar("time/step_seconds", step_seconds, self.step)
-            for name, opt in self.stage.optimizers.items():
-                self.writer.add_scalar(f"lr/{name}", opt.param_groups[0]["lr"], self.step)
+            for name, lr in lrs.items():
+                self.writer.add_scalar(f"lr/{name}", lr, self.step)
         if self.step % self.run.image_every == 0 or self.step == 1:
             for tag, grid in self.stage.image_grids(batch).items():
                 self.writer.add_image(tag, grid, self.step)
 
     def _validate(self) -> dict[str, float] | None:
+        started = _clock()
         metrics = self.stage.validate() if self.ctx.is_main else None
         if self.ctx.enabled:
             dist.barrier()
+        self.val_seconds = _clock() - started
         if not self.ctx.is_main:
             return None
         is_best = False
@@ -470,6 +596,53 @@ class Engine:
         gathered = [torch.zeros_like(checksum) for _ in range(self.ctx.world_size)]
         dist.all_gather(gathered, checksum.to(self.ctx.device) if self.ctx.device.type == "cuda" else checksum)
         return all(torch.equal(g.cpu(), gathered[0].cpu()) for g in gathered)
+
+
+def check_training_set(samples: int, batch_samples: int, world_size: int) -> None:
+    """DatasetError unless the training set gives every process at least one step's batches."""
+    if samples // world_size < batch_samples:
+        procs = f" on each of {world_size} processes" if world_size > 1 else ""
+        raise DatasetError(f"the training set has {samples} samples: too few for one step of {batch_samples} "
+                           f"samples{procs} (run.batch_size, times loss.n_critic where each critic update draws "
+                           "a fresh batch); add data or lower run.batch_size")
+
+
+class BudgetClock:
+    """``run.max_minutes`` as a rule: take another step only while that step (at the mean step
+    time so far) and the validation that ends the run (its last measured duration, or an
+    upper-bound estimate before the first) still fit, so the whole run stays inside the budget."""
+
+    def __init__(self, seconds: float, started: float, clock=None) -> None:
+        self.seconds, self.started, self.clock = seconds, started, clock or _clock
+        self.step_total, self.steps = 0.0, 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.seconds > 0
+
+    def add_step(self, seconds: float) -> None:
+        self.step_total += seconds
+        self.steps += 1
+
+    @property
+    def mean_step(self) -> float:
+        return self.step_total / self.steps if self.steps else 0.0
+
+    def estimate_validation(self, samples: int, batch: int) -> float:
+        """Before the first validation: one training step per validation batch (a training step
+        runs the generator forward and backward and the discriminator, validation only the
+        generator forward, so this over-estimates)."""
+        return -(-samples // max(batch, 1)) * self.mean_step
+
+    def allows_step(self, reserve: float) -> bool:
+        if not self.enabled:
+            return True
+        return self.clock() - self.started + self.mean_step + reserve <= self.seconds
+
+    def steps_left(self, reserve: float) -> int:
+        """Steps that still fit (for the progress bar's total and ETA)."""
+        left = self.seconds - (self.clock() - self.started) - reserve
+        return max(int(left // self.mean_step), 0) if self.mean_step > 0 else 0
 
 
 def default_run_dir(stage: str, preset: str) -> Path:

@@ -100,6 +100,7 @@ class StyleStage(Stage):
         self.pool_real, self.pool_synthetic = ImagePool(cfg.loss.pool_size), ImagePool(cfg.loss.pool_size)
         self.depth_net = self._load_depth_network()
         self._val_set: Dataset | None = None
+        self._val_without_depth = False
         self._baseline: dict[str, float] | None = None
 
     def _load_depth_network(self) -> torch.nn.Module | None:
@@ -181,16 +182,26 @@ class StyleStage(Stage):
         opt_d.step()
         return {k: v.detach() for k, v in losses.items()}
 
-    def validate(self) -> dict[str, float] | None:
+    def _validation_set(self) -> Dataset | None:
+        """Real frames with depth, built once; None when there is nothing to measure."""
         if self.depth_net is None:
             return None
-        if self._val_set is None:
+        if self._val_set is None and not self._val_without_depth:
             self._val_set = build_dataset(self.cfg.data.val, self.height, self.width, augment=False,
                                           seed=self.cfg.run.seed)
             if "depth" not in self._val_set[0]:
                 LOG.warning("data.val has no depth: the adapter is not validated by depth metrics")
-                self._val_set = None
-                return None
+                self._val_set, self._val_without_depth = None, True
+        return self._val_set
+
+    def validation_samples(self) -> int:
+        # Adapted and (once) unadapted: two passes over the set at the first validation.
+        val_set = self._validation_set()
+        return 0 if val_set is None else 2 * len(val_set)
+
+    def validate(self) -> dict[str, float] | None:
+        if self._validation_set() is None:
+            return None
         g_ab = unwrap(self.g_ab)
         g_ab.eval()
         try:
@@ -201,6 +212,8 @@ class StyleStage(Stage):
                                      self.ctx.device)
         finally:
             g_ab.train()
+        if not adapted:  # no frame had ground truth (evaluate_depth warned)
+            return None
         return {**adapted, **{f"no_adaptation_{k}": v for k, v in self._baseline.items()}}
 
     def _depth_metres(self, image: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,283 @@
+"""Training that never loses work: config checks before anything is written, resume with
+overrides, validation frames without ground truth, the time budget, progress and LR logs,
+GAN details (masked missing depth, a fresh batch per critic update)."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+import training.engine as engine_mod
+from depth_da_ros.checkpoint import load_checkpoint
+from depth_da_ros.config import load_config
+from training.config import DepthStageConfig, check_resume_changes, config_changes
+from training.depth_stage import DepthStage, mask_missing
+from training.engine import BudgetClock, DistContext
+from training.train import main as train_main
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ["model.height=64", "model.width=192", "model.depth_kwargs={ngf: 8}", "model.discriminator_kwargs={ndf: 8}",
+        "run.num_workers=0", "run.batch_size=2", "run.log_every=1"]
+DATA = ["data.train.length=16", "data.val.length=4"]
+
+
+def args(*overrides: str) -> list[str]:
+    return [a for o in overrides for a in ("--set", o)]
+
+
+def entries(run_dir: Path) -> dict[int, dict]:
+    out = {}
+    for line in (run_dir / "losses.jsonl").read_text().splitlines():
+        entry = json.loads(line)
+        out[entry["step"]] = entry
+    return out
+
+
+# -- item 6: config errors before work starts ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("overrides, key", [
+    (["model.height=72"], "model.height / model.width: height 72 not a multiple of 64"),
+    (["model.depth_kwargs={ngf: 8, num_downs: 7}"], "not a multiple of 128, the depth network's stride"),
+    (["data.train.length=3", "run.batch_size=4"], "data.train.length=3"),
+    (["model.depth_kwargs={output_nc: 3}"], "model.depth_kwargs.output_nc=3"),
+])
+def test_depth_config_errors_exit_2_with_one_line_before_the_run_folder(tmp_path, capsys, overrides, key):
+    run_dir = tmp_path / "run"
+    with pytest.raises(SystemExit) as exc:
+        train_main(["depth", *args(*TINY, *overrides, f"run.run_dir={run_dir}")])
+    err = capsys.readouterr().err.strip()
+    assert exc.value.code == 2 and key in err and len(err.splitlines()) == 1, err
+    assert not run_dir.exists()
+
+
+def test_style_generator_must_output_rgb(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exc:
+        train_main(["style", *args("model.style_kwargs={output_nc: 1}", f"run.run_dir={tmp_path / 'run'}")])
+    err = capsys.readouterr().err.strip()
+    assert exc.value.code == 2 and "model.style_kwargs.output_nc=1" in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "run").exists()
+
+
+def test_file_training_set_smaller_than_a_batch_stops_before_the_run_folder(tmp_path, caplog):
+    images, depths = tmp_path / "images", tmp_path / "depth"
+    images.mkdir()
+    depths.mkdir()
+    cv2.imwrite(str(images / "a.png"), np.zeros((64, 192, 3), np.uint8))
+    np.save(depths / "a.npy", np.ones((64, 192), np.float32))
+    run_dir = tmp_path / "run"
+    code = train_main(["depth", *args(*TINY, "data.train.kind=image_folder", f"data.train.root={images}",
+                                      f"data.train.depth_root={depths}", "data.train.depth_format=npy",
+                                      f"run.run_dir={run_dir}")])
+    assert code == 2 and "the training set has 1 samples" in caplog.text
+    assert not run_dir.exists()
+
+
+def test_help_is_fast_and_stage_help_lists_config_keys():
+    code = ("import sys\nfrom training.train import main\ntry:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+            "print('torch loaded:', 'torch' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert "torch loaded: False" in done.stdout, done.stderr
+    done = subprocess.run([sys.executable, "training/train.py", "depth", "--help"], cwd=ROOT, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0
+    assert "optim_g.lr: float = 0.0002" in done.stdout and "loss.gan: vanilla|lsgan|wgan-gp = 'vanilla'" in done.stdout
+
+
+# -- item 2: resume with overrides ----------------------------------------------------------------------
+
+
+def test_resume_applies_a_new_learning_rate(tmp_path):
+    run_dir = tmp_path / "run"
+    assert train_main(["depth", *args(*TINY, *DATA, "run.steps=2", f"run.run_dir={run_dir}")]) == 0
+    assert train_main(["depth", "--resume", str(run_dir), *args("run.steps=4", "optim_g.lr=1e-5")]) == 0
+    log = entries(run_dir)
+    assert [log[s]["lr"]["depth"] for s in (1, 2, 3, 4)] == pytest.approx([2e-4, 2e-4, 1e-5, 1e-5])
+    assert log[4]["lr"]["depth_discriminator"] == pytest.approx(2e-4)
+    ckpt = load_checkpoint(run_dir / "checkpoints" / "last.pt")
+    assert ckpt["step"] == 4 and ckpt["optimizers"]["depth"]["param_groups"][0]["lr"] == pytest.approx(1e-5)
+    assert load_config(DepthStageConfig, run_dir / "config.yaml").optim_g.lr == 1e-5
+    meta = json.loads((run_dir / "meta.json").read_text())
+    assert meta["resumes"][0]["from_step"] == 2
+    assert meta["resumes"][0]["changes"]["optim_g.lr"] == [2e-4, 1e-5]
+
+
+def test_refused_resume_leaves_the_run_untouched(tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    assert train_main(["depth", *args(*TINY, *DATA, "run.steps=2", f"run.run_dir={run_dir}")]) == 0
+    before = {p.name: p.read_bytes() for p in run_dir.iterdir() if p.is_file()}
+    for override in ("model.depth_kwargs={ngf: 16}", "run.batch_size=4", "data.train.length=32", "loss.gan=wgan-gp"):
+        with pytest.raises(SystemExit) as exc:
+            train_main(["depth", "--resume", str(run_dir), "--set", override])
+        err = capsys.readouterr().err
+        assert exc.value.code == 2 and f"--resume cannot change {override.split('=')[0]}" in err, err
+    assert {p.name: p.read_bytes() for p in run_dir.iterdir() if p.is_file()} == before
+    # A config.yaml edited by hand: refused by the checkpoint's own config, still nothing written.
+    (run_dir / "config.yaml").write_text(before["config.yaml"].decode().replace("ngf: 8", "ngf: 16"))
+    assert train_main(["depth", "--resume", str(run_dir)]) == 2
+    assert (run_dir / "meta.json").read_bytes() == before["meta.json"]
+    (run_dir / "config.yaml").write_bytes(before["config.yaml"])
+    assert train_main(["depth", "--resume", str(run_dir), "--set", "run.steps=3"]) == 0
+
+
+def test_resume_policy_classifies_keys():
+    old = {"model": {"depth_kwargs": {}}, "optim_g": {"lr": 2e-4}, "val": {"image_count": 4}, "run": {"steps": 2}}
+    new = {"model": {"depth_kwargs": {}}, "optim_g": {"lr": 1e-5}, "val": {"image_count": 8}, "run": {"steps": 9}}
+    assert check_resume_changes(old, new) == {"optim_g.lr": (2e-4, 1e-5), "run.steps": (2, 9),
+                                              "val.image_count": (4, 8)}
+    assert config_changes({"model": {"depth_kwargs": {}}}, {"model": {"depth_kwargs": {"ngf": 16}}}) == {
+        "model.depth_kwargs": ({}, None), "model.depth_kwargs.ngf": (None, 16)}
+
+
+# -- item 3: validation frames without ground truth --------------------------------------------------------
+
+
+def test_validation_skips_frames_without_ground_truth(tmp_path, caplog):
+    images, depths = tmp_path / "images", tmp_path / "depth"
+    images.mkdir()
+    depths.mkdir()
+    rng = np.random.default_rng(0)
+    for name, depth in (("a", np.full((64, 192), np.nan, np.float32)), ("b", np.full((64, 192), 10.0, np.float32))):
+        cv2.imwrite(str(images / f"{name}.png"), rng.integers(0, 255, (64, 192, 3), dtype=np.uint8))
+        np.save(depths / f"{name}.npy", depth)
+    run_dir = tmp_path / "run"
+    code = train_main(["depth", *args(*TINY, "data.train.length=4", "run.steps=2", "data.val.kind=image_folder",
+                                      f"data.val.root={images}", f"data.val.depth_root={depths}",
+                                      "data.val.depth_format=npy", f"run.run_dir={run_dir}")])
+    assert code == 0
+    assert "1 of 2 frame(s) not evaluated" in caplog.text
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["metrics"]["abs_rel"] >= 0 and (run_dir / "checkpoints" / "best.pt").is_file()
+
+
+# -- item 7: budget, progress bar, learning-rate log ------------------------------------------------------
+
+
+def test_budget_counts_the_final_validation(tmp_path, monkeypatch):
+    """Fake clock: a step costs 10 s, a validation 15 s, budget 60 s. The estimate before the first
+    validation is one step per validation batch (2 x 10 s), so the run stops after step 4 and ends,
+    validation included, at 55 s (the old rule ran 7 steps and validated after the budget: 85 s)."""
+    now = {"t": 0.0}
+    monkeypatch.setattr(engine_mod, "_clock", lambda: now["t"])
+    real_step, real_validate = DepthStage.train_step, DepthStage.validate
+
+    def step(self, batch, n):
+        now["t"] += 10.0
+        return real_step(self, batch, n)
+
+    def validate(self):
+        now["t"] += 15.0
+        return real_validate(self)
+
+    monkeypatch.setattr(DepthStage, "train_step", step)
+    monkeypatch.setattr(DepthStage, "validate", validate)
+    run_dir = tmp_path / "run"
+    assert train_main(["depth", *args(*TINY, *DATA, "run.steps=100", "run.max_minutes=1",
+                                      f"run.run_dir={run_dir}")]) == 0
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["steps"] == 4 and summary["stopped_by"] == "time budget of 1 min"
+    assert summary["minutes"] == round(55 / 60, 2)
+
+
+def test_budget_clock_rule():
+    now = {"t": 0.0}
+    clock = BudgetClock(60.0, 0.0, clock=lambda: now["t"])
+    for _ in range(3):
+        clock.add_step(10.0)
+    now["t"] = 30.0
+    assert clock.allows_step(20.0) and not clock.allows_step(20.1)
+    assert clock.steps_left(10.0) == 2
+    assert clock.estimate_validation(samples=5, batch=2) == 30.0
+    assert BudgetClock(0.0, 0.0).allows_step(1e9)
+
+
+def test_progress_bar_and_lr_log_follow_the_step(tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    assert train_main(["depth", *args(*TINY, *DATA, "run.steps=4", "run.log_every=10", "optim_g.decay_steps=2",
+                                      f"run.run_dir={run_dir}")]) == 0
+    log = entries(run_dir)
+    # Factor at scheduler position p (the step before the p+1-th): 1, 1, 2/3, 1/3 for steps 1..4.
+    assert [log[s]["lr"]["depth"] for s in (1, 2, 3, 4)] == pytest.approx([2e-4, 2e-4, 2e-4 * 2 / 3, 2e-4 / 3])
+    bar = capsys.readouterr().err.split("\r")
+    last = [line for line in bar if "4/4" in line][-1]
+    assert f"g={log[4]['g']:.3g}" in last  # the bar shows step 4's losses, not step 1's
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(run_dir / "tensorboard"))
+    events.Reload()
+    logged = {e.step: e.value for e in events.Scalars("lr/depth")}
+    assert logged[1] == pytest.approx(2e-4)  # steps 1 (and multiples of log_every) are logged
+
+
+# -- item 8: GAN details --------------------------------------------------------------------------------
+
+
+def _stage(*overrides: str) -> DepthStage:
+    from depth_da_ros.config import apply_overrides
+
+    cfg = apply_overrides(DepthStageConfig(), [*TINY, *overrides])
+    return DepthStage(cfg, DistContext())
+
+
+def _record_inputs(module: torch.nn.Module) -> list[torch.Tensor]:
+    seen: list[torch.Tensor] = []
+    module.register_forward_pre_hook(lambda _m, inputs: seen.append(inputs[0].detach().clone()))
+    return seen
+
+
+def _batch(seed: int, missing: bool = True) -> dict[str, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    depth = torch.rand(2, 1, 64, 192, generator=g) * 70 + 1
+    if missing:
+        depth[:, :, :, :100] = float("nan")  # no measurement on the left
+    return {"image": torch.rand(2, 3, 64, 192, generator=g) * 2 - 1, "depth": depth, "index": torch.arange(2)}
+
+
+def test_discriminator_pairs_hide_missing_ground_truth():
+    torch.manual_seed(0)
+    stage = _stage()
+    seen = _record_inputs(stage.discriminator)
+    batch = _batch(0)
+    stage.train_step(batch, 1)
+    real, fake, generated = seen  # D(real pair), D(fake pair), then D for the generator's loss
+    missing = torch.isnan(batch["depth"])[:, 0]
+    for pair in (real, fake, generated):
+        assert torch.equal(pair[:, 3][missing], torch.zeros(int(missing.sum())))
+    measured = ~missing
+    expected = stage.codec.encode(batch["depth"])[:, 0][measured]
+    assert torch.allclose(real[:, 3][measured], expected)
+    dense = torch.rand(1, 1, 4, 4)
+    assert torch.equal(mask_missing(dense, ~torch.isnan(dense)), dense)
+
+
+def test_each_critic_update_draws_a_fresh_batch():
+    torch.manual_seed(0)
+    stage = _stage("loss.gan=wgan-gp", "loss.n_critic=3")
+    assert stage.batches_per_step == 3
+    seen = _record_inputs(stage.discriminator)
+    extra = iter([_batch(1), _batch(2)])
+    stage._batch_source = lambda: next(extra)
+    first = _batch(0)
+    stage.train_step(first, 1)
+    # Per critic update: D(real), D(fake), D(interpolates) for the penalty; then D for the generator.
+    reals = [seen[0], seen[3], seen[6]]
+    images = [b["image"] for b in (first, _batch(1), _batch(2))]
+    for real, image in zip(reals, images):
+        assert torch.equal(real[:, :3], image)
+    assert torch.equal(seen[9][:, :3], images[2])  # the generator steps on the last critic batch
+
+
+def test_wgan_gp_run_consumes_n_critic_batches_per_step(tmp_path):
+    run_dir = tmp_path / "run"
+    # 16 samples / batch 2 = 8 batches an epoch = 4 steps with n_critic 2: step 4 ends epoch 0.
+    assert train_main(["depth", *args(*TINY, *DATA, "run.steps=5", "loss.gan=wgan-gp", "loss.n_critic=2",
+                                      f"run.run_dir={run_dir}")]) == 0
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["steps"] == 5 and summary["epochs"] == 1
+    assert load_checkpoint(run_dir / "checkpoints" / "last.pt")["epoch_step"] == 2
