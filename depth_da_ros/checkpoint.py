@@ -22,6 +22,9 @@ Network names: ``depth`` (synthetic RGB -> depth), ``depth_discriminator``; ``st
 from __future__ import annotations
 
 import hashlib
+import pickle
+import re
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -46,17 +49,50 @@ def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> None:
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Read a checkpoint with ``weights_only=True``. A missing, truncated, corrupt or foreign file
+    raises CheckpointError with one plain reason (never PyTorch's advice to load unsafely)."""
     path = Path(path)
+    if path.is_dir():
+        raise CheckpointError(f"checkpoint {path} is a folder; pass a .pt file (a run folder's checkpoints are "
+                              f"{path}/checkpoints/best.pt and last.pt; see resolve_checkpoint)")
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist")
+    if not zipfile.is_zipfile(path):  # torch.save has written zip archives since PyTorch 1.6
+        raise CheckpointError(f"cannot read checkpoint {path}: not a PyTorch checkpoint archive "
+                              f"({path.stat().st_size} bytes; truncated, corrupt, or another kind of file)")
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as exc:  # truncated, corrupt, or pickles non-tensor objects
-        raise CheckpointError(f"cannot read checkpoint {path}: {exc.__class__.__name__}: {exc}") from exc
+    except pickle.UnpicklingError as exc:  # weights_only refused an object: name it, give no unsafe advice
+        found = re.search(r"WeightsUnpickler error:\s*(.+?)(?:\n\s*\n|\s*Check the documentation|$)", str(exc), re.S)
+        reason = " ".join(found.group(1).split()).split(" Please ")[0] if found else "unsupported content"
+        raise CheckpointError(f"cannot read checkpoint {path}: it holds more than tensors and plain values "
+                              f"({reason}); depth_da_ros checkpoints are written by training/train.py and read "
+                              "without running code from the file") from None
+    except Exception as exc:  # truncated or corrupt archive
+        first = str(exc).strip().split(". ")[0].splitlines()[0] if str(exc).strip() else ""
+        raise CheckpointError(f"cannot read checkpoint {path}: corrupt or truncated file ({type(exc).__name__}"
+                              f"{': ' + first if first else ''})") from None
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
         found = payload.get("format") if isinstance(payload, dict) else type(payload).__name__
         raise CheckpointError(f"{path} is not a depth_da_ros checkpoint (format {found!r}, expected {CHECKPOINT_FORMAT!r})")
     return payload
+
+
+def resolve_checkpoint(path: str | Path) -> Path:
+    """A checkpoint file from a path that may name a run folder: ``<run>/checkpoints/best.pt``,
+    else ``last.pt`` (also for the ``checkpoints`` folder itself); a file is returned as is.
+    CheckpointError says what was expected when neither exists."""
+    path = Path(path)
+    if not path.is_dir():
+        return path
+    folders = [path / "checkpoints", path] if path.name != "checkpoints" else [path]
+    for folder in folders:
+        for name in ("best.pt", "last.pt"):
+            if (folder / name).is_file():
+                return folder / name
+    raise CheckpointError(f"{path} is a folder without checkpoints/best.pt or checkpoints/last.pt; expected a "
+                          "checkpoint file (.pt) or a training run folder (training/train.py writes "
+                          "<run>/checkpoints/best.pt and last.pt)")
 
 
 def network_entry(module: nn.Module, spec: NetworkSpec) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 """Export checkpoints to one fused ONNX model (RGB at the network size in, metres out).
 
     python training/export.py --depth runs/depth/checkpoints/best.pt --out model.onnx
+    python training/export.py --depth runs/depth --out model.onnx   # a run folder: best.pt, else last.pt
     python training/export.py --depth DEPTH.pt --style STYLE.pt --out model.onnx [--fp16 | --fp16-weights]
     python training/export.py --depth DEPTH.pt --out depth.onnx --only depth
     python training/export.py --style STYLE.pt --out style.onnx --only style
@@ -22,7 +23,7 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make the checkout importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from depth_da_ros.checkpoint import CheckpointError  # noqa: E402
+from depth_da_ros.checkpoint import CheckpointError, resolve_checkpoint  # noqa: E402
 from depth_da_ros.export import (  # noqa: E402
     DEFAULT_OPSET,
     INPUT_DTYPES,
@@ -37,8 +38,10 @@ LOG = logging.getLogger("training.export")
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--depth", type=Path, help="depth-stage checkpoint (network 'depth')")
-    parser.add_argument("--style", type=Path, help="style-stage checkpoint (network 'style'), the optional adapter")
+    parser.add_argument("--depth", type=Path, help="depth-stage checkpoint (network 'depth'), or its run folder "
+                                                   "(checkpoints/best.pt, else last.pt)")
+    parser.add_argument("--style", type=Path, help="style-stage checkpoint (network 'style'), the optional adapter, "
+                                                   "or its run folder")
     parser.add_argument("--out", type=Path, required=True, help="output .onnx file")
     parser.add_argument("--only", choices=NETWORK_NAMES, help="export this network alone")
     precision = parser.add_mutually_exclusive_group()
@@ -65,6 +68,11 @@ def main(argv: list[str] | None = None) -> int:
     if not args.verbose:
         quiet_exporter_logs()
     try:
+        for flag in ("depth", "style"):
+            given = getattr(args, flag)
+            if given is not None and given.is_dir():
+                setattr(args, flag, resolve_checkpoint(given))
+                LOG.info("--%s %s: using %s", flag, given, getattr(args, flag))
         metadata = export_onnx(args.out, args.depth, args.style, only=args.only, fp16=args.fp16,
                                fp16_weights=args.fp16_weights, input_dtype=args.input_dtype, opset=args.opset,
                                verify=not args.no_verify)

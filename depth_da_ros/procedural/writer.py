@@ -10,6 +10,12 @@
     <out>/<domain>/dataset.json                  the generating config, camera, encodings
 
 Usage: ``depth_da_render --out data/procedural --frames 2000`` (see ``--help``).
+
+Rendering into a folder that holds an earlier render of the same domain replaces it: the
+earlier frames, drives and ground truth are removed first, so the folder never mixes two
+renders (stale frames beyond the new count would otherwise pass for part of the dataset, and
+disagree with dataset.json and timestamps.txt). A non-empty domain folder that is not a
+render of ours (no dataset.json of this generator) is refused, and nothing is deleted.
 """
 from __future__ import annotations
 
@@ -19,6 +25,7 @@ import json
 import logging
 import multiprocessing
 import os
+import shutil
 import sys
 import time
 from datetime import datetime, timedelta
@@ -36,6 +43,7 @@ from .appearance import DOMAINS
 from .dataset import ProceduralConfig, ProceduralDataset
 
 LOG = logging.getLogger(__name__)
+GENERATOR = "depth_da_ros.procedural"
 KITTI_DATE = "2000_01_01"  # a made-up date: the folder name KITTI tooling expects
 FRAMES_PER_DRIVE = 1000
 KITTI_RATE_HZ = 10.0
@@ -108,11 +116,52 @@ def _write_frame(index: int) -> int:
     return index
 
 
+def _render_outputs(root: Path, domain: str) -> list[Path]:
+    """Every folder / file a render of ``domain`` writes under ``root`` (what a new render replaces)."""
+    domain_dir = root / domain
+    if domain == "synthetic":
+        return [domain_dir / "RGB", domain_dir / "Depth", domain_dir / "dataset.json"]
+    gt_drives = sorted((root / "real_depth_gt").glob(f"{KITTI_DATE}_drive_*_sync"))
+    return [domain_dir / KITTI_DATE, *gt_drives, domain_dir / "dataset.json"]
+
+
+def clear_previous_render(root: Path, domain: str) -> int:
+    """Remove an earlier render of ``domain`` under ``root`` (see the module docstring); returns the
+    frame count its manifest recorded (0 when there was none). FileExistsError, deleting nothing,
+    when the domain folder holds files that are not a render of ours."""
+    domain_dir = Path(root) / domain
+    if not domain_dir.is_dir() or not any(domain_dir.iterdir()):
+        return 0
+    manifest_path = domain_dir / "dataset.json"
+    try:
+        manifest = json.loads(manifest_path.read_text())
+    except (OSError, ValueError):
+        manifest = {}
+    if not isinstance(manifest, dict) or manifest.get("generator") != GENERATOR or manifest.get("domain") != domain:
+        raise FileExistsError(f"{domain_dir} is not empty and is not a {domain} render of depth_da_render (no "
+                              f"{manifest_path} written by it); render into an empty or new folder instead")
+    for path in _render_outputs(Path(root), domain):
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
+    previous = int(manifest.get("frames", 0))
+    LOG.info("replacing the earlier %s render in %s (%d frames)", domain, domain_dir, previous)
+    return previous
+
+
 def write_domain(root: Path, config: ProceduralConfig, frames: int, workers: int = 1, progress: bool = True) -> Path:
-    """Render ``frames`` frames of ``config.domain`` under ``root``; returns the domain folder."""
+    """Render ``frames`` frames of ``config.domain`` under ``root``; returns the domain folder.
+
+    An earlier render of the domain there is removed first (``clear_previous_render``); a
+    non-empty folder that is not one raises FileExistsError."""
     root = Path(root)
     domain_dir = root / config.domain
+    clear_previous_render(root, config.domain)
     domain_dir.mkdir(parents=True, exist_ok=True)
+    # Marks the folder as ours from the start: an interrupted render is still replaced by the next one.
+    (domain_dir / "dataset.json").write_text(json.dumps(
+        {"generator": GENERATOR, "domain": config.domain, "frames": frames, "complete": False}, indent=2) + "\n")
     camera = config.camera
     if config.domain == "real":
         write_kitti_calibration(domain_dir / KITTI_DATE, camera)
@@ -136,7 +185,7 @@ def write_domain(root: Path, config: ProceduralConfig, frames: int, workers: int
     bar.close()
     elapsed = time.perf_counter() - started
     manifest = {
-        "generator": "depth_da_ros.procedural", "version": __version__, "domain": config.domain, "frames": frames,
+        "generator": GENERATOR, "version": __version__, "domain": config.domain, "frames": frames, "complete": True,
         "layout": "SYNTHIA-RAND-CITYSCAPES" if config.domain == "synthetic" else "KITTI raw (+ depth-benchmark GT)",
         "camera": dataclasses.asdict(camera),
         "depth": ("centimetres in 16-bit PNG channel 0; 65535 = sky / beyond 655 m" if config.domain == "synthetic"
@@ -175,7 +224,10 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         parser.error(str(exc))
     for domain in args.domains:
-        write_domain(args.out, dataclasses.replace(base, domain=domain), args.frames, max(args.workers, 1))
+        try:
+            write_domain(args.out, dataclasses.replace(base, domain=domain), args.frames, max(args.workers, 1))
+        except FileExistsError as exc:
+            parser.exit(2, f"{parser.prog}: error: {exc}\n")
     return 0
 
 
