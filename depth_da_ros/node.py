@@ -16,17 +16,25 @@ which costs no resize. Only a model with the adapter advertises it (otherwise th
 once at start-up), and it is fetched from the model only while someone subscribes.
 
 The node is glue: the logic lives in ``node_parameters``, ``node_topics`` (names, QoS choice),
-``node_frames`` (frame slot, stamp matching), ``node_diagnostics`` (statistics),
-``ros_conversions``, ``geometry`` and ``pipeline``. Callbacks only store messages; one inference thread takes the newest frame from a one-item slot (older
-frames are dropped and counted), so a slow model never delays the executor. A bad message
-gives a throttled warning that names the problem, and the next good frame is processed.
+``node_frames`` (frame queue, stamp matching), ``node_diagnostics`` (statistics),
+``ros_conversions``, ``geometry`` and ``pipeline``. Callbacks only store messages; one inference
+thread, at a lower priority (``inference_nice``), takes frames from a queue: the newest only by
+default (older frames are dropped and counted), every frame in order with ``queue_size`` > 1
+(bags, evaluation), so a slow model never delays the executor. A bad message gives a throttled
+warning that names the problem, and the next good frame is processed. Timers (QoS matching,
+diagnostics) run on steady time, so ``use_sim_time`` without /clock does not stop them (the
+node warns), and latency is reported only while image stamps are on the node's clock.
+
+    depth_da_node --help    # every parameter with its type, default, range and description
 """
 from __future__ import annotations
 
 import logging
+import signal
 import sys
 import threading
 import time
+from pathlib import Path
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -42,10 +50,10 @@ from rclpy.event_handler import (
     SubscriptionEventCallbacks,
     qos_policy_name_from_kind,
 )
+from rclpy.clock import Clock, ClockType
 from rclpy.exceptions import ParameterException
 from rclpy.executors import ExternalShutdownException
 from rclpy.impl.rcutils_logger import RcutilsLogger
-from rclpy.logging import get_logger
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, ReliabilityPolicy
@@ -62,7 +70,7 @@ from .node_diagnostics import (
     StreamStatistics,
     diagnostic_summary,
 )
-from .node_frames import LatestFrameSlot, StampMatcher, WarningThrottle
+from .node_frames import FrameQueue, StampMatcher, WarningThrottle, call_with_lower_priority, lower_thread_priority
 from .node_parameters import (
     PARAMETER_NAMES,
     PARAMETERS,
@@ -71,7 +79,9 @@ from .node_parameters import (
     cloud_stride,
     find_bundled_model,
     package_directories,
+    parameter_help,
     settings_from_parameters,
+    unknown_parameters,
 )
 from .node_topics import (
     ADAPTED_TOPIC,
@@ -103,11 +113,18 @@ from .ros_conversions import (
 )
 from .visualization import colorize_depth
 
-IMAGE_QUEUE = 2  # the slot keeps only the newest frame anyway
+# DDS history of the image subscription: room for frames that arrive while the executor is busy
+# (a burst, a loaded CPU); the callback only queues them, and the frame queue decides what is
+# processed and counts what is dropped. Never below queue_size.
+IMAGE_QUEUE = 5
 CAMERA_INFO_QUEUE = 10  # enough history to match stamps
 OUTPUT_QUEUE = 5
 QOS_CHECK_PERIOD_S = 1.0  # how often 'auto' reliability looks at the input publishers
 WORKER_JOIN_TIMEOUT_S = 10.0
+# With use_sim_time, how long the ROS clock may stay at 0 (nothing on /clock) before the node
+# warns, and how often it repeats that warning (it is also in /diagnostics).
+SIM_CLOCK_GRACE_S = 3.0
+SIM_CLOCK_WARNING_PERIOD_S = 30.0
 # How long the inference thread waits for a frame's camera_info that has not arrived yet (the
 # two topics are not delivered in order); spent only while camera_info is being received.
 CAMERA_INFO_WAIT_S = 0.1
@@ -123,23 +140,40 @@ class _Input:
 
 
 class DepthNode(Node):
-    """See the module docstring. Raises ParameterError or ModelLoadError when it cannot start."""
+    """See the module docstring. Raises ParameterError or ModelLoadError when it cannot start,
+    after logging why ("cannot start: ...") under its own (namespaced) logger."""
 
     def __init__(self, **node_options: Any) -> None:
         super().__init__(NODE_NAME, **node_options)
         # First: destroy_node() also runs on a node whose start-up failed (rclpy's shutdown).
-        self._slot: LatestFrameSlot[Image | CompressedImage] = LatestFrameSlot()
+        self._slot: FrameQueue[Image | CompressedImage] = FrameQueue()
         self._worker: threading.Thread | None = None
+        # The library's logging (backends, pipeline) goes to this node's logger, whose name has
+        # the node's namespace ('front.depth_da_node'), until destroy_node.
+        self._log_handler = _RosLogHandler(self.get_logger())
+        logging.getLogger().addHandler(self._log_handler)
+        try:
+            self._start()
+        except (ParameterError, ModelLoadError) as exc:
+            self.get_logger().fatal(f"cannot start: {exc}")
+            raise  # rclpy's shutdown destroys the node
+
+    def _start(self) -> None:
         self._settings = self._declare_parameters()
         settings = self._settings
-        self._pipeline = DepthPipeline(
+        self._slot = FrameQueue(settings.queue_size)
+        # Loaded in a thread of lower priority: the inference library's threads inherit it (see
+        # the inference_nice parameter), the executor and DDS threads keep theirs.
+        self._pipeline = call_with_lower_priority(lambda: DepthPipeline(
             settings.model_path, settings.backend, device=settings.device, precision=settings.precision or None,
-            threads=settings.threads or None, style_checkpoint=settings.style_checkpoint or None)
+            threads=settings.threads or None, style_checkpoint=settings.style_checkpoint or None),
+            settings.inference_nice)
         self._log_model()
 
         self._stats = StreamStatistics()
         self._camera_infos: StampMatcher[CameraInfo] = StampMatcher(settings.camera_info_tolerance)
         self._throttle = WarningThrottle(settings.warning_period)
+        self._clock_throttle = WarningThrottle(SIM_CLOCK_WARNING_PERIOD_S)
 
         self._depth_pub = self._output(Image, DEPTH_TOPIC)
         self._info_pub = self._output(CameraInfo, DEPTH_INFO_TOPIC)
@@ -156,9 +190,13 @@ class DepthNode(Node):
         self._info_topic = self.resolve_topic_name(CAMERA_INFO_TOPIC)
         self._inputs: dict[str, _Input] = {}
         self._subscribe_inputs()
+        # Housekeeping runs on steady time: with use_sim_time the ROS clock stands still until
+        # /clock ticks (and jumps with a replay), which must not stop QoS matching or diagnostics.
+        self._steady = Clock(clock_type=ClockType.STEADY_TIME)
+        self._started = time.monotonic()
         if settings.input_reliability == "auto":
-            self.create_timer(QOS_CHECK_PERIOD_S, self._subscribe_inputs)
-        self.create_timer(settings.diagnostics_period, self._publish_diagnostics)
+            self.create_timer(QOS_CHECK_PERIOD_S, self._subscribe_inputs, clock=self._steady)
+        self.create_timer(settings.diagnostics_period, self._publish_diagnostics, clock=self._steady)
         self.add_on_set_parameters_callback(self._on_set_parameters)
 
         self._worker = threading.Thread(target=self._run_worker, name="depth_inference", daemon=True)
@@ -191,6 +229,10 @@ class DepthNode(Node):
                 self.declare_parameter(spec.name, value, descriptor)
             except ParameterException as exc:  # wrong type or out of range in an override
                 problems.append(f"{spec.name}: {exc}")
+        # rclpy ignores overrides of undeclared names: a misspelt one would leave the default in force.
+        unknown = unknown_parameters(getattr(self, "_parameter_overrides", {}))
+        if unknown:
+            problems.append(unknown)
         if problems:
             raise ParameterError("invalid parameters:\n  " + "\n  ".join(problems))
         return settings_from_parameters(self._parameter_values(), model_search=looked)
@@ -231,7 +273,8 @@ class DepthNode(Node):
 
     def _output(self, msg_type: type, topic: str) -> Any:
         reliability = self._settings.output_reliability
-        qos = QoSProfile(depth=OUTPUT_QUEUE, reliability=_RELIABILITY[reliability])
+        # queue_size > 1 (every frame): a burst of outputs must not overwrite unacknowledged ones.
+        qos = QoSProfile(depth=max(OUTPUT_QUEUE, self._settings.queue_size), reliability=_RELIABILITY[reliability])
         events = PublisherEventCallbacks(incompatible_qos=partial(self._on_output_incompatible, topic))
         return self.create_publisher(msg_type, topic, qos, event_callbacks=events)
 
@@ -239,7 +282,7 @@ class DepthNode(Node):
         """(Re)subscribe each input whose wanted reliability changed: at start-up and, with
         ``input_reliability`` 'auto', whenever its publishers' offered reliability changes."""
         for topic, msg_type, callback, depth in (
-            (self._image_topic, self._image_type, self._on_image, IMAGE_QUEUE),
+            (self._image_topic, self._image_type, self._on_image, max(IMAGE_QUEUE, self._settings.queue_size)),
             (self._info_topic, CameraInfo, self._on_camera_info, CAMERA_INFO_QUEUE),
         ):
             offered = [info.qos_profile.reliability.name.lower() for info in self.get_publishers_info_by_topic(topic)]
@@ -282,9 +325,20 @@ class DepthNode(Node):
     def _on_camera_info(self, msg: CameraInfo) -> None:
         self._camera_infos.add(stamp_to_ns(msg.header.stamp), msg)
 
+    def _clock_problem(self) -> str | None:
+        """Why the ROS clock is unusable: sim time on and nothing on /clock (it stays at 0)."""
+        if (not self.get_parameter("use_sim_time").value or self.get_clock().now().nanoseconds != 0
+                or time.monotonic() - self._started < SIM_CLOCK_GRACE_S):
+            return None
+        return ("use_sim_time is true but nothing is published on /clock: the ROS clock stands at 0 "
+                "(replay with --clock, or set use_sim_time to false)")
+
     def _publish_diagnostics(self) -> None:
         snapshot = self._stats.snapshot(time.monotonic(), received=self._slot.received, dropped=self._slot.dropped)
-        level, message, values = diagnostic_summary(snapshot, self._pipeline.description)
+        clock_problem = self._clock_problem()
+        if clock_problem and self._clock_throttle.check("sim_clock", time.monotonic()) is not None:
+            self.get_logger().warning(clock_problem)
+        level, message, values = diagnostic_summary(snapshot, self._pipeline.description, clock_problem=clock_problem)
         status = DiagnosticStatus(level=_DIAGNOSTIC_LEVEL[level], name=f"{self.get_fully_qualified_name()}: depth",
                                   message=message, hardware_id=self._pipeline.backend.name,
                                   values=[KeyValue(key=k, value=v) for k, v in values])
@@ -294,6 +348,7 @@ class DepthNode(Node):
     # --- inference thread ---------------------------------------------------------------------
 
     def _run_worker(self) -> None:
+        lower_thread_priority(self._settings.inference_nice)
         while (msg := self._slot.take()) is not None:
             try:
                 self._process(msg)
@@ -379,6 +434,7 @@ class DepthNode(Node):
         self._slot.close()
         if self._worker is not None:
             self._worker.join(WORKER_JOIN_TIMEOUT_S)
+        logging.getLogger().removeHandler(self._log_handler)
         super().destroy_node()
 
 
@@ -399,23 +455,55 @@ class _RosLogHandler(logging.Handler):
             self._logger.info(message)
 
 
+USAGE = f"""usage: {NODE_NAME} [-h] [--ros-args [-p NAME:=VALUE] [--params-file FILE] [-r FROM:=TO] ...]
+
+ROS 2 node: camera images in ({IMAGE_TOPIC}, {CAMERA_INFO_TOPIC}); metric depth out ({DEPTH_TOPIC} 32FC1
+metres, {DEPTH_INFO_TOPIC}, {COLORIZED_TOPIC}, {POINTS_TOPIC}, {ADAPTED_TOPIC}, {DIAGNOSTICS_TOPIC}).
+Topic names are relative: remap them with -r, e.g. -r {IMAGE_TOPIC}:=/camera/image_raw.
+"""
+
+
+def params_file_problem(argv: list[str]) -> str | None:
+    """A ``--params-file`` in the ROS arguments that is not a readable file (rcl would fail with
+    a long traceback), or None."""
+    for flag, value in zip(argv, argv[1:]):
+        if flag == "--params-file" and not Path(value).is_file():
+            return f"--params-file {value}: no such file"
+    return None
+
+
+def _ignore_further_interrupts() -> None:
+    """Shutting down: a second SIGINT (launch forwards one after the process group got its own)
+    must not interrupt the clean-up with a KeyboardInterrupt traceback; launch escalates to
+    SIGTERM if the clean-up hangs."""
+    try:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    except ValueError:  # not the main thread (main() called from a thread): nothing to protect
+        pass
+
+
 def main(args: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if args is None else args
+    ros_start = argv.index("--ros-args") if "--ros-args" in argv else len(argv)
+    if any(a in ("-h", "--help") for a in argv[:ros_start]):
+        print(USAGE + "\n" + parameter_help())
+        return 0
+    problem = params_file_problem(argv[ros_start:])
+    if problem:
+        print(f"[FATAL] [{NODE_NAME}]: cannot start: {problem}", file=sys.stderr)
+        return 1
     rclpy.init(args=args)
-    logger = get_logger(NODE_NAME)
-    handler = _RosLogHandler(logger)
-    logging.getLogger().addHandler(handler)
     logging.getLogger().setLevel(logging.INFO)
     node = None
     try:
         node = DepthNode()
         rclpy.spin(node)
-    except (ParameterError, ModelLoadError) as exc:
-        logger.fatal(f"cannot start: {exc}")
-        return 1
+    except (ParameterError, ModelLoadError):
+        return 1  # the node logged why
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
-        logging.getLogger().removeHandler(handler)
+        _ignore_further_interrupts()
         if node is not None:
             node.destroy_node()
         rclpy.try_shutdown()

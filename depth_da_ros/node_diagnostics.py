@@ -10,6 +10,11 @@ from typing import Sequence
 
 # diagnostic_msgs/DiagnosticStatus levels.
 DIAGNOSTIC_OK, DIAGNOSTIC_WARN, DIAGNOSTIC_ERROR = 0, 1, 2
+# Camera stamp -> publish latency means something only when the stamps are on the node's clock.
+# Outside this range (seconds) they are not: a bag replayed with its recorded stamps (years old)
+# without --clock / use_sim_time, sim time with a silent /clock (the clock reads 0), or cameras
+# whose clocks disagree. A real latency of a minute would show as stale output anyway.
+MEANINGFUL_LATENCY_S = (-1.0, 60.0)
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -37,6 +42,27 @@ class StatisticsSnapshot:
     inference_p50_ms: float  # the DepthPipeline.predict part of it (the rest is the node's own work)
     seconds_since_input: float | None  # None before the first input
     seconds_since_output: float | None  # since the last output, or the first input while none; None before it
+    # The last frame's stamp-to-publish difference (s) when it was outside MEANINGFUL_LATENCY_S
+    # (latency is then not measured, see latency_note); None while stamps are on the node's clock.
+    stamp_offset_s: float | None = None
+
+    @property
+    def latency_note(self) -> str | None:
+        """Why latency is not reported, or None when it is."""
+        offset = self.stamp_offset_s
+        if offset is None:
+            return None
+        direction = "behind" if offset > 0 else "ahead of"
+        return (f"not measured: image stamps are {_duration(abs(offset))} {direction} this node's clock, so "
+                "stamp-to-publish time means nothing (a bag replayed with its recorded stamps? play it with "
+                "--clock and set use_sim_time; with use_sim_time, is /clock published?)")
+
+
+def _duration(seconds: float) -> str:
+    for unit, size in (("years", 365.25 * 86400), ("days", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= 2 * size:
+            return f"{seconds / size:.1f} {unit}"
+    return f"{seconds:.1f} s"
 
 
 class StreamStatistics:
@@ -56,6 +82,7 @@ class StreamStatistics:
         self._first_input: float | None = None
         self._last_input: float | None = None
         self._last_output: float | None = None
+        self._stamp_offset: float | None = None
 
     def record_input(self, now: float) -> None:
         with self._lock:
@@ -67,10 +94,18 @@ class StreamStatistics:
 
     def record_output(self, now: float, latency_s: float, processing_s: float, inference_s: float) -> None:
         """A published frame: stamp-to-publish latency, the node's time on it, and the part of
-        that time spent in ``DepthPipeline.predict``."""
+        that time spent in ``DepthPipeline.predict``. A latency outside ``MEANINGFUL_LATENCY_S``
+        is not one (see there): it is kept apart and reported as the stamps' offset."""
+        low, high = MEANINGFUL_LATENCY_S
         with self._lock:
             self._outputs.append(now)
-            self._latencies.append(latency_s * 1e3)
+            if low <= latency_s <= high:
+                if self._stamp_offset is not None:  # the stamps changed clock: older samples mean nothing
+                    self._latencies.clear()
+                self._stamp_offset = None
+                self._latencies.append(latency_s * 1e3)
+            else:
+                self._stamp_offset = latency_s
             self._processing.append(processing_s * 1e3)
             self._inference.append(inference_s * 1e3)
             self._processed += 1
@@ -94,6 +129,7 @@ class StreamStatistics:
                 seconds_since_input=None if self._last_input is None else now - self._last_input,
                 seconds_since_output=None if self._first_input is None
                 else now - (self._first_input if self._last_output is None else self._last_output),
+                stamp_offset_s=self._stamp_offset,
             )
 
     def _prune(self, now: float) -> None:
@@ -109,17 +145,20 @@ class StreamStatistics:
         return (len(times) - 1) / (times[-1] - times[0])
 
 
-def diagnostic_summary(stats: StatisticsSnapshot, backend: str, stale_after_s: float = 5.0
-                       ) -> tuple[int, str, list[tuple[str, str]]]:
-    """(level, message, key/value pairs) of the node's /diagnostics status."""
+def diagnostic_summary(stats: StatisticsSnapshot, backend: str, stale_after_s: float = 5.0,
+                       clock_problem: str | None = None) -> tuple[int, str, list[tuple[str, str]]]:
+    """(level, message, key/value pairs) of the node's /diagnostics status. ``clock_problem``:
+    why the node's ROS clock is not usable (sim time without /clock), a warning."""
     def ms(value: float) -> str:
         return "n/a" if math.isnan(value) else f"{value:.1f}"
 
+    note = stats.latency_note
     values = [
         ("input rate (Hz)", f"{stats.input_hz:.2f}"),
         ("output rate (Hz)", f"{stats.output_hz:.2f}"),
-        ("latency p50 (ms)", ms(stats.latency_p50_ms)),
-        ("latency p95 (ms)", ms(stats.latency_p95_ms)),
+        ("latency p50 (ms)", "n/a" if note else ms(stats.latency_p50_ms)),
+        ("latency p95 (ms)", "n/a" if note else ms(stats.latency_p95_ms)),
+        *([("latency", note)] if note else []),
         ("processing p50 (ms)", ms(stats.processing_p50_ms)),
         ("inference p50 (ms)", ms(stats.inference_p50_ms)),
         ("frames received", str(stats.received)),
@@ -127,7 +166,10 @@ def diagnostic_summary(stats: StatisticsSnapshot, backend: str, stale_after_s: f
         ("frames dropped", str(stats.dropped)),
         ("frames rejected", str(stats.rejected)),
         ("backend", backend),
+        *([("clock", clock_problem)] if clock_problem else []),
     ]
+    if clock_problem:
+        return DIAGNOSTIC_WARN, clock_problem, values
     if stats.seconds_since_input is None or stats.seconds_since_input > stale_after_s:
         return DIAGNOSTIC_WARN, "no input images", values
     if stats.seconds_since_output is not None and stats.seconds_since_output > stale_after_s:

@@ -1,48 +1,63 @@
-"""Frames between the executor and the inference thread: the newest-frame slot, camera_info
-matching by stamp and the warning throttle. Times are plain floats (seconds, ``time.monotonic``)
+"""Frames between the executor and the inference thread: the frame queue, camera_info
+matching by stamp, the warning throttle and the inference threads' lower priority. Times are plain floats (seconds, ``time.monotonic``)
 and stamps plain integers (nanoseconds): the node converts."""
 from __future__ import annotations
 
+import os
+import sys
 import threading
 import time
 from collections import deque
-from typing import Generic, TypeVar
+from typing import Any, Callable, Generic, TypeVar
 
 T = TypeVar("T")
+R = TypeVar("R")
 
 
-class LatestFrameSlot(Generic[T]):
-    """A one-item mailbox between the executor (``put``) and the inference thread (``take``).
+class FrameQueue(Generic[T]):
+    """The mailbox between the executor (``put``) and the inference thread (``take``).
 
-    A new frame replaces one that was not taken yet: the older frame is stale by then, so it is
-    dropped and counted rather than queued, and a slow model never builds up latency.
+    ``capacity`` 1 (live cameras): a new frame replaces one that was not taken yet; the older
+    frame is stale by then, so it is dropped and counted rather than queued, and a slow model
+    never builds up latency. ``capacity`` N > 1 (bags, evaluation): frames wait in order and every
+    one is processed while at most N wait; beyond that the oldest is dropped and counted, so
+    memory stays bounded (N camera frames).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, capacity: int = 1) -> None:
+        if capacity < 1:
+            raise ValueError(f"capacity must be >= 1, got {capacity}")
+        self.capacity = capacity
         self._condition = threading.Condition()
-        self._item: T | None = None
+        self._items: deque[T] = deque()
         self._closed = False
         self.received = 0
         self.dropped = 0
 
     def put(self, item: T) -> bool:
-        """Store ``item``; True when it replaced (dropped) an untaken frame."""
+        """Store ``item``; True when that dropped an untaken frame (the oldest)."""
         with self._condition:
-            replaced = self._item is not None
-            self._item = item
+            dropped = len(self._items) >= self.capacity
+            if dropped:
+                self._items.popleft()
+            self._items.append(item)
             self.received += 1
-            self.dropped += replaced
+            self.dropped += dropped
             self._condition.notify()
-            return replaced
+            return dropped
 
     def take(self, timeout: float | None = None) -> T | None:
-        """The newest frame, waiting up to ``timeout`` seconds; None on timeout or once closed."""
+        """The oldest waiting frame (the newest with capacity 1), waiting up to ``timeout``
+        seconds; None on timeout or once closed."""
         with self._condition:
-            self._condition.wait_for(lambda: self._item is not None or self._closed, timeout)
-            if self._closed:
+            self._condition.wait_for(lambda: self._items or self._closed, timeout)
+            if self._closed or not self._items:
                 return None
-            item, self._item = self._item, None
-            return item
+            return self._items.popleft()
+
+    def __len__(self) -> int:
+        with self._condition:
+            return len(self._items)
 
     def close(self) -> None:
         """Wake the consumer for good: ``take`` returns None from now on."""
@@ -113,3 +128,38 @@ class WarningThrottle:
                 return None
             self._last[key] = now
             return self._suppressed.pop(key, 0)
+
+
+def lower_thread_priority(increment: int) -> bool:
+    """Raise the calling thread's niceness by ``increment`` (0-19); threads it starts afterwards
+    (an inference library's worker pool) inherit it. Linux schedules threads by their own nice
+    value; elsewhere, or when the system refuses, nothing changes. True when it was applied."""
+    if increment <= 0 or not hasattr(os, "setpriority") or not sys.platform.startswith("linux"):
+        return False
+    tid = threading.get_native_id()
+    try:
+        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + increment))
+    except OSError:
+        return False
+    return True
+
+
+def call_with_lower_priority(function: Callable[[], R], increment: int) -> R:
+    """``function()`` run in a thread of its own with niceness raised by ``increment``, so that
+    the threads it creates (e.g. ONNX Runtime's pool, made when a session loads) inherit it; its
+    exception, if any, is raised here."""
+    outcome: dict[str, Any] = {}
+
+    def run() -> None:
+        lower_thread_priority(increment)
+        try:
+            outcome["value"] = function()
+        except BaseException as exc:  # noqa: BLE001  re-raised in the caller's thread
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=run, name="depth_model_load")
+    thread.start()
+    thread.join()
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]

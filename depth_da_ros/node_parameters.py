@@ -2,13 +2,15 @@
 description), validated into ``NodeSettings`` without ROS, and where the bundled model is found."""
 from __future__ import annotations
 
+import difflib
 import math
 import sys
+import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
-from .geometry import SCALE_MODES
+from .geometry import ASPECT_POLICIES, BEYOND_RANGE_FRACTION, SCALE_MODES
 from .node_topics import INPUT_RELIABILITY_CHOICES, OUTPUT_RELIABILITY_CHOICES, RELIABLE
 
 # Where a bundled model is looked for, relative to the package's share directory.
@@ -58,6 +60,14 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
                   choices=PRECISION_CHOICES),
     ParameterSpec("threads", 0, "CPU inference threads; 0: every core this process may use", read_only=True,
                   minimum=0, maximum=1024),
+    ParameterSpec("inference_nice", 5, "Niceness added to the inference threads (Linux): when the cores are "
+                  "busy, the executor and DDS threads that receive frames run first, so frames are received "
+                  "(and counted as dropped if inference cannot keep up) instead of lost in transport; 0: same "
+                  "priority as the rest of the node", read_only=True, minimum=0, maximum=19),
+    ParameterSpec("queue_size", 1, "Frames waiting for inference. 1: only the newest (live cameras: least "
+                  "latency, older frames are dropped and counted); N > 1: every frame is processed in order "
+                  "while at most N wait, the oldest dropped beyond that (bags, evaluation; N camera frames "
+                  "of memory)", read_only=True, minimum=1, maximum=1000),
     ParameterSpec("use_compressed", False, "Subscribe to <image>/compressed (sensor_msgs/CompressedImage) "
                   "instead of the raw image", read_only=True),
     ParameterSpec("input_reliability", "auto", "QoS reliability of the image and camera_info subscriptions; "
@@ -73,6 +83,21 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
     ParameterSpec("scale_mode", "focal", "'focal': depth x f_camera / f_training when the camera's focal "
                   "length (at the network size) differs from the training camera's; 'none': as predicted",
                   choices=SCALE_MODES),
+    ParameterSpec("frame_id", "", "Frame id of every output (and of the calibration kept per camera), replacing "
+                  "the input's header.frame_id; empty: the input's (an input without one gets a warning: RViz and "
+                  "tf2 drop messages whose frame_id is empty)"),
+    ParameterSpec("aspect_policy", "stretch", "How a frame whose aspect ratio differs from the network's is fitted "
+                  "to it: 'stretch' resizes the whole frame (distorts), 'crop' a centred window of the network's "
+                  "aspect (outside it: NaN), 'pad' pads the frame to that aspect (every pixel, lower resolution). "
+                  "Frames within 2% of the network's aspect are never cropped or padded", choices=ASPECT_POLICIES),
+    ParameterSpec("beyond_range_fraction", BEYOND_RANGE_FRACTION, "REP 118: a prediction at or above this "
+                  "fraction of the model's max depth is published as +Inf (beyond range: the network saturates on "
+                  "the sky and anything farther); 1.0: only predictions of exactly max depth",
+                  minimum=0.5, maximum=1.0),
+    ParameterSpec("min_contrast", 3.0, "Frames whose largest per-channel standard deviation (in 8-bit grey "
+                  "levels) is below this are degenerate (lens cap, white-out, blank frame): their depth is "
+                  "published as NaN without running the network, and /diagnostics warns; 0: off",
+                  minimum=0.0, maximum=255.0),
     ParameterSpec("colormap_min_depth", 1.0, "Depth in metres drawn with the near end of the colour map",
                   minimum=0.01, maximum=1000.0),
     ParameterSpec("colormap_max_depth", 80.0, "Depth in metres drawn with the far end of the colour map",
@@ -108,12 +133,18 @@ class NodeSettings:
     device: str
     precision: str
     threads: int
+    inference_nice: int
+    queue_size: int
     use_compressed: bool
     input_reliability: str
     output_reliability: str
     camera_info_tolerance: float
     intrinsics: tuple[float, ...]
     scale_mode: str
+    frame_id: str
+    aspect_policy: str
+    beyond_range_fraction: float
+    min_contrast: float
     colormap_min_depth: float
     colormap_max_depth: float
     colormap_inverse: bool
@@ -170,6 +201,43 @@ def settings_from_parameters(values: Mapping[str, Any], *, model_search: Sequenc
     if problems:
         raise ParameterError("invalid parameters:\n  " + "\n  ".join(problems))
     return NodeSettings(**merged)
+
+
+# Parameters rclpy declares itself on every node, and the prefix of its QoS-override parameters.
+ROS_PARAMETERS = ("use_sim_time", "start_type_description_service")
+QOS_OVERRIDES_PREFIX = "qos_overrides."
+
+
+def unknown_parameters(names: Iterable[str]) -> str | None:
+    """The problem with parameter ``names`` given to the node (``-p``, ``--params-file``) that
+    it does not declare, each with the nearest known name; None when all are known. rclpy
+    ignores such overrides silently, so a misspelt name would leave the default in force."""
+    known = (*PARAMETER_NAMES, *ROS_PARAMETERS)
+    unknown = sorted(n for n in set(names) if n not in known and not n.startswith(QOS_OVERRIDES_PREFIX))
+    if not unknown:
+        return None
+    hints = []
+    for name in unknown:
+        close = difflib.get_close_matches(name, PARAMETER_NAMES, n=1, cutoff=0.6)
+        hints.append(f"{name} (did you mean {close[0]}?)" if close else name)
+    return (f"unknown parameter(s) {', '.join(hints)}; depth_da_node --help lists the parameters")
+
+
+def parameter_help() -> str:
+    """Every parameter with its type, default, range or choices and description, for
+    ``depth_da_node --help`` (no ROS needed)."""
+    lines = ["Parameters (-p NAME:=VALUE, or a --params-file with a 'depth_da_node: ros__parameters:' section;",
+             "'start-up only' ones cannot change while the node runs):", ""]
+    for spec in PARAMETERS:
+        kind = "double[]" if isinstance(spec.default, tuple) else {bool: "bool", int: "int", float: "double",
+                                                                   str: "string"}[type(spec.default)]
+        default = "[]" if spec.default == () else ("''" if spec.default == "" else str(spec.default).lower()
+                                                     if isinstance(spec.default, bool) else str(spec.default))
+        facts = [kind, f"default {default}", *([spec.constraints] if spec.constraints else []),
+                 *(["start-up only"] if spec.read_only else [])]
+        lines.append(f"  {spec.name} ({', '.join(facts)})")
+        lines.extend(textwrap.wrap(spec.description, 96, initial_indent="      ", subsequent_indent="      "))
+    return "\n".join(lines)
 
 
 def _is_number(value: Any) -> bool:

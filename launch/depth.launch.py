@@ -68,10 +68,27 @@ def _resolve(topic: str, namespace: str) -> str:
     return f"/{namespace}/{topic}" if namespace else f"/{topic}"
 
 
+def _rviz_missing() -> str | None:
+    """Why rviz2 cannot start here, or None. Checked before any node is created: otherwise a
+    failed rviz2 would end the launch and leave depth_da_node running unmanaged."""
+    from ament_index_python.packages import PackageNotFoundError, get_package_prefix
+
+    try:
+        prefix = Path(get_package_prefix("rviz2"))
+    except (PackageNotFoundError, LookupError, OSError):
+        return ("use_rviz:=true, but rviz2 is not installed (sudo apt install ros-$ROS_DISTRO-rviz2) or its "
+                "workspace is not sourced; install it, or launch with use_rviz:=false")
+    if not (prefix / "lib" / "rviz2" / "rviz2").exists():
+        return f"use_rviz:=true, but the rviz2 package at {prefix} has no lib/rviz2/rviz2 executable"
+    return None
+
+
 def _launch_setup(context: LaunchContext) -> list[Node]:
     def arg(name: str) -> str:
         return LaunchConfiguration(name).perform(context).strip()
 
+    if _is_true(arg("use_rviz")) and (problem := _rviz_missing()):
+        raise RuntimeError(problem)  # launch reports it and starts nothing
     namespace = arg("namespace").strip("/")
     kitti = _is_true(arg("kitti"))
     remapped = {}

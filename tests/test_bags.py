@@ -10,6 +10,7 @@ import calendar
 import itertools
 import logging
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -467,8 +468,9 @@ def test_replay_plays_another_tools_sqlite3_bag_with_remapping(ros, tmp_path):
     log = tmp_path / "replay.log"
     proc = run_cli("depth_da_ros.bags.replay", [
         str(tmp_path / "foreign"), "--rate", "5", "--remap", "/camera/left/image:=/remapped/image",
-        "--wait-for-subscribers", "1", "--wait-timeout", str(DISCOVERY_TIMEOUT), "--no-progress"], ros.env, log)
+        "--wait-timeout", str(DISCOVERY_TIMEOUT), "--no-progress"], ros.env, log)  # waits for 1 by default
     text = finish(proc, log)
+    assert "nobody" not in text
     assert ros.wait_until(lambda: len(ros.received["/remapped/image"]) == len(images)
                           and len(ros.received["/camera/left/camera_info"]) == len(images)), text
     for received, expected in zip(ros.received["/remapped/image"], images):
@@ -476,6 +478,19 @@ def test_replay_plays_another_tools_sqlite3_bag_with_remapping(ros, tmp_path):
         assert np.array_equal(np.frombuffer(received.data, np.uint8).reshape(6, 8, 3), expected)
     assert [list(info.p)[0] for info in ros.received["/camera/left/camera_info"]] == [0.0, 1.0, 2.0]
     assert "/remapped/image" in text
+
+
+@needs_ros
+def test_replay_warns_when_it_plays_to_nobody(ros, tmp_path):
+    write_foreign_bag(tmp_path / "foreign", frames=1)
+    ros.subscribe(CameraInfo, "/camera/left/camera_info")  # the image topic has no subscriber
+    log = tmp_path / "replay.log"
+    text = finish(run_cli("depth_da_ros.bags.replay", [
+        str(tmp_path / "foreign"), "--wait-timeout", "3", "--no-progress"], ros.env, log), log)
+    assert re.search(r"after 3.0 s, fewer than 1 subscriber\(s\) on [^;]*/camera/left/image; playing anyway", text), text
+    text = finish(run_cli("depth_da_ros.bags.replay", [
+        str(tmp_path / "foreign"), "--wait-for-subscribers", "0", "--no-progress"], ros.env, log), log)
+    assert re.search(r"nobody subscribes to [^;]*/camera/left/image yet: playing to nobody there", text), text
 
 
 @needs_ros

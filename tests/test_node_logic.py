@@ -24,7 +24,7 @@ from depth_da_ros.node_diagnostics import (
     diagnostic_summary,
     percentile,
 )
-from depth_da_ros.node_frames import LatestFrameSlot, StampMatcher, WarningThrottle
+from depth_da_ros.node_frames import FrameQueue, StampMatcher, WarningThrottle
 from depth_da_ros.node_parameters import (
     BUNDLED_MODEL,
     AUTO_DECIMATION,
@@ -51,7 +51,7 @@ def model(tmp_path):
 
 
 def test_slot_keeps_the_newest_frame_and_counts_the_dropped_ones():
-    slot: LatestFrameSlot[int] = LatestFrameSlot()
+    slot: FrameQueue[int] = FrameQueue()
     assert slot.put(1) is False
     assert slot.put(2) is True and slot.put(3) is True  # 1 and 2 were never taken: stale
     assert slot.take(timeout=0) == 3
@@ -61,7 +61,7 @@ def test_slot_keeps_the_newest_frame_and_counts_the_dropped_ones():
 
 
 def test_slot_wakes_a_waiting_consumer_and_close_ends_it():
-    slot: LatestFrameSlot[str] = LatestFrameSlot()
+    slot: FrameQueue[str] = FrameQueue()
     taken = []
     first_taken = threading.Event()
 
@@ -79,6 +79,17 @@ def test_slot_wakes_a_waiting_consumer_and_close_ends_it():
     assert not consumer.is_alive() and taken == ["frame", None]
     slot.put("late")
     assert slot.closed and slot.take() is None  # closed for good, even with a frame inside
+
+
+def test_a_bounded_queue_keeps_every_frame_in_order_and_drops_the_oldest_beyond_its_capacity():
+    queue: FrameQueue[int] = FrameQueue(3)
+    assert [queue.put(i) for i in range(3)] == [False, False, False]
+    assert queue.take(timeout=0) == 0  # oldest first: every frame of a bag is processed in order
+    assert queue.put(3) is False and queue.put(4) is True  # full: frame 1 is dropped
+    assert [queue.take(timeout=0) for _ in range(4)] == [2, 3, 4, None]
+    assert (queue.received, queue.dropped, len(queue)) == (5, 1, 0)
+    with pytest.raises(ValueError, match="capacity"):
+        FrameQueue(0)
 
 
 # --- statistics ---------------------------------------------------------------------------
@@ -120,6 +131,36 @@ def test_seconds_since_output_counts_from_the_first_input_until_something_is_pub
     stats.record_input(10.0)
     stats.record_input(11.0)
     assert stats.snapshot(17.0, received=2, dropped=0).seconds_since_output == pytest.approx(7.0)
+
+
+@pytest.mark.parametrize("offset_s, shown", [
+    (15 * 365.25 * 86400, "15.0 years behind"),  # a bag's recorded stamps, no --clock / use_sim_time
+    (-1.7e9, "53.9 years ahead of"),  # use_sim_time with a silent /clock: the node's clock reads 0
+])
+def test_latency_is_reported_only_where_the_stamps_are_on_the_nodes_clock(offset_s, shown):
+    stats = StreamStatistics()
+    stats.record_input(0.0)
+    stats.record_output(0.1, 0.08, 0.05, 0.04)
+    assert stats.snapshot(0.2, received=1, dropped=0).latency_note is None
+    stats.record_output(0.2, offset_s, 0.05, 0.04)
+    snap = stats.snapshot(0.3, received=2, dropped=0)
+    level, message, values = diagnostic_summary(snap, "b")
+    keys = dict(values)
+    assert level == DIAGNOSTIC_OK and keys["latency p50 (ms)"] == keys["latency p95 (ms)"] == "n/a"
+    assert f"image stamps are {shown} this node's clock" in keys["latency"] and "--clock" in keys["latency"]
+    assert keys["processing p50 (ms)"] == "50.0"  # measured on the steady clock: always meaningful
+    stats.record_output(0.3, 0.05, 0.05, 0.04)  # stamps back on the node's clock: only the new sample counts
+    snap = stats.snapshot(0.4, received=3, dropped=0)
+    assert snap.latency_note is None and snap.latency_p50_ms == pytest.approx(50.0)
+
+
+def test_a_clock_problem_is_a_warning_named_in_the_status():
+    stats = StreamStatistics()
+    stats.record_input(0.0)
+    level, message, values = diagnostic_summary(stats.snapshot(0.5, received=1, dropped=0), "b",
+                                                clock_problem="use_sim_time is true but /clock is silent")
+    assert (level, message) == (DIAGNOSTIC_WARN, "use_sim_time is true but /clock is silent")
+    assert dict(values)["clock"] == message
 
 
 def test_diagnostic_summary_levels():

@@ -11,6 +11,7 @@ import array
 import ast
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -27,6 +28,7 @@ from depth_da_ros.camera import KITTI_CX, KITTI_CY, KITTI_FX, KITTI_HEIGHT, KITT
 from depth_da_ros.processes import interrupt
 from depth_da_ros.node_parameters import (
     AUTO_DECIMATION,
+    cloud_stride,
     PARAMETER_NAMES,
     PARAMETERS,
     settings_from_parameters,
@@ -128,6 +130,23 @@ def test_launch_file_reads_wildcard_params_files(tmp_path):
     path.write_text("other_node:\n  ros__parameters:\n    x: 1\n")
     with pytest.raises(RuntimeError, match="no ros__parameters under 'depth_da_node:'"):
         node_parameters(str(path))
+
+
+def test_launch_checks_rviz_before_starting_anything(tmp_path, monkeypatch):
+    rviz_missing = launch_functions("_rviz_missing")["_rviz_missing"]
+    monkeypatch.setenv("AMENT_PREFIX_PATH", str(tmp_path))  # an ament prefix without rviz2
+    assert "rviz2 is not installed" in rviz_missing() and "use_rviz:=false" in rviz_missing()
+    (tmp_path / "share" / "ament_index" / "resource_index" / "packages").mkdir(parents=True)
+    (tmp_path / "share" / "ament_index" / "resource_index" / "packages" / "rviz2").touch()
+    assert "no lib/rviz2/rviz2 executable" in rviz_missing()
+    (tmp_path / "lib" / "rviz2").mkdir(parents=True)
+    (tmp_path / "lib" / "rviz2" / "rviz2").touch()
+    assert rviz_missing() is None
+    # _launch_setup asks before it creates the node's action.
+    setup = ast.get_source_segment(LAUNCH_FILE.read_text(), next(
+        node for node in ast.parse(LAUNCH_FILE.read_text()).body
+        if isinstance(node, ast.FunctionDef) and node.name == "_launch_setup"))
+    assert setup.index("_rviz_missing()") < setup.index("Node(")
 
 
 def rviz_displays() -> list[dict]:
@@ -560,7 +579,8 @@ def send_whole_frame(tester: RosSide, process: NodeProcess, seed: int) -> tuple[
     pytest.fail(f"three frames in a row lost their camera_info; node log:\n{process.text()[-3000:]}")
 
 
-def check_frame(outputs: dict[str, Any], stamp: int) -> None:
+def check_frame(outputs: dict[str, Any], stamp: int, stride: int = 1) -> None:
+    """The outputs of one KITTI-size frame; ``stride``: the cloud's row and column step."""
     depth_msg = outputs["depth/image"]
     assert depth_msg.encoding == "32FC1" and depth_msg.header.frame_id == FRAME_ID
     assert conv.stamp_to_ns(depth_msg.header.stamp) == stamp
@@ -575,13 +595,14 @@ def check_frame(outputs: dict[str, Any], stamp: int) -> None:
 
     cloud = outputs["points"]
     assert cloud.header.frame_id == FRAME_ID and [f.name for f in cloud.fields] == ["x", "y", "z", "rgb"]
-    assert (cloud.height, cloud.width, cloud.point_step) == (KITTI_HEIGHT, KITTI_WIDTH, 16)  # organised
-    points = np.frombuffer(cloud.data, "<f4").reshape(KITTI_HEIGHT, KITTI_WIDTH, 4)[..., :3]
+    depth = depth[::stride, ::stride]
+    assert (cloud.height, cloud.width, cloud.point_step) == (*depth.shape, 16)  # organised
+    points = np.frombuffer(cloud.data, "<f4").reshape(*depth.shape, 4)[..., :3]
     parameters = yaml.safe_load(PARAMS_FILE.read_text())[NODE_NAME]["ros__parameters"]
     in_range = (depth >= parameters["cloud_min_depth"]) & (depth <= parameters["cloud_max_depth"])
     np.testing.assert_array_equal(np.isfinite(points[..., 2]), in_range)
     z = np.where(in_range, depth, np.nan)
-    u, v = np.meshgrid(np.arange(KITTI_WIDTH), np.arange(KITTI_HEIGHT))
+    u, v = np.meshgrid(np.arange(0, KITTI_WIDTH, stride), np.arange(0, KITTI_HEIGHT, stride))
     np.testing.assert_allclose(points[..., 2], z, rtol=1e-6)
     np.testing.assert_allclose(points[..., 0], (u - KITTI_CX) * z / KITTI_FX, rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(points[..., 1], (v - KITTI_CY) * z / KITTI_FX, rtol=1e-4, atol=1e-5)
@@ -761,8 +782,12 @@ def test_input_qos_follows_a_best_effort_publisher(running):
 
 @needs_ros
 def test_sigint_stops_the_node_cleanly(running):
+    """Two SIGINTs, as under launch: one to the process group, one forwarded by launch."""
     _, process = running
     pid = process.proc.pid
+    os.killpg(pid, signal.SIGINT)
+    time.sleep(0.05)  # the second arrives while the node is shutting down
+    os.kill(pid, signal.SIGINT)
     assert process.stop() == 0, process.text()[-3000:]
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)  # reaped, nothing left behind
@@ -802,15 +827,74 @@ def test_a_style_adapter_model_publishes_the_adapted_frame_to_a_subscriber(dds_e
         _, expected = pipeline.predict(conv.image_to_rgb(kitti_frame(msg.header, 31)[0]), return_styled=True)
         received = np.frombuffer(msg.data, np.uint8).reshape(height, width, 3)
         assert np.abs(received.astype(np.int16) - expected.astype(np.int16)).max() <= 1  # threads: rounding ties
+        # The library's log lines carry the node's namespaced logger name.
+        assert "[adapter.depth_da_node]: depth_da_ros.backends.torch_backend: torch backend:" in process.text()
     finally:
         side.close()
         process.stop()
 
 
 @needs_ros
+def test_sim_time_without_clock_and_every_frame_mode(dds_env, tiny_checkpoint, tmp_path):
+    """use_sim_time with nothing on /clock: housekeeping (QoS matching, diagnostics) runs on
+    steady time, the node warns, and latency is not reported. queue_size > 1: a burst of frames
+    sent faster than the node runs gives depth for every one of them."""
+    process = NodeProcess(node_command(
+        "-r", "__ns:=/sim", "-p", f"model_path:={tiny_checkpoint}", "-p", "backend:=torch", "-p", "device:=cpu",
+        "-p", "threads:=1", "-p", "use_sim_time:=true", "-p", "queue_size:=20", "-p", "diagnostics_period:=0.5",
+        "-p", "warning_period:=0.5"), dds_env, tmp_path / "node.log")
+    side = RosSide(int(dds_env["ROS_DOMAIN_ID"]), namespace="sim")
+    quiet = PublisherEventCallbacks(incompatible_qos=lambda info: None)
+    best_effort = side.node.create_publisher(Image, "image", QoSProfile(depth=5, reliability=ReliabilityPolicy.BEST_EFFORT),
+                                             event_callbacks=quiet)
+    try:
+        assert side.wait_until(lambda: process.proc.poll() is not None or best_effort.get_subscription_count() > 0,
+                               DISCOVERY_TIMEOUT_S) and process.proc.poll() is None, process.text()[-3000:]
+        assert process.wait_for_log("use_sim_time is true but nothing is published on /clock", 10.0)
+        assert side.wait_until(lambda: any("/clock" in s.message for d in side.diagnostics for s in d.status), 10.0)
+        side.node.destroy_publisher(best_effort)
+        # Every frame of a burst (the reliable publisher, camera_info with each), once the node
+        # has re-subscribed reliable (on steady time: the ROS clock stands at 0).
+        assert process.wait_for_log("re-subscribed reliable", 10.0), process.text()[-3000:]
+        deadline = time.monotonic() + OUTPUT_TIMEOUT_S
+        while True:  # a warm-up frame until both directions have matched
+            stamp = send_frame(side, seed=99)
+            if side.wait_until(lambda: stamp in side.outputs["depth/image"], 2.0):
+                break
+            assert time.monotonic() < deadline, process.text()[-3000:]
+        # 8 at once: within this side's publisher history (10), which a burst must not overrun either.
+        stamps = [send_frame(side, seed) for seed in range(8)]
+        assert side.wait_until(lambda: all(s in side.outputs["depth/image"] for s in stamps), 60.0), (
+            f"{[s in side.outputs['depth/image'] for s in stamps]}; {process.text()[-3000:]}")
+        def latest() -> dict[str, str]:
+            statuses = [s for d in side.diagnostics for s in d.status if s.name.startswith("/sim/")]
+            return {kv.key: kv.value for kv in statuses[-1].values} if statuses else {}
+
+        assert side.wait_until(lambda: int(latest().get("frames processed", 0)) >= 9, 10.0), latest()
+        values = latest()
+        assert values["latency p50 (ms)"] == "n/a" and "ahead of this node's clock" in values["latency"], values
+    finally:
+        side.close()
+        process.stop()
+    assert "Traceback" not in process.text()
+
+
+@needs_ros
+def test_help_lists_every_parameter_without_starting_ros():
+    result = subprocess.run(node_command()[:-1] + ["--help"], capture_output=True, text=True, timeout=60,
+                            env={**os.environ, "ROS_DOMAIN_ID": "231"})
+    assert result.returncode == 0, result.stderr
+    for spec in PARAMETERS:
+        assert f"  {spec.name} (" in result.stdout and spec.description[:40] in " ".join(result.stdout.split())
+    assert "one of: 'auto', 'onnxruntime', 'tensorrt', 'torch'" in result.stdout and "in [0, 64]" in result.stdout
+
+
+@needs_ros
 @pytest.mark.parametrize("arguments, message", [
     (["-p", "model_path:=/nonexistent/model.onnx"], "model_path: /nonexistent/model.onnx does not exist"),
     (["-p", "colormap_min_depth:=90.0", "-p", "cloud_decimation:=-1"], "cloud_decimation"),
+    (["-p", "colormap_max_dept:=50.0"], "unknown parameter(s) colormap_max_dept (did you mean colormap_max_depth?)"),
+    (["--params-file", "/nonexistent/depth.yaml"], "--params-file /nonexistent/depth.yaml: no such file"),
 ])
 def test_invalid_start_up_parameters_exit_non_zero_with_the_reason(dds_env, tiny_checkpoint, arguments, message):
     command = node_command("-p", f"model_path:={tiny_checkpoint}", *arguments)
@@ -818,6 +902,8 @@ def test_invalid_start_up_parameters_exit_non_zero_with_the_reason(dds_env, tiny
     output = result.stdout + result.stderr
     assert result.returncode == 1 and "cannot start" in output and message in output, output
     assert "Traceback" not in output
+    if arguments[0] == "--params-file":
+        assert len(output.strip().splitlines()) == 1, output
 
 
 @needs_ros
@@ -840,7 +926,12 @@ def test_ros2_launch_starts_a_working_node(dds_env, tiny_checkpoint, tmp_path):
             if side.wait_until(lambda: all(stamp in side.outputs[t] for t in OUTPUTS), 5.0):
                 break
             assert time.monotonic() < deadline, launch.text()[-3000:]
-        check_frame({t: side.outputs[t][stamp] for t in OUTPUTS}, stamp)
+        # The shipped params file's cloud decimation (automatic: about one point per network pixel).
+        from model_fixtures import TINY_SIZE
+
+        decimation = yaml.safe_load(PARAMS_FILE.read_text())[NODE_NAME]["ros__parameters"]["cloud_decimation"]
+        check_frame({t: side.outputs[t][stamp] for t in OUTPUTS}, stamp,
+                    stride=cloud_stride(decimation, (KITTI_HEIGHT, KITTI_WIDTH), TINY_SIZE))
     finally:
         side.close()
         launch.stop()

@@ -2,7 +2,7 @@
 
     depth_da_replay kitti_2011_09_26_drive_0002_sync --rate 0.5 --loop --clock 100
     depth_da_replay BAG --topics /kitti/camera_color_left/image_raw /kitti/camera_color_left/camera_info \\
-        --remap /kitti/camera_color_left/image_raw:=/camera/image_raw --wait-for-subscribers 1
+        --remap /kitti/camera_color_left/image_raw:=/camera/image_raw --wait-for-subscribers 2
 
 Any ROS 2 bag that rosbags reads (MCAP or sqlite3, any tool's) plays. Messages are deserialised
 with the bag's own message definitions and converted field by field, by name, to the installed
@@ -12,6 +12,10 @@ the bag has is dropped). A topic whose type has no installed Python package (e.g
 pip venv) is skipped with a warning that names the package.
 
 Timing: each message goes out at its bag time, relative to the first, divided by ``--rate``.
+Start: by default playing waits (up to ``--wait-timeout``) until every played topic has a
+subscriber, so the first frames are not published before discovery has matched the node (they
+would be lost: the publishers are volatile); ``--wait-for-subscribers 0`` plays at once and
+warns about the topics nobody subscribes to yet.
 QoS: each topic's publisher adopts the bag's offered profiles, as ``ros2 bag play`` does:
 reliable unless every recorded publisher was best effort (a reliable publisher also serves
 best-effort subscribers, the reverse matches nothing), transient local when every recorded
@@ -49,6 +53,8 @@ from . import STREAM_DEPTH, TF_STATIC_TOPIC, typestore
 LOG = logging.getLogger(__name__)
 CLOCK_TOPIC = "/clock"
 ACK_TIMEOUT_S = 5.0  # at the end, how long reliable publishers may take to deliver the last messages
+WAIT_FOR_SUBSCRIBERS = 1  # default of --wait-for-subscribers
+WAIT_TIMEOUT_S = 10.0  # default of --wait-timeout
 
 
 class MessageTypeError(LookupError):
@@ -270,17 +276,24 @@ class BagPlayer:
         self.reader.close()
 
     def wait_for_subscribers(self, count: int, timeout_s: float) -> bool:
-        """Wait until every played topic has ``count`` matched subscriptions; False on timeout."""
+        """Wait until every played topic has ``count`` matched subscriptions; False (and a warning
+        naming the topics) on timeout. ``count`` 0 waits for nothing but still warns about topics
+        without any subscriber: their messages go to nobody."""
         deadline = time.monotonic() + timeout_s
         while True:
             lacking = [o.name for o in self.outputs.values() if o.publisher.get_subscription_count() < count]
             if not lacking:
-                return True
+                break
             if time.monotonic() >= deadline:
-                LOG.warning("after %.1f s, fewer than %d subscriber(s) on %s; playing anyway", timeout_s, count,
-                            ", ".join(lacking))
+                LOG.warning("after %.1f s, fewer than %d subscriber(s) on %s; playing anyway (their first "
+                            "messages may reach nobody)", timeout_s, count, ", ".join(lacking))
                 return False
             time.sleep(0.05)
+        nobody = [o.name for o in self.outputs.values() if o.publisher.get_subscription_count() == 0]
+        if nobody:
+            LOG.warning("nobody subscribes to %s yet: playing to nobody there (use --wait-for-subscribers N to "
+                        "wait for N subscribers)", ", ".join(nobody))
+        return not nobody or count == 0
 
     def play(self) -> ReplaySummary:
         wall_start = time.monotonic()
@@ -350,10 +363,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--remap", nargs="+", default=[], metavar="OLD:=NEW", help="publish bag topic OLD as NEW")
     parser.add_argument("--clock", type=float, nargs="?", const=100.0, default=0.0, metavar="HZ",
                         help="publish the bag time on /clock at HZ (default with the flag: 100)")
-    parser.add_argument("--wait-for-subscribers", type=int, default=0, metavar="N",
-                        help="before playing, wait until every played topic has N subscribers")
-    parser.add_argument("--wait-timeout", type=float, default=30.0, metavar="S",
-                        help="give up waiting for subscribers after S seconds and play (default: %(default)s)")
+    parser.add_argument("--wait-for-subscribers", type=int, default=WAIT_FOR_SUBSCRIBERS, metavar="N",
+                        help="before playing, wait until every played topic has N subscribers, so that the first "
+                             "messages are not lost to discovery (default: %(default)s; 0: play at once, warning "
+                             "about topics nobody subscribes to)")
+    parser.add_argument("--wait-timeout", type=float, default=WAIT_TIMEOUT_S, metavar="S",
+                        help="give up waiting for subscribers after S seconds, warn and play (default: %(default)s)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     args = parser.parse_args(argv)
@@ -383,8 +398,7 @@ def main(argv: list[str] | None = None) -> int:
         rclpy.try_shutdown()
         return 1
     try:
-        if args.wait_for_subscribers > 0:
-            player.wait_for_subscribers(args.wait_for_subscribers, args.wait_timeout)
+        player.wait_for_subscribers(args.wait_for_subscribers, args.wait_timeout)
         summary = player.play()
     except KeyboardInterrupt:  # while waiting for subscribers
         return 130
