@@ -33,6 +33,14 @@ import numpy as np
 from .camera import PinholeCamera
 
 SCALE_MODES = ("none", "focal")
+# How a frame whose aspect ratio differs from the network's is fitted to the network input.
+ASPECT_POLICIES = ("stretch", "crop", "pad")
+# Frames within this relative difference of the network's aspect ratio are stretched under every
+# policy: KITTI's 1242x375 (3.312) vs 640x192 (3.333) is 0.6% off, and cropping or padding a few
+# rows would only lose or add pixels.
+ASPECT_TOLERANCE = 0.02
+# REP 118: a prediction at or above this fraction of the model's max depth is "beyond range".
+BEYOND_RANGE_FRACTION = 0.98
 
 # sensor_msgs/PointField datatypes (the ROS constants, copied so this module needs no ROS).
 POINT_FIELD_UINT32 = 6
@@ -131,31 +139,100 @@ class Intrinsics:
             )
 
 
-def focal_scale(camera: Intrinsics, training: PinholeCamera) -> float:
+@dataclass(frozen=True)
+class NetworkWindow:
+    """The rectangle of a frame that is resized to the network input, in frame pixels: top-left
+    corner (``x``, ``y``) and size. It extends beyond the frame where the frame is padded
+    (negative ``x``/``y`` or past the frame's edge) and lies inside it where it is cropped."""
+
+    x: int
+    y: int
+    width: int
+    height: int
+
+    def __post_init__(self) -> None:
+        if self.width <= 0 or self.height <= 0:
+            raise ValueError(f"window size must be positive, got {self.width}x{self.height}")
+
+    @classmethod
+    def whole(cls, height: int, width: int) -> NetworkWindow:
+        return cls(0, 0, width, height)
+
+
+def network_window(frame_size: tuple[int, int], network_size: tuple[int, int], policy: str) -> NetworkWindow:
+    """Where the network input lies in a frame of ``frame_size`` (height, width) under ``policy``.
+
+    * ``stretch``: the whole frame, resized to the network size whatever its aspect ratio (a
+      4:3 frame into 192x640 is squashed 2.5x vertically).
+    * ``crop``: the largest centred window of the network's aspect ratio inside the frame; the
+      rest of the frame gets no depth (NaN).
+    * ``pad``: the smallest centred window of the network's aspect ratio around the frame; the
+      frame is padded (mirrored) to it, so every pixel gets depth at a lower resolution.
+
+    Frames within ``ASPECT_TOLERANCE`` of the network's aspect ratio get the whole frame under
+    every policy.
+    """
+    if policy not in ASPECT_POLICIES:
+        raise ValueError(f"unknown aspect policy {policy!r}; known: {', '.join(ASPECT_POLICIES)}")
+    height, width = frame_size
+    net_height, net_width = network_size
+    if min(height, width, net_height, net_width) <= 0:
+        raise ValueError(f"sizes must be positive, got frame {frame_size} and network {network_size}")
+    frame_aspect, net_aspect = width / height, net_width / net_height
+    if policy == "stretch" or abs(frame_aspect / net_aspect - 1.0) <= ASPECT_TOLERANCE:
+        return NetworkWindow.whole(height, width)
+    taller = frame_aspect < net_aspect  # e.g. 4:3 into 10:3
+    if taller == (policy == "crop"):  # keep the width, window height from the network's aspect
+        window_height = max(1, round(width / net_aspect))
+        return NetworkWindow(0, (height - window_height) // 2, width, window_height)
+    window_width = max(1, round(height * net_aspect))
+    return NetworkWindow((width - window_width) // 2, 0, window_width, height)
+
+
+def focal_scale(camera: Intrinsics, training: PinholeCamera, window: NetworkWindow | None = None) -> float:
     """Factor that turns the network's depth into metres for ``camera``: f_camera / f_training.
 
     The network infers depth from apparent size, learnt with the training camera's focal
-    length at its input size. The frame is resized to that input size first, so the camera's
-    focal length is compared after the same resize. A resize that changes the aspect ratio
-    scales fx and fy differently; their geometric mean is used on both sides.
+    length at its input size. The frame's ``window`` (default: the whole frame) is resized to
+    that input size first, so the camera's focal length is compared after the same resize. A
+    resize that changes the aspect ratio (``stretch``) scales fx and fy differently; their
+    geometric mean is used on both sides.
     """
-    sx, sy = training.width / camera.width, training.height / camera.height
+    window = NetworkWindow.whole(camera.height, camera.width) if window is None else window
+    sx, sy = training.width / window.width, training.height / window.height
     return math.sqrt(camera.fx * sx * camera.fy * sy) / math.sqrt(training.fx * training.fy)
 
 
 def scale_depth(depth: np.ndarray, mode: str, camera: Intrinsics | None,
-                training: PinholeCamera | None) -> tuple[np.ndarray, float]:
+                training: PinholeCamera | None, window: NetworkWindow | None = None) -> tuple[np.ndarray, float]:
     """Apply ``mode`` ("none" or "focal") to float32 metres; returns (depth, factor used).
 
     "focal" needs both cameras; without one of them the depth is returned unscaled (factor 1),
-    and the caller decides whether to warn.
+    and the caller decides whether to warn. ``window``: see ``focal_scale``. NaN and +Inf
+    stay what they are.
     """
     if mode not in SCALE_MODES:
         raise ValueError(f"unknown scale mode {mode!r}; known: {', '.join(SCALE_MODES)}")
     if mode == "none" or camera is None or training is None:
         return depth, 1.0
-    factor = focal_scale(camera, training)
+    factor = focal_scale(camera, training, window)
     return (depth * np.float32(factor)).astype(np.float32, copy=False), factor
+
+
+def mark_beyond_range(depth: np.ndarray, max_depth: float, fraction: float = BEYOND_RANGE_FRACTION) -> np.ndarray:
+    """REP 118 in place on float32 metres as the network predicted them (before any rescaling):
+    a prediction at or above ``fraction * max_depth`` becomes +Inf ("beyond range": the network
+    saturates there, on the sky and on anything farther than it was trained for), and a
+    prediction <= 0 becomes NaN ("no estimate"). NaN stays NaN. Returns ``depth``.
+
+    ``fraction`` in (0, 1]; 1 marks only exactly saturated pixels.
+    """
+    if not 0.0 < fraction <= 1.0:
+        raise ValueError(f"beyond-range fraction must be in (0, 1], got {fraction}")
+    with np.errstate(invalid="ignore"):
+        np.copyto(depth, np.float32(np.inf), where=depth >= np.float32(fraction * max_depth))
+        np.copyto(depth, np.float32(np.nan), where=depth <= 0)
+    return depth
 
 
 @dataclass(frozen=True)
@@ -227,8 +304,9 @@ def build_point_cloud(
 
     z = depth[::decimation, ::decimation]
     columns, rows = _ray_factors(intrinsics, decimation)
-    # Comparisons with NaN are False, so non-finite depth is invalid here too.
-    valid = (z >= min_depth) & (z <= max_depth)
+    # Comparisons with NaN are False, so NaN is invalid here too; +Inf (REP 118: beyond range)
+    # is never a point, even without a range limit.
+    valid = (z >= min_depth) & (z <= min(max_depth, float(np.finfo(np.float32).max)))
     fields = XYZ_FIELDS if rgb is None else XYZRGB_FIELDS
     floats_per_point = len(fields)
     height, width = z.shape

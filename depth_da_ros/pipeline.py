@@ -4,6 +4,7 @@
     depth = pipeline.predict(rgb)                      # (H, W) float32 metres, NaN = invalid
     depth, styled = pipeline.predict(rgb, return_styled=True)  # + the adapted frame (h, w, 3) uint8 RGB
     pipeline.last_timing                               # pre / infer / post / total, ms
+    depth = pipeline.predict(rgb, aspect="pad", beyond_range=0.98)  # see below
 
 Pre-processing (to the network size) and post-processing (back to the frame size) happen
 here and nowhere else; normalisation and de-normalisation are inside the model. The frame is
@@ -22,7 +23,22 @@ pixel covers, so no aliasing) and enlarged with ``INTER_LINEAR``. Depth is enlar
 ``INTER_LINEAR``: the network's output is smooth, and nearest-neighbour would add blocky
 steps at every upscaled pixel. Linear interpolation would also smear an invalid (NaN) pixel
 into its neighbours, so when the depth has non-finite values, valid pixels are interpolated
-from valid neighbours only and NaN stays where the nearest source pixel is invalid.
+from valid neighbours only, and where the nearest source pixel is not finite its value (NaN
+or +Inf) is kept.
+
+Aspect ratio (``aspect``, ``geometry.ASPECT_POLICIES``): the network runs at one size (e.g.
+192x640, KITTI's aspect). ``stretch`` resizes the whole frame to it; ``crop`` feeds a centred
+window of the network's aspect and gives NaN outside it; ``pad`` mirrors the frame out to the
+network's aspect, so every pixel gets depth. ``geometry.network_window`` says which rectangle
+of the frame the network saw; ``geometry.focal_scale`` needs it for metric rescaling.
+
+REP 118 (``beyond_range``): the network's depth saturates at the model's max depth on the sky
+and on anything farther than it learnt; with ``beyond_range`` = f, a prediction >= f x
+max_depth is +Inf (at the network's resolution, before resizing) and a prediction <= 0 NaN.
+Without it (the default, for metrics) saturated values stay as predicted.
+
+Degenerate frames: ``frame_contrast`` / ``is_low_contrast`` tell a frame without content (lens
+cap, white-out); instance norm in the adapter would normalise its sensor noise into a scene.
 """
 from __future__ import annotations
 
@@ -36,10 +52,11 @@ import numpy as np
 
 from .backends import AUTO, Backend, BackendOptions, load_backend
 from .camera import PinholeCamera
+from .geometry import NetworkWindow, mark_beyond_range, network_window
 from .model_metadata import ModelMetadata, read_model_metadata
 
-__all__ = ["DepthPipeline", "ModelMetadata", "StageTiming", "as_rgb", "postprocess", "preprocess",
-           "read_model_metadata"]
+__all__ = ["DepthPipeline", "ModelMetadata", "StageTiming", "as_rgb", "frame_contrast", "is_low_contrast",
+           "postprocess", "preprocess", "read_model_metadata"]
 
 LOG = logging.getLogger(__name__)
 
@@ -70,8 +87,35 @@ def as_rgb(image: np.ndarray) -> np.ndarray:
     )
 
 
-def preprocess(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """uint8 HxWx3 RGB -> uint8 [1, h, w, 3] at the network ``size`` (h, w)."""
+# Every CONTRAST_STRIDE-th row and column is enough to tell a frame without content.
+CONTRAST_STRIDE = 4
+
+
+def frame_contrast(image: np.ndarray) -> float:
+    """The largest per-channel standard deviation of a uint8 image (H, W) or (H, W, C), in grey
+    levels, over every ``CONTRAST_STRIDE``-th row and column (a 1242x375 frame: ~0.3 ms). A
+    black or white frame with sensor noise: about 1; a camera image of a scene: tens."""
+    sample = np.asarray(image)[::CONTRAST_STRIDE, ::CONTRAST_STRIDE]
+    sample = sample.reshape(-1, sample.shape[2] if sample.ndim == 3 else 1).astype(np.float32)
+    return float(sample.std(axis=0).max()) if sample.size else 0.0
+
+
+def is_low_contrast(image: np.ndarray, threshold: float) -> bool:
+    """True when ``frame_contrast(image) < threshold`` (grey levels): a degenerate frame (lens
+    cap, white-out, blank) that holds no depth cue. ``threshold`` 0 turns the check off."""
+    if threshold < 0:
+        raise ValueError(f"contrast threshold must be >= 0, got {threshold}")
+    return threshold > 0 and frame_contrast(image) < threshold
+
+
+def preprocess(rgb: np.ndarray, size: tuple[int, int], window: NetworkWindow | None = None) -> np.ndarray:
+    """uint8 HxWx3 RGB -> uint8 [1, h, w, 3] at the network ``size`` (h, w).
+
+    ``window`` (``geometry.network_window``; default the whole frame): the rectangle of the
+    frame that becomes the network input; outside the frame it is filled by mirroring the frame.
+    """
+    if window is not None and (window.x, window.y, window.width, window.height) != (0, 0, rgb.shape[1], rgb.shape[0]):
+        rgb = _window_pixels(rgb, window)
     height, width = size
     if rgb.shape[:2] != (height, width):
         shrink = height <= rgb.shape[0] and width <= rgb.shape[1]
@@ -79,8 +123,36 @@ def preprocess(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return np.ascontiguousarray(rgb)[None]
 
 
-def postprocess(depth: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """float32 (h, w) metres -> (H, W) at the frame ``size``, keeping NaN local (see module doc)."""
+def _window_pixels(rgb: np.ndarray, window: NetworkWindow) -> np.ndarray:
+    """The frame's pixels under ``window``: a crop, mirrored (BORDER_REFLECT_101) past the frame's edges."""
+    height, width = rgb.shape[:2]
+    top, left = max(window.y, 0), max(window.x, 0)
+    bottom, right = min(window.y + window.height, height), min(window.x + window.width, width)
+    inside = rgb[top:bottom, left:right]
+    pad = (top - window.y, window.y + window.height - bottom, left - window.x, window.x + window.width - right)
+    if not any(pad):
+        return inside
+    if max(pad[0], pad[1]) >= inside.shape[0] or max(pad[2], pad[3]) >= inside.shape[1]:
+        return cv2.copyMakeBorder(inside, *pad, cv2.BORDER_REPLICATE)  # too wide a margin to mirror
+    return cv2.copyMakeBorder(inside, *pad, cv2.BORDER_REFLECT_101)
+
+
+def postprocess(depth: np.ndarray, size: tuple[int, int], window: NetworkWindow | None = None) -> np.ndarray:
+    """float32 (h, w) metres -> (H, W) at the frame ``size``, keeping NaN and +Inf local (see
+    the module doc). ``window``: where the network input lay in the frame (default the whole
+    frame); frame pixels outside it are NaN (no estimate), depth outside the frame is dropped."""
+    height, width = size
+    if window is None or (window.x, window.y, window.width, window.height) == (0, 0, width, height):
+        return _resize_depth(depth, (height, width))
+    resized = _resize_depth(depth, (window.height, window.width))
+    out = np.full((height, width), np.nan, np.float32)
+    top, left = max(window.y, 0), max(window.x, 0)
+    bottom, right = min(window.y + window.height, height), min(window.x + window.width, width)
+    out[top:bottom, left:right] = resized[top - window.y:bottom - window.y, left - window.x:right - window.x]
+    return out
+
+
+def _resize_depth(depth: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     height, width = size
     if depth.shape == (height, width):
         return depth.astype(np.float32, copy=False)
@@ -92,9 +164,10 @@ def postprocess(depth: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     summed = cv2.resize(np.where(valid, depth, 0.0).astype(np.float32), (width, height),
                         interpolation=cv2.INTER_LINEAR)
     weight = cv2.resize(weights, (width, height), interpolation=cv2.INTER_LINEAR)
-    keep = cv2.resize(weights, (width, height), interpolation=cv2.INTER_NEAREST) > 0
+    nearest = cv2.resize(depth.astype(np.float32, copy=False), (width, height), interpolation=cv2.INTER_NEAREST)
+    keep = np.isfinite(nearest) & (weight > 0)
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(keep & (weight > 0), summed / weight, np.nan).astype(np.float32)
+        return np.where(keep, summed / weight, nearest).astype(np.float32)
 
 
 class DepthPipeline:
@@ -145,21 +218,33 @@ class DepthPipeline:
     def description(self) -> str:
         return self.backend.description
 
-    def predict(self, image: np.ndarray, return_styled: bool = False) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+    def window(self, frame_size: tuple[int, int], aspect: str = "stretch") -> NetworkWindow:
+        """The rectangle of a (height, width) frame that the network sees under ``aspect``."""
+        return network_window(frame_size, self.input_size, aspect)
+
+    def predict(self, image: np.ndarray, return_styled: bool = False, *, aspect: str = "stretch",
+                beyond_range: float | None = None) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
         """uint8 RGB (or grayscale / RGBA) HxW[xC] -> float32 (H, W) depth in metres.
 
         ``return_styled``: ``(depth, styled)``, styled the adapted frame as uint8 (h, w, 3) RGB
         at ``input_size`` (see the module doc); ValueError when the model does not output it
         (``metadata.outputs_styled`` is false). Its fetch counts in ``infer_ms``.
+        ``aspect``: "stretch", "crop" or "pad" (module doc; NaN where the frame got no
+        estimate). ``beyond_range``: None, or the fraction of max depth from which a prediction
+        is +Inf (REP 118; predictions <= 0 become NaN).
         """
         t0 = time.perf_counter()
         rgb = as_rgb(image)
-        batch = preprocess(rgb, self.input_size)
+        window = self.window(rgb.shape[:2], aspect)
+        batch = preprocess(rgb, self.input_size, window)
         t1 = time.perf_counter()
         outputs = self.backend.infer(batch, return_styled)
         depth, styled = outputs if return_styled else (outputs, None)
         t2 = time.perf_counter()
-        out = postprocess(depth[0, 0], rgb.shape[:2])
+        net_depth = depth[0, 0]
+        if beyond_range is not None:
+            net_depth = mark_beyond_range(np.array(net_depth, np.float32), self.max_depth, beyond_range)
+        out = postprocess(net_depth, rgb.shape[:2], window)
         t3 = time.perf_counter()
         self.last_timing = StageTiming(pre_ms=(t1 - t0) * 1e3, infer_ms=(t2 - t1) * 1e3,
                                        post_ms=(t3 - t2) * 1e3, total_ms=(t3 - t0) * 1e3)

@@ -249,7 +249,12 @@ def test_fp16_weights_export_halves_the_file_and_computes_in_fp32(tmp_path):
     meta = export_onnx(half, depth, style, fp16_weights=True)  # verify: ONNX Runtime vs torch within 1%
     assert (meta.precision, meta.weight_storage) == ("fp32", "fp16")
     assert read_model_metadata(half) == meta and describe_precision(meta) == "fp32 on fp16 weights"
-    assert half.stat().st_size < 0.55 * full.stat().st_size
+    # The weights halve; the graph itself (nodes and their metadata) does not, and in these tiny
+    # test models it is a third of the file.
+    def weight_bytes(path: Path) -> int:
+        return sum(len(t.raw_data) for t in onnx.load(str(path)).graph.initializer)
+
+    assert weight_bytes(half) < 0.55 * weight_bytes(full) and half.stat().st_size < full.stat().st_size
     model = onnx.load(str(half))
     stored = {t.name: t.data_type for t in model.graph.initializer}
     weights = [name for name, dtype in stored.items() if dtype == onnx.TensorProto.FLOAT16]
