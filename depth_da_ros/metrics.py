@@ -28,6 +28,11 @@ LOWER_IS_BETTER: dict[str, bool] = {
 
 MIN_DEPTH = 1e-3
 MAX_DEPTH = 80.0
+# A prediction of another size is resized to the ground truth only when both show the same view, i.e.
+# their aspect ratios agree to within this fraction (KITTI frames of 1224x370 .. 1242x375 against a
+# 640x192 network output differ by under 1%); a crop such as the depth benchmark's 1216x352 of a
+# 1242x375 frame (4%) is refused instead of stretched.
+ASPECT_TOLERANCE = 0.02
 
 # (top, bottom, left, right) as fractions of (height, height, width, width).
 _CROPS: dict[str, tuple[float, float, float, float]] = {
@@ -100,9 +105,10 @@ def evaluate_frame(
     """Metrics for one frame, and the median-scaling ratio (None when scaling is off).
 
     ``gt``: (H, W) float metres, 0 / NaN / inf = invalid. ``pred``: float metres (or any
-    positive scale when ``median_scaling``), bilinearly resized to (H, W) if needed. NaN
-    and +inf predictions count as ``max_depth`` (the project's "no estimate" value),
-    -inf as ``min_depth``.
+    positive scale when ``median_scaling``), bilinearly resized to (H, W) if it has another
+    size but the same aspect ratio (within ``ASPECT_TOLERANCE``); another aspect ratio means
+    another view (a crop) and raises ValueError rather than stretching. NaN and +inf
+    predictions count as ``max_depth`` (the project's "no estimate" value), -inf as ``min_depth``.
     """
     gt = np.asarray(gt, dtype=np.float64)
     pred = np.asarray(pred, dtype=np.float64)
@@ -110,6 +116,12 @@ def evaluate_frame(
         raise ValueError(f"expected 2-D depth maps, got gt {gt.shape} and pred {pred.shape}")
     height, width = gt.shape
     if pred.shape != gt.shape:
+        aspect = (pred.shape[1] / pred.shape[0]) / (width / height)
+        if abs(aspect - 1.0) > ASPECT_TOLERANCE:
+            raise ValueError(
+                f"prediction {pred.shape[1]}x{pred.shape[0]} and ground truth {width}x{height} differ in "
+                "aspect ratio: resizing would stretch one onto the other; crop or align the prediction first"
+            )
         # monodepth2 resizes the disparity and inverts it; we resize metric depth directly.
         pred = cv2.resize(pred, (width, height), interpolation=cv2.INTER_LINEAR)
 

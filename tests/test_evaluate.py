@@ -90,8 +90,9 @@ def test_split_file_with_velodyne_ground_truth_and_cache(tmp_path, monkeypatch):
 
     cached = sorted(cache.glob("*.npz"))
     assert len(cached) == 2
-    expected = [generate_depth_map(SAMPLE_DRIVE.parent, SAMPLE_DRIVE / "velodyne_points" / "data" / f"{i:010d}.bin")
-                for i in range(2)]
+    assert report["protocol"]["gt_depth"] == "lidar-x"  # the published protocol is the split default
+    expected = [generate_depth_map(SAMPLE_DRIVE.parent, SAMPLE_DRIVE / "velodyne_points" / "data" / f"{i:010d}.bin",
+                                   vel_depth=True) for i in range(2)]
     stored = [np.load(path)["depth"] for path in cached]
     assert sorted(s.tobytes() for s in stored) == sorted(e.tobytes() for e in expected)
 

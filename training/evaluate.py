@@ -18,10 +18,24 @@ Three sources of (ground truth, prediction) pairs:
         --model depth.pt
 
 Protocol (depth_da_ros.metrics): ground truth in (--min-depth, --max-depth], --crop garg (default)
-| eigen | none, predictions resized to the ground truth and clamped to the same range, optional
-per-image median scaling (--median-scaling; the ratio's median and spread are reported).
+| eigen | none, predictions clamped to the same range, optional per-image median scaling
+(--median-scaling; the ratio's median and spread are reported).
 Velodyne ground truth (depth_da_ros.kitti.generate_depth_map) is cached as .npz under --cache-dir,
 keyed by the scan's and the calibration files' paths and modification times.
+
+Which depth the velodyne ground truth holds (--gt-depth): ``lidar-x``, the scan point's x (forward
+range in the lidar frame), is what monodepth2's export_gt_depth stores (generate_depth_map with
+vel_depth=True): the ground truth behind the published Eigen-split tables, and the default for
+--split. ``camera-z``, the depth along the camera's optical axis (REP 118's definition, what the
+node publishes), is the default for --bag, whose lidar may be mounted any way round. On KITTI the
+two differ by the lidar-to-camera offset (about 0.27 m); on our sample frames abs_rel moves by
+3-4%. Every printed table, --out-md and --out-json states which was used.
+
+A prediction is never stretched to ground truth of another size: it must have the ground truth's
+size, or --gt-align says how they correspond: ``kb-crop`` cuts the prediction to the KITTI depth
+benchmark's crop (the ground truth's height from the bottom, its width centred: top = H - h,
+left = (W - w) // 2, as the benchmark's 1216x352 crop of 1242x375 frames), ``resize`` resizes the
+prediction to the ground truth (only right when both cover the same field of view).
 
 The style adapter: a fused ONNX export contains it when it was exported with --style; a .pt depth
 checkpoint gets it from --style-checkpoint, and --adapter-ablation adds a row for each .pt model
@@ -69,6 +83,8 @@ from depth_da_ros.metrics import (  # noqa: E402
 
 LOG = logging.getLogger("training.evaluate")
 GT_CACHE_VERSION = 1  # bump when generate_depth_map's output changes
+GT_DEPTHS = ("lidar-x", "camera-z")  # --gt-depth: which depth the velodyne ground truth holds
+GT_ALIGNS = ("same", "kb-crop", "resize")  # --gt-align: how a prediction maps onto its ground truth
 KITTI_CAMERAS = {"image_02": 2, "image_03": 3}  # camera folder -> calibration index
 CAMERA_LETTERS = {"image_02": "l", "image_03": "r"}  # as split files name them
 GT_PATTERN = "**/proj_depth/groundtruth/image_0[23]/*.png"
@@ -91,12 +107,19 @@ def _file_key(path: Path) -> list:
     return [str(path.resolve()), stat.st_mtime_ns, stat.st_size]
 
 
-def velodyne_gt(calib_dir: Path, velo_path: Path, cam: int, cache_dir: Path | None) -> np.ndarray:
-    """generate_depth_map, cached as .npz keyed by the scan's and calibration files' path + mtime."""
+def velodyne_gt(calib_dir: Path, velo_path: Path, cam: int, cache_dir: Path | None,
+                gt_depth: str = "lidar-x") -> np.ndarray:
+    """generate_depth_map (``gt_depth`` lidar-x: vel_depth=True, as monodepth2's export_gt_depth;
+    camera-z: depth along the optical axis), cached as .npz keyed by the scan's and calibration
+    files' path + mtime and by ``gt_depth``."""
+    if gt_depth not in GT_DEPTHS:
+        raise ValueError(f"gt_depth must be one of {', '.join(GT_DEPTHS)}, got {gt_depth!r}")
+    vel_depth = gt_depth == "lidar-x"
     if cache_dir is None:
-        return generate_depth_map(calib_dir, velo_path, cam)
-    key = json.dumps([GT_CACHE_VERSION, cam, _file_key(velo_path), _file_key(calib_dir / CAM_TO_CAM_FILE),
-                      _file_key(calib_dir / VELO_TO_CAM_FILE)])
+        return generate_depth_map(calib_dir, velo_path, cam, vel_depth=vel_depth)
+    parts = [GT_CACHE_VERSION, cam, _file_key(velo_path), _file_key(calib_dir / CAM_TO_CAM_FILE),
+             _file_key(calib_dir / VELO_TO_CAM_FILE)]
+    key = json.dumps(parts + ([gt_depth] if vel_depth else []))  # camera-z keeps the earlier cache entries
     path = cache_dir / f"{hashlib.sha256(key.encode()).hexdigest()[:32]}.npz"
     if path.is_file():
         try:
@@ -104,7 +127,7 @@ def velodyne_gt(calib_dir: Path, velo_path: Path, cam: int, cache_dir: Path | No
                 return data["depth"]
         except (OSError, ValueError, KeyError) as exc:  # a torn or foreign file: recompute
             LOG.warning("ignoring unreadable ground-truth cache %s (%s)", path, exc)
-    depth = generate_depth_map(calib_dir, velo_path, cam)
+    depth = generate_depth_map(calib_dir, velo_path, cam, vel_depth=vel_depth)
     buffer = io.BytesIO()
     np.savez_compressed(buffer, depth=depth)
     atomic_write_bytes(path, buffer.getvalue())
@@ -145,8 +168,10 @@ def _gt_index(gt_root: Path) -> dict[tuple[str, str, int], Path]:
     return index
 
 
-def split_frames(split_file: Path, kitti_root: Path, gt_root: Path | None, cache_dir: Path | None) -> list[Frame]:
-    """Frames of a split file: velodyne ground truth, or depth-benchmark PNGs with ``gt_root``."""
+def split_frames(split_file: Path, kitti_root: Path, gt_root: Path | None, cache_dir: Path | None,
+                 gt_depth: str = "lidar-x") -> list[Frame]:
+    """Frames of a split file: velodyne ground truth (``gt_depth``, see velodyne_gt), or
+    depth-benchmark PNGs with ``gt_root``."""
     from training.datasets import read_kitti_split  # the one split-file reader (checks the images)
 
     gt_index = _gt_index(gt_root) if gt_root else None
@@ -166,7 +191,7 @@ def split_frames(split_file: Path, kitti_root: Path, gt_root: Path | None, cache
             calib_dir = drive_dir.parent
             missing += [f"{needed} (for '{frame_id}')" for needed in
                         (velo, calib_dir / CAM_TO_CAM_FILE, calib_dir / VELO_TO_CAM_FILE) if not needed.is_file()]
-            load = (lambda c=calib_dir, v=velo, k=KITTI_CAMERAS[camera_dir]: velodyne_gt(c, v, k, cache_dir))
+            load = (lambda c=calib_dir, v=velo, k=KITTI_CAMERAS[camera_dir]: velodyne_gt(c, v, k, cache_dir, gt_depth))
         frames.append(Frame(frame_id, image, load))
     _raise_missing(missing, "ground truth")
     return frames
@@ -270,9 +295,10 @@ class BagGroundTruth:
 
 
 def bag_ground_truth(gt_bag: Path, velo_topic: str, info_topic: str, calib_dir: Path | None,
-                     progress: bool) -> BagGroundTruth:
+                     progress: bool, gt_depth: str = "camera-z") -> BagGroundTruth:
     """Ground truth from a bag's point clouds; calibration from its camera_info + /tf_static, or from
-    the KITTI files in ``calib_dir`` (the exact monodepth2 matrices)."""
+    the KITTI files in ``calib_dir`` (the exact monodepth2 matrices). ``gt_depth``: camera-z (depth
+    along the optical axis) or lidar-x (the point's x in the cloud's frame, monodepth2's vel_depth)."""
     with _open_bag(gt_bag) as reader:
         velo_connections = _connections(reader, velo_topic, gt_bag)
         velo_frame = None
@@ -302,7 +328,8 @@ def bag_ground_truth(gt_bag: Path, velo_topic: str, info_topic: str, calib_dir: 
         for connection, _, raw in tqdm(reader.messages(connections=velo_connections), total=total,
                                        desc="projecting scans", unit="scan", disable=not progress):
             cloud = reader.deserialize(raw, connection.msgtype)
-            depth = project_velodyne(_cloud_xyz(cloud), velo_to_image, width, height).reshape(-1)
+            depth = project_velodyne(_cloud_xyz(cloud), velo_to_image, width, height,
+                                     vel_depth=gt_depth == "lidar-x").reshape(-1)
             pixels = np.flatnonzero(depth)
             stamps.append(_stamp_ns(cloud.header))
             scans.append((pixels.astype(np.int32), depth[pixels]))
@@ -431,6 +458,29 @@ def load_models(args: argparse.Namespace) -> list[tuple[str, object]]:
     return models
 
 
+def align_prediction(pred: np.ndarray, gt_shape: tuple[int, ...], align: str, what: str) -> np.ndarray:
+    """``pred`` (H, W) on the ground truth's (h, w) grid, never silently stretched: equal sizes pass;
+    otherwise ``align`` "kb-crop" cuts the KITTI depth benchmark's crop (rows H - h .. H, columns
+    (W - w) // 2 onwards), "resize" resizes explicitly, "same" refuses with an EvaluationError
+    naming ``what`` (the frame) and both sizes."""
+    h, w = gt_shape[:2]
+    height, width = pred.shape[:2]
+    if (height, width) == (h, w):
+        return pred
+    if align == "kb-crop":
+        if height < h or width < w:
+            raise EvaluationError(f"{what}: --gt-align kb-crop needs a prediction at least as large as the ground "
+                                  f"truth; got {width}x{height} for {w}x{h} ground truth")
+        top, left = height - h, (width - w) // 2
+        return pred[top:top + h, left:left + w]
+    if align == "resize":
+        return cv2.resize(pred.astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
+    raise EvaluationError(f"{what}: the prediction is {width}x{height} but the ground truth {w}x{h}; a resize would "
+                          "stretch one onto the other. Pass --gt-align kb-crop if the ground truth is the KITTI depth "
+                          "benchmark's crop (bottom rows, centred columns), or --gt-align resize if both cover the "
+                          "same view at different resolutions")
+
+
 def read_rgb(path: Path) -> np.ndarray:
     bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if bgr is None:
@@ -443,17 +493,21 @@ def evaluate(args: argparse.Namespace) -> tuple[dict[str, Row], str]:
     progress = not args.no_progress
     if args.bag:
         gt_bag = args.gt_bag or args.bag
-        gt = bag_ground_truth(gt_bag, args.velo_topic, args.camera_info_topic, args.calib_dir, progress)
+        gt = bag_ground_truth(gt_bag, args.velo_topic, args.camera_info_topic, args.calib_dir, progress,
+                              args.gt_depth)
         row = Row()
         for frame_id, gt_depth, pred in bag_pairs(args.bag, args.depth_topic, gt, args.max_stamp_diff, progress):
-            row.add(frame_id, gt_depth, pred, args)
+            row.add(frame_id, gt_depth, align_prediction(pred, gt_depth.shape, args.gt_align, f"depth image {frame_id}"),
+                    args)
         calibration = f"calibration {args.calib_dir}" if args.calib_dir else "calibration from camera_info + /tf_static"
-        return {args.label or args.bag.name: row}, f"velodyne scans of {gt_bag} ({calibration})"
+        return {args.label or args.bag.name: row}, (f"velodyne scans of {gt_bag} ({calibration}), "
+                                                    f"{describe_gt_depth(args.gt_depth)}")
 
     cache_dir = None if args.no_cache else args.cache_dir
     if args.split:
-        frames = split_frames(args.split, args.kitti_root, args.gt_root, cache_dir)
-        source = f"{args.gt_root} (depth benchmark)" if args.gt_root else "velodyne (generate_depth_map)"
+        frames = split_frames(args.split, args.kitti_root, args.gt_root, cache_dir, args.gt_depth)
+        source = (f"{args.gt_root} (depth benchmark)" if args.gt_root else
+                  f"velodyne (generate_depth_map), {describe_gt_depth(args.gt_depth)}")
         source += f", frames of {args.split}"
     else:
         frames = gt_root_frames(args.gt_root, args.kitti_root)
@@ -464,8 +518,17 @@ def evaluate(args: argparse.Namespace) -> tuple[dict[str, Row], str]:
         gt_depth = frame.load_gt()
         rgb = read_rgb(frame.image)
         for label, pipeline in models:
-            rows[label].add(frame.id, gt_depth, pipeline.predict(rgb), args)
+            pred = align_prediction(pipeline.predict(rgb), gt_depth.shape, args.gt_align,
+                                    f"frame '{frame.id}' ({frame.image}, model {label})")
+            rows[label].add(frame.id, gt_depth, pred, args)
+    if args.gt_align != "same":
+        source += f"; predictions aligned to the ground truth by {args.gt_align}"
     return rows, source
+
+
+def describe_gt_depth(gt_depth: str) -> str:
+    return {"lidar-x": "depth = lidar x (monodepth2 export_gt_depth, vel_depth=True: the published protocol)",
+            "camera-z": "depth = camera z (along the optical axis, vel_depth=False)"}[gt_depth]
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -499,6 +562,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     protocol.add_argument("--min-depth", type=float, default=MIN_DEPTH, help="m (default: %(default)s)")
     protocol.add_argument("--max-depth", type=float, default=MAX_DEPTH, help="m (default: %(default)s)")
     protocol.add_argument("--median-scaling", action="store_true", help="per-image median scaling")
+    protocol.add_argument("--gt-depth", choices=GT_DEPTHS,
+                          help="velodyne ground truth: lidar-x (monodepth2's export_gt_depth, the published tables; "
+                               "default with --split) or camera-z (along the optical axis; default with --bag)")
+    protocol.add_argument("--gt-align", choices=GT_ALIGNS, default="same",
+                          help="prediction vs ground truth of another size: same (refuse, default), kb-crop (KITTI "
+                               "depth-benchmark crop: bottom rows, centred columns) or resize")
     protocol.add_argument("--out-md", type=Path, help="write the markdown table here")
     protocol.add_argument("--out-json", type=Path, help="write mean and per-frame metrics here")
     protocol.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -519,6 +588,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
             parser.error("--model needs --split (velodyne ground truth) or --gt-root (PNG ground truth)")
     if not 0 <= args.min_depth < args.max_depth:
         parser.error(f"need 0 <= --min-depth < --max-depth, got {args.min_depth} and {args.max_depth}")
+    if args.gt_depth is not None and args.gt_root and not args.bag:
+        parser.error("--gt-depth applies to velodyne ground truth (--split without --gt-root, or --bag); "
+                     "--gt-root PNGs hold the depth benchmark's own")
+    if args.gt_depth is None:
+        args.gt_depth = "camera-z" if args.bag else "lidar-x"
     return args
 
 
@@ -542,8 +616,10 @@ def main(argv: list[str] | None = None) -> int:
         args.out_md.parent.mkdir(parents=True, exist_ok=True)
         args.out_md.write_text(f"{table}\n\n{protocol}\n")
     if args.out_json:
+        velodyne_free = bool(args.gt_root) and not args.bag  # depth-benchmark PNGs: --gt-depth does not apply
         report = {"protocol": {"crop": args.crop, "min_depth": args.min_depth, "max_depth": args.max_depth,
-                               "median_scaling": args.median_scaling, "ground_truth": source},
+                               "median_scaling": args.median_scaling, "ground_truth": source,
+                               "gt_depth": None if velodyne_free else args.gt_depth, "gt_align": args.gt_align},
                   "rows": {label: {"metrics": summaries[label], "per_frame": row.per_frame, "skipped": row.skipped}
                            for label, row in rows.items()}}
         args.out_json.parent.mkdir(parents=True, exist_ok=True)
