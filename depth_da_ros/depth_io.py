@@ -7,6 +7,12 @@ against; every reader checks the dtype):
   largest code (65535 cm) marks sky / beyond range and decodes to ``inf``.
 * KITTI depth benchmark (``proj_depth/groundtruth``): metres = value / 256, 0 = no
   measurement, decoded to NaN.
+
+Orientation, one rule for every image and depth file: pixels are used as stored, and an EXIF
+orientation tag is ignored. Depth maps are aligned to the stored pixel grid (16-bit PNG readers
+never rotate), so an image rotated by its tag would no longer match its depth; the build-time
+checks (PIL header sizes) read the same unrotated sizes. ``read_rgb`` is the image reader that
+keeps to this rule (OpenCV's default ``IMREAD_COLOR`` would rotate JPEGs by their tag).
 """
 from __future__ import annotations
 
@@ -15,9 +21,20 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+# cv2.imread flags of colour images: stored pixel order, EXIF orientation ignored (see above).
+IMAGE_READ_FLAGS = cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION
 SYNTHIA_SCALE = 100.0  # codes per metre
 SYNTHIA_SKY_CODE = 65535
 KITTI_SCALE = 256.0
+
+
+def read_rgb(path: str | Path) -> np.ndarray:
+    """uint8 (H, W, 3) RGB of an image file in stored pixel order (EXIF orientation ignored, as
+    every depth reader does); OSError naming the file when it cannot be decoded."""
+    bgr = cv2.imread(str(path), IMAGE_READ_FLAGS)
+    if bgr is None:
+        raise OSError(f"cannot read image {path} (missing, truncated or not an image)")
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
 def _read_uint16(path: str | Path) -> np.ndarray:

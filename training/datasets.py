@@ -48,7 +48,7 @@ from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as TF
 from tqdm import tqdm
 
-from depth_da_ros.depth_io import KITTI_SCALE, read_kitti_depth, read_synthia_depth
+from depth_da_ros.depth_io import KITTI_SCALE, read_kitti_depth, read_rgb, read_synthia_depth
 from depth_da_ros.normalization import image_to_network
 from depth_da_ros.procedural.dataset import ProceduralConfig, ProceduralDataset
 from depth_da_ros.registry import Registry
@@ -247,10 +247,10 @@ class FileSource:
 
     def load(self, index: int) -> tuple[np.ndarray, np.ndarray | None]:
         image_path, depth_path = self.items[index]
-        bgr = cv2.imread(str(image_path), cv2.IMREAD_COLOR)
-        if bgr is None:
-            raise DatasetError(f"cannot read image {image_path} (missing, truncated or not an image)")
-        rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+        try:  # stored pixel order, EXIF orientation ignored: the rule of every depth reader and of check_files
+            rgb = read_rgb(image_path)
+        except OSError as exc:
+            raise DatasetError(str(exc)) from None
         if self.read_depth is None:
             return rgb, None
         depth = self.read_depth(depth_path)
@@ -426,28 +426,35 @@ def read_npy_depth(path: str | Path) -> np.ndarray:
 
 
 def check_files(items: Sequence[tuple[Path, Path | None]], depth_format: str, where: str) -> None:
-    """Read every file once: decodable, not truncated, 16-bit depth PNG, image and depth of one size."""
+    """Read every file once: decodable, not truncated, 16-bit depth PNG, image and depth of one size.
+    Sizes are the stored ones (EXIF orientation ignored), as the loaders read the pixels."""
     sizes: set[tuple[int, int]] = set()
+    rotated: list[Path] = []
     for image, depth in tqdm(items, desc=f"checking {where}", unit="file", leave=False,
                              disable=len(items) <= PROGRESS_MIN_FILES):
-        size = _check_image(image)
+        size = _check_image(image, rotated)
         sizes.add(size)
         if depth is not None:
             depth_size = _check_depth(depth, depth_format)
             if depth_size != size:
                 raise DatasetError(_size_mismatch(image, size, depth, depth_size))
+    if rotated:
+        LOG.warning("%s: %d image(s) carry an EXIF orientation tag (e.g. %s); their pixels are used as stored, "
+                    "unrotated, like their depth", where, len(rotated), rotated[0])
     if len(sizes) > 1:
         shown = ", ".join(f"{w}x{h}" for h, w in sorted(sizes)[:5])
         LOG.info("%s: images come in %d sizes (%s%s); every sample is resized", where, len(sizes), shown,
                  ", ..." if len(sizes) > 5 else "")
 
 
-def _check_image(path: Path) -> tuple[int, int]:
-    """(height, width) of a decodable image; DatasetError naming the file otherwise."""
+def _check_image(path: Path, rotated: list[Path] | None = None) -> tuple[int, int]:
+    """(height, width) of a decodable image as stored (EXIF orientation ignored); DatasetError naming
+    the file otherwise. ``rotated`` collects the files whose EXIF orientation is not 1 (upright)."""
     try:
         with Image.open(path) as image:
             width, height = image.size
             is_png = image.format == "PNG"
+            exif = image.info.get("exif")  # read with the header (a PNG's eXIf chunk only if before the pixels)
             image.verify()  # PNG: reads every chunk and checks its CRC, so truncation shows
         if not is_png:
             # verify() checks little in other formats: decode at reduced scale (JPEG DCT scaling), which still
@@ -455,6 +462,11 @@ def _check_image(path: Path) -> tuple[int, int]:
             with Image.open(path) as image:
                 image.draft("RGB", (max(width // 8, 1), max(height // 8, 1)))
                 image.load()
+        if rotated is not None and exif:
+            tags = Image.Exif()
+            tags.load(exif)
+            if tags.get(0x0112, 1) != 1:  # 0x0112: Orientation
+                rotated.append(path)
     except (OSError, SyntaxError, ValueError, struct.error) as exc:
         raise DatasetError(f"unreadable or truncated image {path}: {exc}") from exc
     return height, width

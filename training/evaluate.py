@@ -69,6 +69,7 @@ if __package__ in (None, ""):  # run as a script: make the checkout importable
 from depth_da_ros.atomic import atomic_write_bytes  # noqa: E402
 from depth_da_ros.bags import CAMERA_INFO_TOPIC, TF_STATIC_TOPIC, VELO_TOPIC  # noqa: E402
 from depth_da_ros.bags.kitti2bag import quaternion_to_rotation  # noqa: E402
+from depth_da_ros import depth_io  # noqa: E402
 from depth_da_ros.depth_io import read_kitti_depth  # noqa: E402
 from depth_da_ros.kitti import (  # noqa: E402
     CAM_TO_CAM_FILE, VELO_TO_CAM_FILE, KittiCalibration, generate_depth_map, project_velodyne)
@@ -482,10 +483,11 @@ def align_prediction(pred: np.ndarray, gt_shape: tuple[int, ...], align: str, wh
 
 
 def read_rgb(path: Path) -> np.ndarray:
-    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if bgr is None:
-        raise EvaluationError(f"cannot read image {path} (missing, truncated or not an image)")
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    """The frame as training reads it (depth_io.read_rgb: stored pixel order, EXIF orientation ignored)."""
+    try:
+        return depth_io.read_rgb(path)
+    except OSError as exc:
+        raise EvaluationError(str(exc)) from None
 
 
 def evaluate(args: argparse.Namespace) -> tuple[dict[str, Row], str]:
