@@ -51,12 +51,12 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-import cv2
 import numpy as np
 from rosbags.rosbag2 import Writer
 from rosbags.typesys.store import Typestore
 from tqdm import tqdm
 
+from .. import depth_io
 from ..kitti import KittiCalibration, load_velodyne_points
 from . import (
     BAG_VERSION,
@@ -294,10 +294,8 @@ class _Messages:
 
 
 def read_rgb(path: Path) -> np.ndarray:
-    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if bgr is None:
-        raise OSError(f"cannot read image {path} (missing, truncated or not an image)")
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    """uint8 RGB in stored pixel order, EXIF orientation ignored (the project's one rule, depth_io.read_rgb)."""
+    return depth_io.read_rgb(path)
 
 
 @dataclass(frozen=True)
