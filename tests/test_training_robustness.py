@@ -281,3 +281,16 @@ def test_wgan_gp_run_consumes_n_critic_batches_per_step(tmp_path):
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["steps"] == 5 and summary["epochs"] == 1
     assert load_checkpoint(run_dir / "checkpoints" / "last.pt")["epoch_step"] == 2
+
+
+def test_resume_of_a_checkpoint_from_an_older_schema(tmp_path):
+    """Keys the config gained after a checkpoint was written take their defaults: not a refused change."""
+    run_dir = tmp_path / "run"
+    assert train_main(["depth", *args(*TINY, *DATA, "run.steps=1", f"run.run_dir={run_dir}")]) == 0
+    path = run_dir / "checkpoints" / "last.pt"
+    ckpt = torch.load(path, weights_only=True)
+    del ckpt["config"]["data"]["flip"], ckpt["config"]["val"]["crop"]  # as if written before these keys existed
+    from depth_da_ros.checkpoint import save_checkpoint
+
+    save_checkpoint(path, {k: v for k, v in ckpt.items() if k != "format"})
+    assert train_main(["depth", "--resume", str(run_dir), "--set", "run.steps=2"]) == 0

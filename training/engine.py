@@ -33,7 +33,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from tqdm import tqdm
 
 from depth_da_ros.checkpoint import CheckpointError, load_checkpoint, network_entry, save_checkpoint
-from depth_da_ros.config import ConfigError, config_to_dict, save_config
+from depth_da_ros.config import ConfigError, config_from_dict, config_to_dict, save_config
 from depth_da_ros.losses import get_gan_loss
 from depth_da_ros.models import NetworkSpec
 from training.config import OptimConfig, RunConfig, check_resume_changes
@@ -368,8 +368,13 @@ class Engine:
         if ckpt.get("stage") != self.stage.name:
             raise CheckpointError(f"cannot resume a {ckpt.get('stage')!r} run as stage {self.stage.name!r}")
         new_config = config_to_dict(self.cfg)
+        try:  # through today's schema: keys added since the checkpoint take their defaults, not "changes"
+            saved = config_to_dict(config_from_dict(type(self.cfg), ckpt.get("config", new_config)))
+        except ConfigError as exc:  # a key since removed: the networks' state dicts still have to fit
+            LOG.warning("cannot compare the checkpoint's config with this one (%s)", exc)
+            saved = new_config
         try:  # also catches a config.yaml edited by hand after the checkpoint was written
-            changes = check_resume_changes(ckpt.get("config", new_config), new_config)
+            changes = check_resume_changes(saved, new_config)
         except ConfigError as exc:
             raise CheckpointError(f"{path}: {exc}") from None
         changes.pop("run.run_dir", None)
@@ -490,7 +495,7 @@ class Engine:
                 if budget.enabled:
                     bar.total = min(run.steps, self.step + budget.steps_left(val_reserve))
                     bar.refresh()
-                if not self._agree(budget.allows_step(val_reserve)):
+                if budget.enabled and not self._agree(budget.allows_step(val_reserve)):
                     stop_reason = f"time budget of {run.max_minutes:g} min"
                     break
             if stop_reason == "steps" and self.epoch_step + per_step > batches_per_epoch:
