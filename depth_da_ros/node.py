@@ -70,6 +70,19 @@ from .node_diagnostics import (
     StreamStatistics,
     diagnostic_summary,
 )
+from .node_calibration import (
+    DEGENERATE,
+    EMPTY_FRAME_ID,
+    FROM_CACHE,
+    FROM_CAMERA_INFO,
+    FROM_NOTHING,
+    FROM_PARAMETER,
+    UNCALIBRATED,
+    CalibrationCache,
+    FrameChecks,
+    merge_frame_checks,
+    output_frame_id,
+)
 from .node_frames import FrameQueue, StampMatcher, WarningThrottle, call_with_lower_priority, lower_thread_priority
 from .node_parameters import (
     PARAMETER_NAMES,
@@ -97,7 +110,7 @@ from .node_topics import (
     BEST_EFFORT,
     choose_reliability,
 )
-from .pipeline import DepthPipeline
+from .pipeline import DepthPipeline, frame_contrast, is_low_contrast
 from .ros_conversions import (
     InvalidMessageError,
     camera_info_intrinsics,
@@ -174,6 +187,8 @@ class DepthNode(Node):
         self._camera_infos: StampMatcher[CameraInfo] = StampMatcher(settings.camera_info_tolerance)
         self._throttle = WarningThrottle(settings.warning_period)
         self._clock_throttle = WarningThrottle(SIM_CLOCK_WARNING_PERIOD_S)
+        self._calibrations: CalibrationCache[CameraInfo] = CalibrationCache()
+        self._frame_checks = FrameChecks()
 
         self._depth_pub = self._output(Image, DEPTH_TOPIC)
         self._info_pub = self._output(CameraInfo, DEPTH_INFO_TOPIC)
@@ -323,7 +338,24 @@ class DepthNode(Node):
         self._stats.record_input(time.monotonic())
 
     def _on_camera_info(self, msg: CameraInfo) -> None:
-        self._camera_infos.add(stamp_to_ns(msg.header.stamp), msg)
+        stamp = stamp_to_ns(msg.header.stamp)
+        self._camera_infos.add(stamp, msg)
+        frame_id = output_frame_id(msg.header.frame_id, self._settings.frame_id)
+        if not frame_id:
+            self._frame_checks.record(EMPTY_FRAME_ID, time.monotonic())
+            self._warn("empty_frame_id_camera_info", f"camera_info on {self._info_topic} has an empty "
+                       "header.frame_id (RViz and tf2 drop such messages); set the frame_id parameter")
+        # Every valid camera_info is kept as its camera's calibration, matched to an image or not:
+        # frames whose own camera_info is missing, late or stamped differently use it.
+        try:
+            intrinsics = camera_info_intrinsics(msg)
+        except InvalidMessageError:
+            return  # reported when a frame would use it
+        if self._calibrations.remember(frame_id, intrinsics, msg, stamp):
+            self.get_logger().info(
+                f"calibration of camera {frame_id!r} at {intrinsics.width}x{intrinsics.height}: fx={intrinsics.fx:.2f} "
+                f"fy={intrinsics.fy:.2f} cx={intrinsics.cx:.2f} cy={intrinsics.cy:.2f}; kept for its frames "
+                "without a camera_info of their own")
 
     def _clock_problem(self) -> str | None:
         """Why the ROS clock is unusable: sim time on and nothing on /clock (it stays at 0)."""
@@ -339,6 +371,9 @@ class DepthNode(Node):
         if clock_problem and self._clock_throttle.check("sim_clock", time.monotonic()) is not None:
             self.get_logger().warning(clock_problem)
         level, message, values = diagnostic_summary(snapshot, self._pipeline.description, clock_problem=clock_problem)
+        frame_problem, frame_values = self._frame_checks.summary(time.monotonic())
+        level, message, values = merge_frame_checks(level, message, values, frame_problem, frame_values,
+                                                    DIAGNOSTIC_WARN)
         status = DiagnosticStatus(level=_DIAGNOSTIC_LEVEL[level], name=f"{self.get_fully_qualified_name()}: depth",
                                   message=message, hardware_id=self._pipeline.backend.name,
                                   values=[KeyValue(key=k, value=v) for k, v in values])
@@ -365,17 +400,29 @@ class DepthNode(Node):
         started = time.monotonic()
         settings = self._settings
         rgb = compressed_to_rgb(msg) if isinstance(msg, CompressedImage) else image_to_rgb(msg)
-        # The adapted frame costs a copy and a message: fetched only for a subscriber.
-        if self._adapted_pub is not None and self._adapted_pub.get_subscription_count() > 0:
-            depth, styled = self._pipeline.predict(rgb, return_styled=True)
+        header = self._output_header(msg.header, settings)
+        height, width = rgb.shape[:2]
+        if is_low_contrast(rgb, settings.min_contrast):
+            # Nothing in the frame to estimate depth from (and the adapter's instance norm would
+            # turn its sensor noise into a scene): REP 118 "no estimate", without running the network.
+            self._frame_checks.record(DEGENERATE, started)
+            self._warn(DEGENERATE, f"degenerate frame on {self._image_topic} (contrast {frame_contrast(rgb):.2f} "
+                       f"grey levels < min_contrast {settings.min_contrast}: lens cap, white-out, blank frame?); "
+                       "depth published as NaN")
+            depth, styled, inference_s = np.full((height, width), np.nan, np.float32), None, 0.0
         else:
-            depth, styled = self._pipeline.predict(rgb), None
-        inference_s = self._pipeline.last_timing.total_ms * 1e-3
-        header = msg.header
-        height, width = depth.shape
+            # REP 118: saturated predictions are +Inf (beyond range), none <= 0 survives (NaN).
+            predict = partial(self._pipeline.predict, aspect=settings.aspect_policy,
+                              beyond_range=settings.beyond_range_fraction)
+            # The adapted frame costs a copy and a message: fetched only for a subscriber.
+            if self._adapted_pub is not None and self._adapted_pub.get_subscription_count() > 0:
+                depth, styled = predict(rgb, return_styled=True)
+            else:
+                depth, styled = predict(rgb), None
+            inference_s = self._pipeline.last_timing.total_ms * 1e-3
         camera, camera_info = self._camera_for(header, height, width, settings)
-        depth, _ = scale_depth(depth, settings.scale_mode, camera, self._pipeline.training_camera)
-        np.copyto(depth, np.float32(np.nan), where=depth <= 0)  # REP 118: no depth is NaN, never 0
+        window = self._pipeline.window((height, width), settings.aspect_policy)
+        depth, _ = scale_depth(depth, settings.scale_mode, camera, self._pipeline.training_camera, window)
         self._depth_pub.publish(depth_to_image(depth, header))
         latency_s = (self.get_clock().now().nanoseconds - stamp_to_ns(header.stamp)) * 1e-9
 
@@ -397,30 +444,57 @@ class DepthNode(Node):
         now = time.monotonic()
         self._stats.record_output(now, latency_s, now - started, inference_s)
 
+    def _output_header(self, header: Header, settings: NodeSettings) -> Header:
+        """The header of this frame's outputs: the input's, with the ``frame_id`` parameter when
+        set; an empty frame id is warned about (throttled) and counted in /diagnostics."""
+        if settings.frame_id:
+            return Header(stamp=header.stamp, frame_id=settings.frame_id)
+        if not header.frame_id:
+            self._frame_checks.record(EMPTY_FRAME_ID, time.monotonic())
+            self._warn("empty_frame_id_image", f"image on {self._image_topic} has an empty header.frame_id: RViz "
+                       "and tf2 drop the outputs, which carry it; set the frame_id parameter")
+        return header
+
     def _camera_for(self, header: Header, height: int, width: int, settings: NodeSettings
                     ) -> tuple[Intrinsics | None, CameraInfo | None]:
         """The intrinsics for this frame and the camera_info to publish with its depth: the
-        camera_info matched by stamp, else the ``intrinsics`` parameter, else none."""
+        frame's own camera_info (matched by stamp), else its camera's last valid camera_info
+        (same frame_id and size: missing, late, invalid or differently stamped camera_info keeps
+        the camera's scale), else the ``intrinsics`` parameter, else none (said once per camera)."""
         stamp = stamp_to_ns(header.stamp)
         info = self._camera_infos.match(stamp, CAMERA_INFO_WAIT_S)
         problem = None
         if info is not None:
             try:
-                return camera_info_intrinsics(info, height, width), restamped_camera_info(info, header)
+                intrinsics = camera_info_intrinsics(info, height, width)
+                self._frame_checks.record_calibration(FROM_CAMERA_INFO)
+                return intrinsics, restamped_camera_info(info, header)
             except InvalidMessageError as exc:
                 problem = exc
-        elif not settings.intrinsics:  # with the parameter set, no camera_info is the configured case
-            newest = self._camera_infos.newest_stamp_ns
-            problem = InvalidMessageError("no_camera_info", (
-                f"no camera_info on {self._info_topic} within camera_info_tolerance = "
-                f"{settings.camera_info_tolerance} s of image stamp {stamp * 1e-9:.6f} s ("
-                + ("none received yet" if newest is None else f"newest: {newest * 1e-9:.6f} s") + ")"))
+        cached = self._calibrations.recall(header.frame_id, height, width)
+        if cached is not None:
+            if problem is not None:
+                self._warn(problem.kind, f"{problem}; using the camera's last valid camera_info (stamp "
+                           f"{cached.stamp_ns * 1e-9:.6f} s)")
+            self._frame_checks.record_calibration(FROM_CACHE)
+            return cached.intrinsics, restamped_camera_info(cached.message, header)
         if settings.intrinsics:
             if problem is not None:
                 self._warn(problem.kind, f"{problem}; using the intrinsics parameter")
+            self._frame_checks.record_calibration(FROM_PARAMETER)
             intrinsics = Intrinsics.from_vector(settings.intrinsics, width, height)
             return intrinsics, intrinsics_to_camera_info(intrinsics, header)
-        self._warn(problem.kind, f"{problem}; publishing depth without camera_info, point cloud or focal rescaling")
+        self._frame_checks.record(UNCALIBRATED, time.monotonic())
+        self._frame_checks.record_calibration(FROM_NOTHING)
+        if problem is not None:
+            self._warn(problem.kind, f"{problem}; publishing depth without camera_info, point cloud or focal rescaling")
+        if self._calibrations.first_miss(header.frame_id, height, width):
+            kept = ", ".join(f"{f!r} at {w}x{h}" for f, h, w in self._calibrations.cameras()) or "none"
+            self.get_logger().warning(
+                f"no calibration for camera {header.frame_id!r} at {width}x{height}: no valid camera_info on "
+                f"{self._info_topic} yet (calibrations kept: {kept}) and no intrinsics parameter. Until one "
+                "arrives, its depth is published as the network predicts it for its training camera (no focal "
+                "rescaling), without depth/camera_info and point cloud; /diagnostics warns. (Said once per camera.)")
         return None, None
 
     def _warn(self, key: str, message: str) -> None:

@@ -86,10 +86,11 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
     ParameterSpec("frame_id", "", "Frame id of every output (and of the calibration kept per camera), replacing "
                   "the input's header.frame_id; empty: the input's (an input without one gets a warning: RViz and "
                   "tf2 drop messages whose frame_id is empty)"),
-    ParameterSpec("aspect_policy", "stretch", "How a frame whose aspect ratio differs from the network's is fitted "
-                  "to it: 'stretch' resizes the whole frame (distorts), 'crop' a centred window of the network's "
-                  "aspect (outside it: NaN), 'pad' pads the frame to that aspect (every pixel, lower resolution). "
-                  "Frames within 2% of the network's aspect are never cropped or padded", choices=ASPECT_POLICIES),
+    ParameterSpec("aspect_policy", "pad", "How a frame whose aspect ratio differs from the network's is fitted "
+                  "to it: 'pad' mirrors the frame out to the network's aspect (every pixel, at lower resolution; "
+                  "the most accurate on 4:3 cameras, benchmarks/results/aspect.md), 'crop' feeds a centred window "
+                  "of the network's aspect (outside it: NaN), 'stretch' resizes the whole frame (distorts). Frames "
+                  "within 2% of the network's aspect are never cropped or padded", choices=ASPECT_POLICIES),
     ParameterSpec("beyond_range_fraction", BEYOND_RANGE_FRACTION, "REP 118: a prediction at or above this "
                   "fraction of the model's max depth is published as +Inf (beyond range: the network saturates on "
                   "the sky and anything farther); 1.0: only predictions of exactly max depth",

@@ -167,14 +167,16 @@ def cloud_to_point_cloud2(cloud: PointCloudBuffer, header: Header) -> PointCloud
     return msg
 
 
-def camera_info_intrinsics(info: CameraInfo, height: int, width: int) -> Intrinsics:
-    """Intrinsics (from P) of ``info`` for an image of ``height`` x ``width``; InvalidMessageError
-    ("camera_info") when P is not usable or describes another image size."""
+def camera_info_intrinsics(info: CameraInfo, height: int | None = None, width: int | None = None) -> Intrinsics:
+    """Intrinsics (from P) of ``info`` for an image of ``height`` x ``width`` (None: the size
+    ``info`` describes); InvalidMessageError ("camera_info") when P is not usable or describes
+    another image size."""
     try:
         intrinsics = Intrinsics.from_camera_info(
             info.width, info.height, info.p, info.binning_x, info.binning_y,
             (info.roi.x_offset, info.roi.y_offset, info.roi.width, info.roi.height))
-        intrinsics.check_image_size(height, width)
+        if height is not None and width is not None:
+            intrinsics.check_image_size(height, width)
     except CameraInfoError as exc:
         raise InvalidMessageError("camera_info", f"camera_info (frame {info.header.frame_id!r}): {exc}") from None
     return intrinsics

@@ -37,7 +37,7 @@ from depth_da_ros.node_topics import ADAPTED_TOPIC, DIAGNOSTICS_TOPIC, IMAGE_TOP
 
 try:
     import rclpy
-    from diagnostic_msgs.msg import DiagnosticArray
+    from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
     from rclpy.event_handler import PublisherEventCallbacks
     from rclpy.executors import SingleThreadedExecutor
     from rclpy.parameter import Parameter
@@ -666,8 +666,8 @@ def strict_camera_info(running):
     ("NaN intrinsics", "intrinsics must be finite"),
     ("another size", "describes a 640x480 image but the image is 1242x375"),
 ])
-def test_bad_camera_info_gives_depth_without_cloud_and_the_next_frame_is_whole(running, strict_camera_info, case,
-                                                                               warning):
+def test_bad_camera_info_is_warned_and_the_camera_keeps_its_last_valid_calibration(running, strict_camera_info,
+                                                                                   case, warning):
     tester, process = running
     for _ in range(3):  # a camera_info lost on the way arrives after its image: that frame tests nothing
         header = tester.stamp()
@@ -684,9 +684,12 @@ def test_bad_camera_info_gives_depth_without_cloud_and_the_next_frame_is_whole(r
             break
     else:
         pytest.fail(f"no warning {warning!r} in the node log:\n{process.text()[-3000:]}")
+    assert process.wait_for_log("; using the camera's last valid camera_info (stamp")
+    # The frame keeps its camera's scale: the earlier frames' (KITTI) calibration, republished.
+    outputs = wait_outputs(tester, process, bad)
+    check_frame(outputs, bad)
     good, outputs = send_whole_frame(tester, process, seed=8)
     check_frame(outputs, good)
-    assert bad not in tester.outputs["points"] and bad not in tester.outputs["depth/camera_info"]
 
 
 @needs_ros
@@ -728,29 +731,179 @@ def depth_array(msg: "Image") -> np.ndarray:
     return np.frombuffer(msg.data, ">f4" if msg.is_bigendian else "<f4").reshape(msg.height, msg.width)
 
 
-@needs_ros
-def test_without_camera_info_depth_only_until_the_intrinsics_parameter_fills_in(running, strict_camera_info):
-    tester, process = running
-    with_info = send_frame(tester, seed=5)
-    reference = depth_array(wait_outputs(tester, process, with_info, ("depth/image",))["depth/image"])
+ZOOM_FX = 2 * KITTI_FX  # 1443.08: a lens of twice KITTI's focal length
+ZOOM_P = [ZOOM_FX, 0.0, KITTI_CX, 0.0, 0.0, ZOOM_FX, KITTI_CY, 0.0, 0.0, 0.0, 1.0, 0.0]
 
-    alone = send_frame(tester, seed=5, with_info=False)
-    assert np.array_equal(depth_array(wait_outputs(tester, process, alone, ("depth/image",))["depth/image"]),
-                          reference, equal_nan=True)
-    assert process.wait_for_log("no camera_info on /camera_info within camera_info_tolerance")
+
+def camera_frame(tester: RosSide, frame_id: str, seed: int, p: list[float] | None = None,
+                 info_offset_s: float | None = 0.0) -> tuple[int, "CameraInfo"]:
+    """Publish a KITTI-size frame of camera ``frame_id``; its camera_info (with P ``p``) first,
+    stamped ``info_offset_s`` from the image (None: no camera_info). Returns (stamp ns, info)."""
+    header = Header(stamp=tester.node.get_clock().now().to_msg(), frame_id=frame_id)
+    image, info = kitti_frame(header, seed)
+    if p is not None:
+        info.p = p
+    info.header = Header(frame_id=frame_id)
+    info_stamp = conv.stamp_to_ns(header.stamp) + round((info_offset_s or 0.0) * 1e9)
+    info.header.stamp.sec, info.header.stamp.nanosec = divmod(info_stamp, 1_000_000_000)
+    if info_offset_s is not None:
+        tester.info_pub.publish(info)
+    tester.image_pub.publish(image)
+    return conv.stamp_to_ns(header.stamp), info
+
+
+@needs_ros
+def test_a_camera_keeps_its_scale_on_frames_without_their_own_camera_info(running, strict_camera_info):
+    """Issue 13.1: one frame (A) with its camera_info, then the same frame without (B), with its
+    camera_info 1 s late (C), with a camera_info stamped 5 s off (D), and with it again (E): the
+    same depth on every one, and each is published with the camera's calibration."""
+    tester, process = running
+    camera = "zoom_camera"
+    # The camera_info reaches the node before A's image: A is the camera's calibrated reference.
+    header = Header(stamp=tester.node.get_clock().now().to_msg(), frame_id=camera)
+    _, info = kitti_frame(header, seed=5)
+    info.p = ZOOM_P
+    tester.info_pub.publish(info)
+    assert process.wait_for_log(f"calibration of camera '{camera}' at {KITTI_WIDTH}x{KITTI_HEIGHT}: fx=1443.08"), \
+        process.text()[-3000:]
+    a, _ = camera_frame(tester, camera, seed=5, p=ZOOM_P)
+    reference = wait_outputs(tester, process, a)
+    depth_a = depth_array(reference["depth/image"])
+    assert list(reference["depth/camera_info"].p) == ZOOM_P
+
+    for case, offset in (("B: no camera_info", None), ("C: camera_info 1 s late", None),
+                         ("D: camera_info stamped 5 s off", -5.0)):
+        stamp, info = camera_frame(tester, camera, seed=5, p=ZOOM_P, info_offset_s=offset)
+        outputs = wait_outputs(tester, process, stamp)
+        if case.startswith("C"):
+            time.sleep(1.0)
+            tester.info_pub.publish(info)  # C's own camera_info, a second after C was published
+        np.testing.assert_allclose(depth_array(outputs["depth/image"]), depth_a, rtol=1e-6, err_msg=case)
+        assert list(outputs["depth/camera_info"].p) == ZOOM_P
+        check_frame_cloud(outputs, ZOOM_FX)
+    e, _ = camera_frame(tester, camera, seed=5, p=ZOOM_P)
+    np.testing.assert_allclose(depth_array(wait_outputs(tester, process, e)["depth/image"]), depth_a, rtol=1e-6)
+    # The same image through the KITTI camera: the zoom lens doubles the depth (scale_mode focal).
+    kitti = depth_array(send_whole_frame(tester, process, seed=5)[1]["depth/image"])
+    np.testing.assert_allclose(depth_a, 2 * kitti, rtol=1e-5)
+
+
+def node_parameters() -> dict[str, Any]:
+    """The parameters the module's node runs with (the repository's params file)."""
+    return yaml.safe_load(PARAMS_FILE.read_text())[NODE_NAME]["ros__parameters"]
+
+
+def check_frame_cloud(outputs: dict[str, Any], fx: float) -> None:
+    """The cloud back-projects the depth with focal length ``fx``, a point where it is in range."""
+    depth = depth_array(outputs["depth/image"])
+    points = np.frombuffer(outputs["points"].data, "<f4").reshape(KITTI_HEIGHT, KITTI_WIDTH, 4)
+    parameters = node_parameters()
+    in_range = (depth >= parameters["cloud_min_depth"]) & (depth <= parameters["cloud_max_depth"])
+    z = points[..., 2]
+    np.testing.assert_array_equal(np.isfinite(z), in_range)
+    u = np.arange(KITTI_WIDTH)[None, :]
+    np.testing.assert_allclose(points[..., 0], (u - KITTI_CX) * z / fx, rtol=1e-4, atol=1e-5)
+
+
+def kitti_focal_factor() -> float:
+    """What scale_mode 'focal' multiplies the tiny model's depth by for the KITTI camera: the
+    model's 64x192 is not KITTI's aspect, so the node's aspect policy changes the window."""
+    from model_fixtures import TINY_SIZE
+
+    from depth_da_ros.camera import PinholeCamera
+    from depth_da_ros.geometry import focal_scale, network_window
+
+    window = network_window((KITTI_HEIGHT, KITTI_WIDTH), TINY_SIZE, node_parameters()["aspect_policy"])
+    camera = Intrinsics(KITTI_WIDTH, KITTI_HEIGHT, KITTI_FX, KITTI_FX, KITTI_CX, KITTI_CY)
+    return focal_scale(camera, PinholeCamera.kitti_like(*TINY_SIZE), window)
+
+
+@needs_ros
+def test_a_never_calibrated_camera_is_said_once_until_the_intrinsics_parameter_fills_in(running):
+    tester, process = running
+    camera = "uncalibrated_camera"
+    stamps, unscaled = [], []
+    for _ in range(2):  # one after the other: the node keeps only the newest frame
+        stamps.append(camera_frame(tester, camera, seed=5, info_offset_s=None)[0])
+        unscaled.append(depth_array(wait_outputs(tester, process, stamps[-1], ("depth/image",))["depth/image"]))
+    message = f"no calibration for camera '{camera}' at {KITTI_WIDTH}x{KITTI_HEIGHT}"
+    assert process.wait_for_log(message) and process.text().count(message) == 1  # said once
+    assert not any(s in tester.outputs["points"] or s in tester.outputs["depth/camera_info"] for s in stamps)
+    kitti = depth_array(send_whole_frame(tester, process, seed=5)[1]["depth/image"])
+    # As predicted for the training camera: the KITTI camera's depth is the same times its focal factor.
+    np.testing.assert_allclose(unscaled[0] * np.float32(kitti_focal_factor()), kitti, rtol=1e-5)
+    np.testing.assert_array_equal(unscaled[0], unscaled[1])
 
     # An uncalibrated camera: the intrinsics parameter, here a lens of twice KITTI's focal length.
     # With scale_mode 'focal' the depth doubles (objects look twice as big as the network learnt).
-    assert tester.set_parameter("intrinsics", [2 * KITTI_FX, 2 * KITTI_FX, KITTI_CX, KITTI_CY]).successful
-    zoomed = send_frame(tester, seed=5, with_info=False)
+    assert tester.set_parameter("intrinsics", [ZOOM_FX, ZOOM_FX, KITTI_CX, KITTI_CY]).successful
+    zoomed, _ = camera_frame(tester, camera, seed=5, info_offset_s=None)
     outputs = wait_outputs(tester, process, zoomed)
-    np.testing.assert_allclose(depth_array(outputs["depth/image"]), 2 * reference, rtol=1e-6)
-    assert list(outputs["depth/camera_info"].p)[:3] == [2 * KITTI_FX, 0.0, KITTI_CX]
-    points = np.frombuffer(outputs["points"].data, "<f4").reshape(KITTI_HEIGHT, KITTI_WIDTH, 4)
-    u = np.arange(KITTI_WIDTH)[None, :]
-    np.testing.assert_allclose(points[..., 0], (u - KITTI_CX) * points[..., 2] / (2 * KITTI_FX), rtol=1e-4, atol=1e-5)
-    # One inference thread, frames in order: the frame without camera_info got neither.
-    assert alone not in tester.outputs["points"] and alone not in tester.outputs["depth/camera_info"]
+    np.testing.assert_allclose(depth_array(outputs["depth/image"]), 2 * kitti, rtol=1e-5)
+    assert list(outputs["depth/camera_info"].p)[:3] == [ZOOM_FX, 0.0, KITTI_CX]
+    check_frame_cloud(outputs, ZOOM_FX)
+    # A camera with a calibration of its own keeps it: the parameter is for uncalibrated ones.
+    _, outputs = send_whole_frame(tester, process, seed=5)
+    np.testing.assert_allclose(depth_array(outputs["depth/image"]), kitti, rtol=1e-6)
+
+
+@needs_ros
+def test_an_empty_frame_id_is_warned_and_the_frame_id_parameter_replaces_it(running):
+    tester, process = running
+    stamp, _ = camera_frame(tester, "", seed=6)
+    assert wait_outputs(tester, process, stamp, ("depth/image",))["depth/image"].header.frame_id == ""
+    assert process.wait_for_log("image on /image has an empty header.frame_id"), process.text()[-3000:]
+    assert process.wait_for_log("camera_info on /camera_info has an empty header.frame_id")
+    assert tester.set_parameter("frame_id", "override_camera").successful
+    try:
+        for frame_id in ("", "camera_from_the_driver"):  # replaced, empty or not
+            stamp, _ = camera_frame(tester, frame_id, seed=6)
+            outputs = wait_outputs(tester, process, stamp)
+            assert {msg.header.frame_id for msg in outputs.values()} == {"override_camera"}
+    finally:
+        assert tester.set_parameter("frame_id", "").successful
+
+
+@needs_ros
+def test_a_degenerate_frame_gives_nan_depth_and_a_diagnostics_warning(running):
+    tester, process = running
+    header = tester.stamp()
+    black = np.clip(np.random.default_rng(0).integers(-1, 2, (KITTI_HEIGHT, KITTI_WIDTH, 3)), 0, 255)
+    image = rgb_image(black.astype(np.uint8), header=header)  # a lens cap: 1 LSB of sensor noise
+    tester.info_pub.publish(kitti_frame(header, 0)[1])
+    tester.image_pub.publish(image)
+    stamp = conv.stamp_to_ns(header.stamp)
+    assert np.isnan(depth_array(wait_outputs(tester, process, stamp, ("depth/image",))["depth/image"])).all()
+    assert process.wait_for_log("degenerate frame on /image (contrast 0.")
+    count = len(tester.diagnostics)
+    assert tester.wait_until(lambda: len(tester.diagnostics) > count, 10.0)
+    status = tester.diagnostics[-1].status[0]
+    values = {kv.key: kv.value for kv in status.values}
+    assert status.level == DiagnosticStatus.WARN and "degenerate frames" in status.message, status
+    assert int(values["frames degenerate"]) >= 1
+    good, outputs = send_whole_frame(tester, process, seed=8)  # the next frame has depth again
+    check_frame(outputs, good)
+
+
+@needs_ros
+def test_beyond_range_is_inf_and_the_cloud_drops_it(running, tiny_checkpoint):
+    from depth_da_ros.pipeline import DepthPipeline
+
+    tester, process = running
+    # The tiny model predicts 44-52 m on these frames: >= 0.6 x 80 = 48 m is about half of them.
+    assert tester.set_parameter("beyond_range_fraction", 0.6).successful
+    try:
+        stamp, outputs = send_whole_frame(tester, process, seed=9)
+    finally:
+        assert tester.set_parameter("beyond_range_fraction", SPECS["beyond_range_fraction"].default).successful
+    depth = depth_array(outputs["depth/image"])
+    pipeline = DepthPipeline(tiny_checkpoint, "torch", device="cpu", threads=1)
+    expected = pipeline.predict(conv.image_to_rgb(kitti_frame(outputs["depth/image"].header, 9)[0]),
+                                beyond_range=0.6, aspect=node_parameters()["aspect_policy"])
+    assert np.isposinf(expected).any() and np.isfinite(expected).any()
+    assert (np.isposinf(depth) != np.isposinf(expected)).mean() < 1e-3  # threads: rounding at the threshold
+    assert not np.isnan(depth).any() and depth[np.isfinite(depth)].max() < 48.0
+    check_frame(outputs, stamp)  # the cloud: a point exactly where the depth is finite and in range
 
 
 @needs_ros
@@ -824,7 +977,9 @@ def test_a_style_adapter_model_publishes_the_adapted_frame_to_a_subscriber(dds_e
         assert msg.header.frame_id == FRAME_ID
         wait_outputs(side, process, stamp, ("depth/image",))  # the same frame's depth
         pipeline = DepthPipeline(tiny_checkpoint, "torch", device="cpu", style_checkpoint=tiny_style_checkpoint)
-        _, expected = pipeline.predict(conv.image_to_rgb(kitti_frame(msg.header, 31)[0]), return_styled=True)
+        # The tiny model's 64x192 is not KITTI's aspect: the node fits frames by its default policy.
+        _, expected = pipeline.predict(conv.image_to_rgb(kitti_frame(msg.header, 31)[0]), return_styled=True,
+                                       aspect=SPECS["aspect_policy"].default)
         received = np.frombuffer(msg.data, np.uint8).reshape(height, width, 3)
         assert np.abs(received.astype(np.int16) - expected.astype(np.int16)).max() <= 1  # threads: rounding ties
         # The library's log lines carry the node's namespaced logger name.

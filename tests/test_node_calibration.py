@@ -1,0 +1,79 @@
+"""The node's per-camera calibration cache, frame id choice and frame checks (no ROS needed)."""
+from __future__ import annotations
+
+import pytest
+
+from depth_da_ros.geometry import Intrinsics
+from depth_da_ros.node_calibration import (
+    DEGENERATE,
+    EMPTY_FRAME_ID,
+    FROM_CACHE,
+    FROM_CAMERA_INFO,
+    UNCALIBRATED,
+    CalibrationCache,
+    FrameChecks,
+    merge_frame_checks,
+    output_frame_id,
+)
+
+KITTI = Intrinsics(1242, 375, 721.5377, 721.5377, 609.5593, 172.854)
+ZOOM = Intrinsics(1242, 375, 1443.08, 1443.08, 609.5593, 172.854)
+
+
+def test_the_last_valid_calibration_is_kept_per_frame_id_and_size():
+    cache: CalibrationCache[str] = CalibrationCache()
+    assert cache.recall("cam", 375, 1242) is None
+    assert cache.remember("cam", KITTI, "info 1", 10)  # the camera's first calibration
+    assert not cache.remember("cam", ZOOM, "info 2", 20)  # replaces it (a zoom), not a new camera
+    kept = cache.recall("cam", 375, 1242)
+    assert (kept.intrinsics, kept.message, kept.stamp_ns, kept.source) == (ZOOM, "info 2", 20, FROM_CACHE)
+    assert cache.recall("cam", 480, 640) is None  # another resolution is another calibration
+    assert cache.recall("other", 375, 1242) is None  # and another frame id another camera
+    half = Intrinsics(621, 187, 360.8, 360.8, 304.8, 86.4)
+    assert cache.remember("cam", half, "binned", 30)
+    assert cache.recall("cam", 375, 1242).intrinsics == ZOOM and cache.recall("cam", 187, 621).intrinsics == half
+    assert cache.cameras() == [("cam", 187, 621), ("cam", 375, 1242)]
+
+
+def test_a_camera_without_calibration_is_announced_once():
+    cache: CalibrationCache[str] = CalibrationCache()
+    assert cache.first_miss("cam", 480, 640)
+    assert not cache.first_miss("cam", 480, 640)
+    assert cache.first_miss("cam", 240, 320) and cache.first_miss("other", 480, 640)
+
+
+def test_the_frame_id_parameter_replaces_the_input_frame_id():
+    assert output_frame_id("camera_link", "") == "camera_link"
+    assert output_frame_id("", "front_camera") == "front_camera"
+    assert output_frame_id("camera_link", "front_camera") == "front_camera"
+    assert output_frame_id("", "") == ""
+
+
+def test_frame_checks_warn_while_a_problem_is_recent():
+    checks = FrameChecks(recent_s=5.0)
+    problem, values = checks.summary(0.0)
+    assert problem is None and dict(values) == {"calibration": "none", "frames degenerate": "0",
+                                                "frames without calibration": "0", "inputs with empty frame_id": "0"}
+    checks.record(DEGENERATE, 10.0)
+    checks.record(DEGENERATE, 11.0)
+    checks.record(EMPTY_FRAME_ID, 11.0)
+    checks.record_calibration(FROM_CAMERA_INFO)
+    problem, values = checks.summary(12.0)
+    assert "degenerate frames" in problem and "empty frame_id" in problem and "without calibration" not in problem
+    assert dict(values)["frames degenerate"] == "2" and dict(values)["calibration"] == FROM_CAMERA_INFO
+    checks.record(UNCALIBRATED, 13.0)
+    problem, _ = checks.summary(17.0)  # the degenerate frames are 6 s old now
+    assert problem.startswith("frames without calibration")
+    assert checks.summary(30.0)[0] is None and checks.count(DEGENERATE) == 2
+    with pytest.raises(ValueError, match="known"):
+        checks.record("weird", 0.0)
+    with pytest.raises(ValueError, match="known"):
+        checks.record_calibration("guess")
+
+
+def test_merging_frame_checks_into_the_status():
+    ok, warn, error = 0, 1, 2
+    assert merge_frame_checks(ok, "publishing", [("a", "1")], None, [("b", "2")], warn) == (
+        ok, "publishing", [("a", "1"), ("b", "2")])
+    assert merge_frame_checks(ok, "publishing", [], "degenerate", [], warn)[:2] == (warn, "degenerate")
+    assert merge_frame_checks(error, "no depth", [], "degenerate", [], warn)[:2] == (error, "no depth; degenerate")
