@@ -6,6 +6,7 @@
     python benchmarks/bench_node.py --param cloud_decimation:=1 --name node-full-cloud  # full-resolution cloud
     python benchmarks/bench_node.py --outputs --name node-depth-only  # no colour map or cloud subscriber
     python benchmarks/bench_node.py --model tiny.pt --backend torch --duration 3 --warmup 1 --no-record  # smoke
+    python benchmarks/bench_node.py --model models/depth.onnx --rate 10 --load 2 --name node-load  # busy cores
 
 The node runs in its own process (``python -m depth_da_ros.node`` with config/depth.yaml), fed
 1242x375 rgb8 frames + camera_info at ``--rate`` Hz over DDS (a domain of its own) by this
@@ -24,7 +25,12 @@ reads /diagnostics. Figures:
   time per frame over it, which adds the inference slow-down of sharing the cores with the
   camera stream, DDS and the subscribers;
 - point-cloud build time at 1242x375, organised xyz and xyz+rgb, median (target <= 3 ms);
-- with ``--soak-minutes``: the node's resident memory after warm-up and at the end.
+- with ``--soak-minutes``: the node's resident memory after warm-up and at the end;
+- frames received / processed / dropped by the node (its /diagnostics counters over the
+  measured period) against frames sent: received is what the node's executor got (lost in
+  transport otherwise), dropped what it received but skipped because inference was busy;
+- start-up: node process start -> its image subscription discovered by the camera;
+- with ``--load N``: N competing core-bound processes (a busy loop each) run meanwhile.
 
 Weights are fresh (latency does not depend on them). Records benchmarks/results/<name>.md
 (default node.md) unless --no-record.
@@ -92,6 +98,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="node parameter over config/depth.yaml (repeatable)")
     parser.add_argument("--outputs", nargs="*", default=list(OPTIONAL_OUTPUTS), choices=OPTIONAL_OUTPUTS,
                         help="outputs subscribed besides depth/image (the node builds only those); none: depth only")
+    parser.add_argument("--load", type=int, default=0, metavar="N",
+                        help="competing core-bound processes (busy loops) while the node runs")
     parser.add_argument("--name", default="node", help="results file name (benchmarks/results/NAME.md)")
     parser.add_argument("--no-record", action="store_true", help="print only")
     return parser.parse_args(argv)
@@ -165,6 +173,7 @@ class Camera:
         self.spinner = threading.Thread(target=self.executor.spin, daemon=True)
         self.spinner.start()
         self.data = array.array("B", kitti_rgb().tobytes())
+        self.baseline: dict[str, str] = {}  # the node's counters when measuring starts
 
     def _on_depth(self, msg: Image) -> None:
         now = self.node.get_clock().now().nanoseconds
@@ -202,6 +211,7 @@ class Camera:
 
     def reset(self) -> None:
         with self.lock:
+            self.baseline = dict(self.diagnostics)
             self.sent = 0
             self.since_ns = self.node.get_clock().now().nanoseconds
             self.latencies_ms.clear()
@@ -210,6 +220,15 @@ class Camera:
         self.executor.shutdown()
         self.node.destroy_node()
         rclpy.try_shutdown(context=self.context)
+
+
+def start_load(count: int) -> list[subprocess.Popen]:
+    """``count`` core-bound processes (a Python busy loop each) competing with the node."""
+    return [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(count)]
+
+
+def counter(diagnostics: dict[str, str], baseline: dict[str, str], key: str) -> int:
+    return int(diagnostics.get(key, 0)) - int(baseline.get(key, 0))
 
 
 def run_node(args: argparse.Namespace, model: Path) -> dict:
@@ -221,29 +240,43 @@ def run_node(args: argparse.Namespace, model: Path) -> dict:
                "-p", f"backend:={args.backend}", "-p", "device:=cpu", "-p", f"threads:={args.threads}",
                *[part for param in args.param for part in ("-p", param)]]
     log = tempfile.NamedTemporaryFile(prefix="bench_node_", suffix=".log", delete=False)
-    node = subprocess.Popen(command, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     os.environ["ROS_DOMAIN_ID"], os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = str(domain), "LOCALHOST"
-    camera = Camera(domain, args.outputs)
+    camera = Camera(domain, args.outputs)  # first: the node's start-up is timed alone
+    load = start_load(args.load)
+    started = time.monotonic()
+    node = subprocess.Popen(command, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
-        deadline = time.monotonic() + START_TIMEOUT_S
+        deadline = started + START_TIMEOUT_S
+        while camera.image_pub.get_subscription_count() == 0:
+            if node.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the node did not come up; its log: {log.name}")
+            time.sleep(0.02)
+        startup_s = time.monotonic() - started
         while not camera.connected():
             if node.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"the node did not come up; its log: {log.name}")
             time.sleep(0.1)
         camera.stream(args.warmup, args.rate)
+        time.sleep(1.5)  # a /diagnostics message after the warm-up frames: the baseline of the counters
         camera.reset()
         camera.stream(args.duration, args.rate)
         time.sleep(1.5)  # the last frames and a /diagnostics message after them
         with camera.lock:
             sent, latencies, diagnostics = camera.sent, list(camera.latencies_ms), dict(camera.diagnostics)
+            baseline = camera.baseline
         result = {"sent": sent, "received": len(latencies), "seconds": sent / args.rate, "latencies": latencies,
-                  "diagnostics": diagnostics, "cloud_mb": camera.cloud_bytes / 1e6}
+                  "diagnostics": diagnostics, "cloud_mb": camera.cloud_bytes / 1e6, "startup_s": startup_s,
+                  "node_counts": {key: counter(diagnostics, baseline, f"frames {key}")
+                                  for key in ("received", "processed", "dropped", "rejected")}}
         if args.soak_minutes > 0:
             rss_start = rss_mb(node.pid)
             camera.stream(args.soak_minutes * 60.0, args.rate)
             result["rss_mb"] = (rss_start, rss_mb(node.pid))
         return result
     finally:
+        for process in load:
+            process.kill()
+            process.wait()
         camera.close()
         interrupt(node, 30, "depth_da_node")
         log.close()
@@ -262,6 +295,7 @@ def report(args: argparse.Namespace, model: Path, pipeline_ms: tuple[list[float]
     inference_p50 = float(diagnostics.get("inference p50 (ms)", "nan"))
     own_work = node_p50 - inference_p50
     received = node["received"]
+    counts = node["node_counts"]
     rows = [
         ("model", f"{model.name} ({args.backend}, {args.threads or 'all'} threads)"),
         ("node parameters over config/depth.yaml", ", ".join(args.param) or "none"),
@@ -271,8 +305,14 @@ def report(args: argparse.Namespace, model: Path, pipeline_ms: tuple[list[float]
          f"{diagnostics.get('latency p50 (ms)', 'n/a')} / {diagnostics.get('latency p95 (ms)', 'n/a')} ms"),
         ("camera stamp -> depth received here, p50 / p95",
          f"{percentile(node['latencies'], 50):.1f} / {percentile(node['latencies'], 95):.1f} ms"),
+        ("competing core-bound processes", str(args.load)),
+        ("start-up: process start -> image subscription discovered", f"{node['startup_s']:.2f} s"),
         ("depth output rate", f"{received / node['seconds']:.2f} Hz"),
-        ("dropped frames", f"{1 - received / max(node['sent'], 1):.1%} ({node['sent'] - received} of {node['sent']})"),
+        ("dropped frames (sent but no depth back)",
+         f"{1 - received / max(node['sent'], 1):.1%} ({node['sent'] - received} of {node['sent']})"),
+        ("frames received by the node / processed / dropped by its queue (of sent)",
+         f"{counts['received']} ({counts['received'] / max(node['sent'], 1):.0%}) / {counts['processed']} / "
+         f"{counts['dropped']} (of {node['sent']})"),
         ("point cloud message", f"{node['cloud_mb']:.2f} MB" if "points" in args.outputs else "not subscribed"),
         ("bare pipeline predict, p50 (before / after the node run)",
          f"{pipeline_p50:.1f} ms ({percentile(before, 50):.1f} / {percentile(after, 50):.1f})"),

@@ -5,12 +5,16 @@ The whole chain on a procedural drive, with no dataset, GPU or ROS distro:
 1. render a short driving sequence in the real-camera look, with exact depth, as a KITTI raw
    drive (``depth_da_ros.procedural.writer``), and the sample sheet of the two looks;
 2. convert it to a ROS 2 bag (``depth_da_kitti2bag``; procedural drives have no velodyne);
-3. start ``depth_da_node`` (the bundled model and ``config/depth.yaml``) and ``depth_da_record``;
+3. start ``depth_da_node`` (the bundled model and ``config/depth.yaml``) in its every-frame mode
+   (``queue_size`` = the frame count: no frame is skipped, so the metrics cover a fixed frame
+   set however busy the machine is) and ``depth_da_record``;
 4. replay the bag into the node over DDS (``depth_da_replay``) on a ROS domain of its own,
    localhost only, with the shipped Fast DDS profile for large images;
-5. write ``demo_out/``: picture strips (input | adapted | predicted depth | ground truth), one
-   point cloud as PLY, the metrics against the ground truth, a latency / fps summary (printed
-   too), the sample sheet and each process's log.
+5. write ``demo_out/``: picture strips (input | adapted | predicted depth | ground truth, with
+   column labels and a colour bar in metres), one point cloud as PLY, the metrics against the
+   ground truth, a latency / fps summary (printed too), the sample sheet and each process's log.
+   Strips and the cloud come from frames the node actually published; the summary names only
+   files that were written, and says when frames lack depth (the metrics then cover fewer).
 
 Each child process runs in a session of its own (a Ctrl-C reaches the demo, which stops them in
 order) and is stopped with SIGINT, then SIGKILL after a timeout, when the demo ends: also on an
@@ -49,7 +53,7 @@ from .node_topics import ADAPTED_TOPIC, COLORIZED_TOPIC, DEPTH_INFO_TOPIC, DEPTH
 from .procedural.dataset import ProceduralConfig, ProceduralDataset
 from .procedural.writer import KITTI_DATE, drive_name, frame_paths, write_domain
 from .processes import interrupt
-from .visualization import colorize_depth
+from .visualization import colorize_depth, label_columns, with_colour_bar
 
 LOG = logging.getLogger("depth_da_demo")
 
@@ -58,7 +62,8 @@ FASTDDS_PROFILE = Path("config") / "fastdds_large_images.xml"
 # Not a seed of training (0), validation (1) or the sim-to-real evaluation (1000).
 DEMO_SEED = 2000
 MAX_DEPTH = 80.0  # metres: the metrics' cap, as KITTI's
-COLORMAP_RANGE = (1.0, 80.0)  # metres; given to the node too, so its depth/colorized matches the ground truth's
+# The node's colour map (config/depth.yaml) is the visualization default, as the ground truth's here.
+MAX_QUEUE = 1000  # queue_size's maximum: frames the node may hold waiting (each a camera frame of memory)
 START_TIMEOUT_S = 120.0  # the node imports torch and loads its model: slow on a busy 2-core machine
 STOP_TIMEOUT_S = 10.0  # SIGINT, then SIGKILL
 QUIET_S = 5.0  # after the replay ends, this long without a new depth image means the node is done
@@ -111,19 +116,12 @@ def model_outputs_adapted(model: Path) -> bool:
 
 def picture_strip(rows: Sequence[Sequence[np.ndarray]], labels: Sequence[str], title: str = "",
                   scale: float = 1.0) -> np.ndarray:
-    """RGB rows of equal-size RGB tiles under a title and one label per column."""
+    """RGB rows of equal-size RGB tiles under a title and one label per column, above a colour
+    bar in metres (the depth tiles use the default colour map)."""
     if scale != 1.0:
         rows = [[cv2.resize(tile, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) for tile in row]
                 for row in rows]
-    body = np.vstack([np.hstack(row) for row in rows])
-    tile_width = rows[0][0].shape[1]
-    header = np.full((44 if title else 24, body.shape[1], 3), 255, np.uint8)
-    if title:
-        cv2.putText(header, title, (8, 17), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
-    for i, name in enumerate(labels):
-        cv2.putText(header, name, (i * tile_width + 8, header.shape[0] - 7), cv2.FONT_HERSHEY_SIMPLEX, 0.45,
-                    (60, 60, 60), 1, cv2.LINE_AA)
-    return np.vstack([header, body])
+    return with_colour_bar(label_columns(np.vstack([np.hstack(row) for row in rows]), labels, title))
 
 
 def write_png(path: Path, rgb: np.ndarray) -> None:
@@ -183,7 +181,8 @@ def cloud_arrays(msg: object) -> tuple[np.ndarray, np.ndarray | None]:
 
 
 def render_sample_sheet(scenes: int, seed: int, height: int, width: int) -> tuple[np.ndarray, float]:
-    """Rows of (synthetic, real, depth) for ``scenes`` shared scenes; returns (RGB sheet, frames/s)."""
+    """Rows of (synthetic, real, depth) for ``scenes`` shared scenes, with column labels and a
+    colour bar in metres; returns (RGB sheet, frames/s)."""
     base = ProceduralConfig(seed=seed, height=height, width=width, paired=True)
     synthetic = ProceduralDataset(base, scenes)
     real = ProceduralDataset(dataclasses.replace(base, domain="real"), scenes)
@@ -193,7 +192,9 @@ def render_sample_sheet(scenes: int, seed: int, height: int, width: int) -> tupl
         a, b = synthetic[i], real[i]
         rows.append(np.hstack([a.rgb, b.rgb, colorize_depth(a.depth)]))
     fps = 2 * scenes / (time.perf_counter() - started)
-    return np.vstack(rows), fps
+    sheet = label_columns(np.vstack(rows), ["synthetic look (training)", "real look (camera)", "exact depth"],
+                          f"procedural scenes, seed {seed}")
+    return with_colour_bar(sheet), fps
 
 
 def render_drive(root: Path, frames: int, height: int, width: int, seed: int) -> Path:
@@ -333,15 +334,37 @@ class GraphWatcher:
 @dataclass
 class Recorded:
     """What the recorder got that the outputs need, by image stamp: depth for every frame, pictures
-    and the point cloud only for the frames shown."""
+    and the point cloud only for the frames shown (``picture_stamps``, ``cloud_stamp``: chosen
+    among the frames the node published them for)."""
 
     depth: dict[int, np.ndarray] = field(default_factory=dict)
     colorized: dict[int, np.ndarray] = field(default_factory=dict)
     adapted: dict[int, np.ndarray] = field(default_factory=dict)
     cloud: tuple[np.ndarray, np.ndarray | None] | None = None
+    picture_stamps: list[int] = field(default_factory=list)
+    cloud_stamp: int | None = None
 
 
-def read_recording(bag: Path, picture_stamps: set[int], cloud_stamp: int) -> Recorded:
+def _stamp(msg: object) -> int:
+    return msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+
+
+def choose_shown(stamps: Sequence[int], published: dict[str, set[int]], picture_topics: Sequence[str]
+                 ) -> tuple[list[int], int | None]:
+    """The strip's frames (up to ``STRIP_FRAMES``, spread over the drive) among ``stamps`` (in
+    order) with depth and every picture topic published, and the cloud's frame: the published
+    one nearest the middle of the drive; None when the node published no cloud."""
+    complete = [s for s in stamps if all(s in published.get(t, ()) for t in (DEPTH, *picture_topics))]
+    pictures = [complete[i] for i in strip_indices(len(complete))] if complete else []
+    clouds = [i for i, s in enumerate(stamps) if s in published.get(POINTS, ())]
+    middle = len(stamps) // 2
+    cloud = stamps[min(clouds, key=lambda i: (abs(i - middle), i))] if clouds else None
+    return pictures, cloud
+
+
+def read_recording(bag: Path, stamps: Sequence[int], adapted: bool) -> Recorded:
+    """The recorded outputs: which frames each topic has (first pass), then depth of every frame
+    and the pictures and cloud of the frames shown (second pass, so only those are kept)."""
     from rosbags.highlevel import AnyReader
     from rosbags.image import message_to_cvimage
 
@@ -349,17 +372,23 @@ def read_recording(bag: Path, picture_stamps: set[int], cloud_stamp: int) -> Rec
 
     out = Recorded()
     with AnyReader([bag], default_typestore=typestore()) as reader:
+        published: dict[str, set[int]] = {}
+        for connection, _, raw in reader.messages():
+            published.setdefault(connection.topic, set()).add(_stamp(reader.deserialize(raw, connection.msgtype)))
+        out.picture_stamps, out.cloud_stamp = choose_shown(stamps, published,
+                                                           [COLORIZED, *([ADAPTED] if adapted else [])])
+        shown = set(out.picture_stamps)
         for connection, _, raw in reader.messages():
             topic = connection.topic
             msg = reader.deserialize(raw, connection.msgtype)
-            stamp = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+            stamp = _stamp(msg)
             if topic == DEPTH:
                 out.depth[stamp] = np.asarray(message_to_cvimage(msg), dtype=np.float32)
-            elif topic == COLORIZED and stamp in picture_stamps:
+            elif topic == COLORIZED and stamp in shown:
                 out.colorized[stamp] = message_to_cvimage(msg, "rgb8")
-            elif topic == ADAPTED and stamp in picture_stamps:
+            elif topic == ADAPTED and stamp in shown:
                 out.adapted[stamp] = message_to_cvimage(msg, "rgb8")
-            elif topic == POINTS and stamp == cloud_stamp:
+            elif topic == POINTS and stamp == out.cloud_stamp:
                 out.cloud = cloud_arrays(msg)
     return out
 
@@ -411,10 +440,10 @@ def run_chain(args: argparse.Namespace, model: Path, work: Path, log_dir: Path) 
     try:
         LOG.info("[3/5] starting depth_da_node (model %s, ROS domain %d; log %s)", model, args.domain_id,
                  log_dir / "node.log")
+        # Every frame (queue_size), the strip draws one colour bar for all tiles (no legend in the image).
         children.start("node", "depth_da_ros.node", [
             "--ros-args", "--params-file", str(config), "-p", f"model_path:={model}",
-            "-p", f"colormap_min_depth:={COLORMAP_RANGE[0]}",
-            "-p", f"colormap_max_depth:={COLORMAP_RANGE[1]}", "-p", "colormap_inverse:=true",
+            "-p", f"queue_size:={min(args.frames, MAX_QUEUE)}", "-p", "colormap_legend:=false",
             "-r", f"image:={IMAGE_TOPIC}", "-r", f"camera_info:={CAMERA_INFO_TOPIC}"])
         watcher = GraphWatcher(args.domain_id)
         adapted = model_outputs_adapted(model)
@@ -454,8 +483,8 @@ def run_chain(args: argparse.Namespace, model: Path, work: Path, log_dir: Path) 
                                     f"{children.log_tail('replay')}")
                 if replay.poll() == 0 and now - last_change > QUIET_S:
                     if count < args.frames:
-                        LOG.warning("the node published depth for %d of %d frames (it keeps only the newest frame "
-                                    "and drops the others when it falls behind)", count, args.frames)
+                        LOG.warning("the node published depth for %d of %d frames (see the frames dropped in its "
+                                    "diagnostics and %s)", count, args.frames, log_dir / "node.log")
                     else:
                         LOG.warning("the recorder missed some of the node's outputs (see %s)",
                                     log_dir / "record.log")
@@ -477,8 +506,7 @@ def run_chain(args: argparse.Namespace, model: Path, work: Path, log_dir: Path) 
             watcher.close()
 
     tick = time.perf_counter()
-    indices = strip_indices(len(stamps))
-    recorded = read_recording(work / "recorded", {stamps[i] for i in indices}, stamps[len(stamps) // 2])
+    recorded = read_recording(work / "recorded", stamps, adapted)
     walls["read"] = time.perf_counter() - tick
     return ChainResult(recorded, stamps, adapted, sent, done, diagnostics, children.record(), walls)
 
@@ -496,41 +524,55 @@ def write_outputs(out: Path, result: ChainResult, work: Path, args: argparse.Nam
     paths = [frame_paths(work / "procedural", "real", i) for i in range(len(stamps))]
     gt = {stamp: read_kitti_depth(p["depth"]) for stamp, p in zip(stamps, paths)}
 
+    written: list[str] = []
     rows = []
-    for i in strip_indices(len(stamps)):
-        stamp = stamps[i]
-        if stamp not in recorded.colorized or (result.adapted and stamp not in recorded.adapted):
-            continue
+    for stamp in recorded.picture_stamps:  # frames with every picture published
+        i = stamps.index(stamp)
         rgb = cv2.cvtColor(cv2.imread(str(paths[i]["rgb"]), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
         row = [rgb]
         if result.adapted:
             # The adapted frame is at the network's size: shown at the camera's.
             row.append(cv2.resize(recorded.adapted[stamp], (rgb.shape[1], rgb.shape[0]),
                                   interpolation=cv2.INTER_LINEAR))
-        row += [recorded.colorized[stamp], colorize_depth(gt[stamp], *COLORMAP_RANGE)]
+        row += [recorded.colorized[stamp], colorize_depth(gt[stamp])]
         rows.append(row)
     labels = ["input (camera)", *(["adapted (what the depth net sees)"] if result.adapted else []),
               "predicted depth (depth/colorized)", "ground truth"]
+    frame_numbers = ", ".join(str(stamps.index(s)) for s in recorded.picture_stamps)
     if rows:
-        write_png(out / "strips.png", picture_strip(rows, labels, f"depth_da_demo: {model.name}", STRIP_SCALE))
+        write_png(out / "strips.png", picture_strip(rows, labels, f"depth_da_demo: {model.name}, frames "
+                                                    f"{frame_numbers}", STRIP_SCALE))
+        written.append(f"strips.png ({len(rows)} frames: {frame_numbers})")
+    else:
+        LOG.warning("no frame has every picture published: no strips.png")
 
-    cloud_points = 0
+    cloud_points, cloud_frame = None, None
     if recorded.cloud is not None:
         xyz, rgb = recorded.cloud
-        write_ply(out / "point_cloud.ply", xyz, rgb, comment="depth_da_demo points of frame "
-                  f"{len(stamps) // 2}, camera optical frame (x right, y down, z forward), metres")
+        cloud_frame = stamps.index(recorded.cloud_stamp)
+        write_ply(out / "point_cloud.ply", xyz, rgb, comment=f"depth_da_demo points of frame {cloud_frame}, "
+                  "camera optical frame (x right, y down, z forward), metres")
         cloud_points = len(xyz)
+        written.append(f"point_cloud.ply (frame {cloud_frame}, {cloud_points} points)")
+    else:
+        LOG.warning("the node published no point cloud: no point_cloud.ply")
 
     pairs = [(gt[s], recorded.depth[s]) for s in stamps if s in recorded.depth]
+    missing = [i for i, s in enumerate(stamps) if s not in recorded.depth]
+    if missing:
+        LOG.warning("frames %s have no depth: the metrics cover %d of %d frames and are not comparable with a "
+                    "complete run", ", ".join(map(str, missing)), len(pairs), len(stamps))
     metrics = {name: evaluate_frames(pairs, crop="none", max_depth=MAX_DEPTH, median_scaling=scaled)
                for name, scaled in (("metric", False), ("median-scaled", True))} if pairs else {}
     protocol = f"crop none, ground truth in (1e-3, {MAX_DEPTH:g}] m (the sky has none), per image then averaged"
-    (out / "metrics.json").write_text(json.dumps({"protocol": protocol, "frames": len(pairs), **metrics}, indent=2)
-                                      + "\n")
+    (out / "metrics.json").write_text(json.dumps({"protocol": protocol, "frames": len(pairs),
+                                                  "frames_without_depth": missing, **metrics}, indent=2) + "\n")
     (out / "metrics.md").write_text(
-        f"# depth_da_demo metrics\n\nModel `{model}`, {len(pairs)} frames of a procedural real-look drive "
-        f"(seed {args.seed}) against its exact depth; {protocol}.\n\n"
-        + (format_metrics_table(metrics) if metrics else "No depth image was recorded.") + "\n")
+        f"# depth_da_demo metrics\n\nModel `{model}`, {len(pairs)} of {len(stamps)} frames of a procedural "
+        f"real-look drive (seed {args.seed}) against its exact depth; {protocol}."
+        + (f" Frames without depth (not evaluated): {', '.join(map(str, missing))}." if missing else "")
+        + "\n\n" + (format_metrics_table(metrics) if metrics else "No depth image was recorded.") + "\n")
+    written += ["metrics.md", "metrics.json", "summary.json", "sample_sheet.png", "logs/"]
 
     latencies = [(result.done[s] - result.sent[s]) / 1e6 for s in stamps if s in result.done and s in result.sent]
     received = sorted(result.done.values())
@@ -548,6 +590,10 @@ def write_outputs(out: Path, result: ChainResult, work: Path, args: argparse.Nam
         "node_processing_p50_ms": result.diagnostics.get("processing p50 (ms)"),
         "node_frames_dropped": result.diagnostics.get("frames dropped"),
         "point_cloud_points": cloud_points,
+        "point_cloud_frame": cloud_frame,
+        "strip_frames": [stamps.index(s) for s in recorded.picture_stamps],
+        "frames_without_depth": missing,
+        "written": written,
         "metrics": metrics,
         "wall_s": {k: round(v, 2) for k, v in result.walls.items()},
         "processes": result.processes,
@@ -564,6 +610,9 @@ def format_summary(summary: dict, out: Path) -> str:
         f"  depth images     {summary['depth_images']} of {summary['frames']} frames (the node's count of "
         f"dropped frames: {summary['node_frames_dropped'] or 'n/a'})",
     ]
+    if summary["frames_without_depth"]:
+        lines.append(f"  INCOMPLETE       frames {', '.join(map(str, summary['frames_without_depth']))} have no depth: "
+                     "the metrics below cover the others only")
     if latency["p50"] is not None:
         lines.append(f"  latency          p50 {latency['p50']:.0f} ms, p95 {latency['p95']:.0f} ms "
                      "(camera image received -> its depth/camera_info received, at one subscriber)")
@@ -576,8 +625,7 @@ def format_summary(summary: dict, out: Path) -> str:
     walls = summary["wall_s"]
     lines += [f"  wall time        {walls['total']:.0f} s (" + ", ".join(
         f"{k} {v:.0f} s" for k, v in walls.items() if k != "total") + ")",
-        f"  wrote            {out}/: strips.png, point_cloud.ply ({summary['point_cloud_points']} points), "
-        "metrics.md, metrics.json, summary.json, sample_sheet.png, logs/"]
+        f"  wrote            {out}/: " + ", ".join(summary["written"])]
     return "\n".join(lines)
 
 

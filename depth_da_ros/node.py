@@ -124,7 +124,7 @@ from .ros_conversions import (
     rgb_to_rgb8_image,
     stamp_to_ns,
 )
-from .visualization import colorize_depth
+from .visualization import colorize_depth, draw_colour_legend
 
 # DDS history of the image subscription: room for frames that arrive while the executor is busy
 # (a burst, a loaded CPU); the callback only queues them, and the frame queue decides what is
@@ -431,7 +431,10 @@ class DepthNode(Node):
         # Colour map and cloud cost time; build them only for someone.
         if self._colorized_pub.get_subscription_count() > 0:
             colors = colorize_depth(depth, settings.colormap_min_depth, settings.colormap_max_depth,
-                                    settings.colormap_inverse)
+                                    settings.colormap_scale)
+            if settings.colormap_legend:
+                draw_colour_legend(colors, settings.colormap_min_depth, settings.colormap_max_depth,
+                                   settings.colormap_scale)
             self._colorized_pub.publish(rgb_to_bgr8_image(colors, header))
         if settings.cloud_enabled and camera is not None and self._points_pub.get_subscription_count() > 0:
             stride = cloud_stride(settings.cloud_decimation, depth.shape, self._pipeline.input_size)

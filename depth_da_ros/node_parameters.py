@@ -12,6 +12,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from .geometry import ASPECT_POLICIES, BEYOND_RANGE_FRACTION, SCALE_MODES
 from .node_topics import INPUT_RELIABILITY_CHOICES, OUTPUT_RELIABILITY_CHOICES, RELIABLE
+from .visualization import COLORMAP_SCALES, DEFAULT_MAX_DEPTH, DEFAULT_MIN_DEPTH, DEFAULT_SCALE
 
 # Where a bundled model is looked for, relative to the package's share directory.
 PACKAGE = "depth_da_ros"
@@ -99,11 +100,15 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
                   "levels) is below this are degenerate (lens cap, white-out, blank frame): their depth is "
                   "published as NaN without running the network, and /diagnostics warns; 0: off",
                   minimum=0.0, maximum=255.0),
-    ParameterSpec("colormap_min_depth", 1.0, "Depth in metres drawn with the near end of the colour map",
-                  minimum=0.01, maximum=1000.0),
-    ParameterSpec("colormap_max_depth", 80.0, "Depth in metres drawn with the far end of the colour map",
-                  minimum=0.01, maximum=1000.0),
-    ParameterSpec("colormap_inverse", True, "Spread the colours by 1/depth (resolves near objects)"),
+    ParameterSpec("colormap_min_depth", DEFAULT_MIN_DEPTH, "Depth in metres drawn with the near end (red) of "
+                  "depth/colorized's colour map", minimum=0.01, maximum=1000.0),
+    ParameterSpec("colormap_max_depth", DEFAULT_MAX_DEPTH, "Depth in metres drawn with the far end (blue) of the "
+                  "colour map", minimum=0.01, maximum=1000.0),
+    ParameterSpec("colormap_scale", DEFAULT_SCALE, "How colours spread over the range: 'log' (street scenes: "
+                  "5-40 m span half the map), 'inverse' (1/depth: resolves near objects), 'linear'",
+                  choices=COLORMAP_SCALES),
+    ParameterSpec("colormap_legend", True, "Draw a colour bar in metres into depth/colorized's bottom-right "
+                  "corner (images of at least 160x60)"),
     ParameterSpec("cloud_enabled", True, "Publish the point cloud (needs camera_info or intrinsics)"),
     ParameterSpec("cloud_rgb", True, "Colour each point with the camera image (xyz + rgb)"),
     ParameterSpec("cloud_organized", True, "Keep the image grid (invalid points are NaN); false: valid "
@@ -148,7 +153,8 @@ class NodeSettings:
     min_contrast: float
     colormap_min_depth: float
     colormap_max_depth: float
-    colormap_inverse: bool
+    colormap_scale: str
+    colormap_legend: bool
     cloud_enabled: bool
     cloud_rgb: bool
     cloud_organized: bool
@@ -207,6 +213,8 @@ def settings_from_parameters(values: Mapping[str, Any], *, model_search: Sequenc
 # Parameters rclpy declares itself on every node, and the prefix of its QoS-override parameters.
 ROS_PARAMETERS = ("use_sim_time", "start_type_description_service")
 QOS_OVERRIDES_PREFIX = "qos_overrides."
+# Parameters of earlier versions -> what replaced them (named in the unknown-parameter error).
+RENAMED_PARAMETERS = {"colormap_inverse": "colormap_scale ('inverse' for true, 'linear' for false)"}
 
 
 def unknown_parameters(names: Iterable[str]) -> str | None:
@@ -220,7 +228,10 @@ def unknown_parameters(names: Iterable[str]) -> str | None:
     hints = []
     for name in unknown:
         close = difflib.get_close_matches(name, PARAMETER_NAMES, n=1, cutoff=0.6)
-        hints.append(f"{name} (did you mean {close[0]}?)" if close else name)
+        if name in RENAMED_PARAMETERS:
+            hints.append(f"{name} (replaced by {RENAMED_PARAMETERS[name]})")
+        else:
+            hints.append(f"{name} (did you mean {close[0]}?)" if close else name)
     return (f"unknown parameter(s) {', '.join(hints)}; depth_da_node --help lists the parameters")
 
 

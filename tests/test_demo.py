@@ -18,7 +18,19 @@ import cv2
 import numpy as np
 import pytest
 
-from depth_da_ros.demo import DemoError, cloud_arrays, find_model, main, write_ply
+from depth_da_ros.demo import (
+    ADAPTED,
+    COLORIZED,
+    DEPTH,
+    POINTS,
+    STRIP_FRAMES,
+    DemoError,
+    choose_shown,
+    cloud_arrays,
+    find_model,
+    main,
+    write_ply,
+)
 from depth_da_ros.geometry import Intrinsics, build_point_cloud
 from depth_da_ros.metrics import METRIC_NAMES
 from depth_da_ros.node_parameters import BUNDLED_MODEL
@@ -97,6 +109,20 @@ def test_missing_model_is_a_clear_error(tmp_path, caplog):
     assert "none.onnx does not exist" in caplog.text
 
 
+def test_strips_and_cloud_come_from_frames_the_node_published():
+    stamps = list(range(100, 112))
+    everything = {DEPTH: set(stamps), COLORIZED: set(stamps), ADAPTED: set(stamps), POINTS: set(stamps)}
+    pictures, cloud = choose_shown(stamps, everything, [COLORIZED, ADAPTED])
+    assert pictures == [100, 104, 107, 111] and cloud == 106  # spread over the drive; the middle frame
+    # A loaded machine: the middle frame's cloud and some pictures were never published.
+    dropped = {DEPTH: set(stamps) - {103}, COLORIZED: set(stamps) - {100, 111}, ADAPTED: set(stamps) - {105},
+               POINTS: {101, 108, 109}}
+    pictures, cloud = choose_shown(stamps, dropped, [COLORIZED, ADAPTED])
+    assert len(pictures) == STRIP_FRAMES and not {100, 103, 105, 111} & set(pictures)
+    assert cloud == 108  # the published cloud nearest the middle
+    assert choose_shown(stamps, {DEPTH: set(stamps)}, [COLORIZED]) == ([], None)  # nothing to show: no file
+
+
 # --- the chain ------------------------------------------------------------------------------------
 
 CHAIN_TIMEOUT = 180.0  # s: the node imports torch and loads its model on a busy 2-core machine
@@ -157,10 +183,15 @@ def test_demo_chain_writes_every_output_and_leaves_no_process(tiny_fused_onnx, t
     assert summary["latency_ms"]["p50"] > 0 and summary["output_fps"] > 0
     assert "latency" in stdout and "depth images" in stdout  # the printed summary
 
-    # Strips: a header, then one row per frame of input | adapted | predicted | ground truth at half size.
+    # Strips: a header with the column labels, one row per frame of input | adapted | predicted |
+    # ground truth at half size, and a colour bar in metres.
     strips = cv2.imread(str(out / "strips.png"))
-    assert strips.shape[1] == 4 * WIDTH // 2 and (strips.shape[0] - 4 * HEIGHT // 2) in (24, 44)
+    assert strips.shape[1] == 4 * WIDTH // 2 and strips.shape[0] - 4 * HEIGHT // 2 == 44 + 34
     assert cv2.imread(str(out / "sample_sheet.png")) is not None
+    # Every frame was processed (the node's every-frame mode) and the summary names what it wrote.
+    assert summary["frames_without_depth"] == [] and len(summary["strip_frames"]) == FRAMES
+    assert any(w.startswith("point_cloud.ply (frame 2,") for w in summary["written"]), summary["written"]
+    assert "point_cloud.ply (frame 2," in stdout
 
     # The PLY holds the middle frame's recorded cloud: its finite points, with their colours.
     recorded = read_bag(out / "work" / "recorded")
