@@ -161,8 +161,9 @@ def test_validation_skips_frames_without_ground_truth(tmp_path, caplog):
 
 def test_budget_counts_the_final_validation(tmp_path, monkeypatch):
     """Fake clock: a step costs 10 s, a validation 15 s, budget 60 s. The estimate before the first
-    validation is one step per validation batch (2 x 10 s), so the run stops after step 4 and ends,
-    validation included, at 55 s (the old rule ran 7 steps and validated after the budget: 85 s)."""
+    validation is one step per validation batch (2 x 10 s): after step 4 it says stop, so the
+    engine validates (measuring 15 s), which confirms it; the run ends, validation included, at
+    55 s (the old rule ran 7 steps and validated after the budget: 85 s)."""
     now = {"t": 0.0}
     monkeypatch.setattr(engine_mod, "_clock", lambda: now["t"])
     real_step, real_validate = DepthStage.train_step, DepthStage.validate
@@ -188,8 +189,8 @@ def test_budget_counts_the_final_validation(tmp_path, monkeypatch):
 def test_budget_clock_rule():
     now = {"t": 0.0}
     clock = BudgetClock(60.0, 0.0, clock=lambda: now["t"])
-    for _ in range(3):
-        clock.add_step(10.0)
+    for seconds in (25.0, 10.0, 10.0, 10.0):  # the first (warm-up) step does not count once others exist
+        clock.add_step(seconds)
     now["t"] = 30.0
     assert clock.allows_step(20.0) and not clock.allows_step(20.1)
     assert clock.steps_left(10.0) == 2
@@ -199,20 +200,21 @@ def test_budget_clock_rule():
 
 def test_progress_bar_and_lr_log_follow_the_step(tmp_path, capsys):
     run_dir = tmp_path / "run"
-    assert train_main(["depth", *args(*TINY, *DATA, "run.steps=4", "run.log_every=10", "optim_g.decay_steps=2",
+    assert train_main(["depth", *args(*TINY, *DATA, "run.steps=5", "run.log_every=4", "optim_g.decay_steps=2",
                                       f"run.run_dir={run_dir}")]) == 0
     log = entries(run_dir)
-    # Factor at scheduler position p (the step before the p+1-th): 1, 1, 2/3, 1/3 for steps 1..4.
-    assert [log[s]["lr"]["depth"] for s in (1, 2, 3, 4)] == pytest.approx([2e-4, 2e-4, 2e-4 * 2 / 3, 2e-4 / 3])
+    # Decay over the last 2 of 5 steps: step k trains at factor(k - 1) = 1, 1, 1, 2/3, 1/3.
+    lrs = [2e-4, 2e-4, 2e-4, 2e-4 * 2 / 3, 2e-4 / 3]
+    assert [log[s]["lr"]["depth"] for s in range(1, 6)] == pytest.approx(lrs)
     bar = capsys.readouterr().err.split("\r")
-    last = [line for line in bar if "4/4" in line][-1]
-    assert f"g={log[4]['g']:.3g}" in last  # the bar shows step 4's losses, not step 1's
+    last = [line for line in bar if "5/5" in line][-1]
+    assert f"g={log[5]['g']:.3g}" in last  # the bar shows step 5's losses, not those of the last logged step
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     events = EventAccumulator(str(run_dir / "tensorboard"))
     events.Reload()
     logged = {e.step: e.value for e in events.Scalars("lr/depth")}
-    assert logged[1] == pytest.approx(2e-4)  # steps 1 (and multiples of log_every) are logged
+    assert sorted(logged) == [1, 4] and logged[4] == pytest.approx(lrs[3])  # step 4's own lr, not step 5's
 
 
 # -- item 8: GAN details --------------------------------------------------------------------------------

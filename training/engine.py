@@ -489,15 +489,22 @@ class Engine:
                     validated_at = self.step
                 if self.step >= run.steps:
                     break
-                # Stop while the next step and the final validation still fit in the budget.
-                val_reserve = self.val_seconds if self.val_seconds is not None else budget.estimate_validation(
-                    val_samples, run.batch_size * ctx.world_size)
-                if budget.enabled:
+                if budget.enabled:  # stop while the next step and the final validation still fit
+                    val_reserve = self.val_seconds if self.val_seconds is not None else budget.estimate_validation(
+                        val_samples, run.batch_size * ctx.world_size)
+                    stop = not self._agree(budget.allows_step(val_reserve))
+                    if stop and self.val_seconds is None and validated_at != self.step:
+                        # Only an upper-bound estimate so far: validate now (it writes best.pt too) and decide
+                        # on its measured duration, rather than end a run early on a guess.
+                        metrics = self._validate()
+                        validated_at = self.step
+                        val_reserve = self.val_seconds
+                        stop = not self._agree(budget.allows_step(val_reserve))
                     bar.total = min(run.steps, self.step + budget.steps_left(val_reserve))
                     bar.refresh()
-                if budget.enabled and not self._agree(budget.allows_step(val_reserve)):
-                    stop_reason = f"time budget of {run.max_minutes:g} min"
-                    break
+                    if stop:
+                        stop_reason = f"time budget of {run.max_minutes:g} min"
+                        break
             if stop_reason == "steps" and self.epoch_step + per_step > batches_per_epoch:
                 # A full epoch: validate, start the next.
                 self.epoch += 1
@@ -613,25 +620,28 @@ def check_training_set(samples: int, batch_samples: int, world_size: int) -> Non
 
 
 class BudgetClock:
-    """``run.max_minutes`` as a rule: take another step only while that step (at the mean step
-    time so far) and the validation that ends the run (its last measured duration, or an
-    upper-bound estimate before the first) still fit, so the whole run stays inside the budget."""
+    """``run.max_minutes`` as a rule: take another step only while that step (at the recent mean
+    step time) and the validation that ends the run (its last measured duration; before the
+    first, an upper-bound estimate, and when that says stop the engine validates to measure)
+    still fit, so the whole run stays inside the budget."""
 
     def __init__(self, seconds: float, started: float, clock=None) -> None:
         self.seconds, self.started, self.clock = seconds, started, clock or _clock
-        self.step_total, self.steps = 0.0, 0
+        self.step_times: list[float] = []
 
     @property
     def enabled(self) -> bool:
         return self.seconds > 0
 
     def add_step(self, seconds: float) -> None:
-        self.step_total += seconds
-        self.steps += 1
+        self.step_times.append(seconds)
 
     @property
     def mean_step(self) -> float:
-        return self.step_total / self.steps if self.steps else 0.0
+        """Mean of the last (up to) 50 step times, without the first (warm-up) step once there are others."""
+        times = self.step_times[1:] if len(self.step_times) > 1 else self.step_times
+        times = times[-50:]
+        return sum(times) / len(times) if times else 0.0
 
     def estimate_validation(self, samples: int, batch: int) -> float:
         """Before the first validation: one training step per validation batch (a training step
