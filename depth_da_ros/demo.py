@@ -30,7 +30,6 @@ import logging
 import os
 import shutil
 import signal
-import subprocess
 import sys
 import tempfile
 import threading
@@ -52,8 +51,9 @@ from .node_parameters import find_bundled_model, package_directories
 from .node_topics import ADAPTED_TOPIC, COLORIZED_TOPIC, DEPTH_INFO_TOPIC, DEPTH_TOPIC, POINTS_TOPIC
 from .procedural.dataset import ProceduralConfig, ProceduralDataset
 from .procedural.writer import KITTI_DATE, drive_name, frame_paths, write_domain
-from .processes import interrupt
-from .visualization import colorize_depth, label_columns, with_colour_bar
+from .pointcloud_io import cloud_arrays, write_ply
+from .processes import ChildProcesses
+from .visualization import colorize_depth, label_columns, picture_strip, with_colour_bar, write_png
 
 LOG = logging.getLogger("depth_da_demo")
 
@@ -64,7 +64,7 @@ DEMO_SEED = 2000
 MAX_DEPTH = 80.0  # metres: the metrics' cap, as KITTI's
 # The node's colour map (config/depth.yaml) is the visualization default, as the ground truth's here.
 MAX_QUEUE = 1000  # queue_size's maximum: frames the node may hold waiting (each a camera frame of memory)
-START_TIMEOUT_S = 120.0  # the node imports torch and loads its model: slow on a busy 2-core machine
+START_TIMEOUT_S = 120.0  # the node loads its model and subscribes: slow on a busy 2-core machine
 STOP_TIMEOUT_S = 10.0  # SIGINT, then SIGKILL
 QUIET_S = 5.0  # after the replay ends, this long without a new depth image means the node is done
 POLL_S = 0.1
@@ -111,72 +111,6 @@ def model_outputs_adapted(model: Path) -> bool:
         raise DemoError(str(exc)) from None
 
 
-# -- pictures and point clouds -------------------------------------------------------------------
-
-
-def picture_strip(rows: Sequence[Sequence[np.ndarray]], labels: Sequence[str], title: str = "",
-                  scale: float = 1.0) -> np.ndarray:
-    """RGB rows of equal-size RGB tiles under a title and one label per column, above a colour
-    bar in metres (the depth tiles use the default colour map)."""
-    if scale != 1.0:
-        rows = [[cv2.resize(tile, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) for tile in row]
-                for row in rows]
-    return with_colour_bar(label_columns(np.vstack([np.hstack(row) for row in rows]), labels, title))
-
-
-def write_png(path: Path, rgb: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if not cv2.imwrite(str(path), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_PNG_COMPRESSION, 9]):
-        raise OSError(f"cannot write {path}")
-
-
-def write_ply(path: Path, xyz: np.ndarray, rgb: np.ndarray | None = None,
-              comment: str = "depth_da_ros point cloud") -> None:
-    """Binary little-endian PLY: float32 x, y, z (and uchar red, green, blue) per vertex."""
-    xyz = np.asarray(xyz, dtype=np.float32)
-    if xyz.ndim != 2 or xyz.shape[1] != 3:
-        raise ValueError(f"expected (N, 3) points, got {xyz.shape}")
-    fields = [("x", "<f4"), ("y", "<f4"), ("z", "<f4")]
-    if rgb is not None:
-        if rgb.shape != xyz.shape or rgb.dtype != np.uint8:
-            raise ValueError(f"expected (N, 3) uint8 colours for {len(xyz)} points, got {rgb.dtype} {rgb.shape}")
-        fields += [("red", "u1"), ("green", "u1"), ("blue", "u1")]
-    vertices = np.empty(len(xyz), dtype=fields)
-    for axis, name in enumerate("xyz"):
-        vertices[name] = xyz[:, axis]
-    if rgb is not None:
-        for channel, name in enumerate(("red", "green", "blue")):
-            vertices[name] = rgb[:, channel]
-    types = {"<f4": "float", "u1": "uchar"}
-    header = ["ply", "format binary_little_endian 1.0", f"comment {comment}", f"element vertex {len(xyz)}",
-              *(f"property {types[kind]} {name}" for name, kind in fields), "end_header"]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(("\n".join(header) + "\n").encode("ascii") + vertices.tobytes())
-
-
-def cloud_arrays(msg: object) -> tuple[np.ndarray, np.ndarray | None]:
-    """Finite points (N, 3) float32 and their colours (N, 3) uint8 (None without an ``rgb`` field)
-    of a PointCloud2 with float32 x, y, z (and the packed ``rgb`` RViz reads)."""
-    offsets = {f.name: f.offset for f in msg.fields}
-    if not {"x", "y", "z"} <= offsets.keys():
-        raise DemoError(f"the point cloud has no x, y, z fields (fields: {', '.join(offsets)})")
-    order = ">" if msg.is_bigendian else "<"
-    rows = np.asarray(msg.data, dtype=np.uint8).reshape(msg.height, msg.row_step)[:, : msg.width * msg.point_step]
-    records = np.ascontiguousarray(rows).reshape(-1, msg.point_step)
-
-    def column(name: str, kind: str) -> np.ndarray:
-        start = offsets[name]
-        return np.ascontiguousarray(records[:, start: start + 4]).view(order + kind)[:, 0]
-
-    xyz = np.stack([column(name, "f4") for name in "xyz"], axis=1)
-    valid = np.isfinite(xyz).all(axis=1)
-    if "rgb" not in offsets:
-        return xyz[valid], None
-    packed = column("rgb", "u4")[valid]
-    rgb = np.stack([(packed >> 16) & 0xFF, (packed >> 8) & 0xFF, packed & 0xFF], axis=1).astype(np.uint8)
-    return xyz[valid], rgb
-
-
 # -- the procedural part ---------------------------------------------------------------------------
 
 
@@ -208,46 +142,6 @@ def render_drive(root: Path, frames: int, height: int, width: int, seed: int) ->
 
 
 # -- processes and the ROS graph -------------------------------------------------------------------
-
-
-class ChildProcesses:
-    """The demo's children, each ``python -m <module>`` in a session of its own with its output in
-    ``<log_dir>/<name>.log``; ``stop_all`` ends every one still running, the newest first."""
-
-    def __init__(self, env: dict[str, str], log_dir: Path) -> None:
-        self.env, self.log_dir = env, log_dir
-        self.procs: dict[str, subprocess.Popen] = {}
-        log_dir.mkdir(parents=True, exist_ok=True)
-
-    def start(self, name: str, module: str, args: Sequence[str]) -> subprocess.Popen:
-        with (self.log_dir / f"{name}.log").open("wb") as log:
-            proc = subprocess.Popen([sys.executable, "-m", module, *args], env=self.env, stdout=log,
-                                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
-        self.procs[name] = proc
-        LOG.debug("started %s (pid %d): %s", name, proc.pid, " ".join(proc.args))
-        return proc
-
-    def log_tail(self, name: str, lines: int = 15) -> str:
-        path = self.log_dir / f"{name}.log"
-        text = path.read_text(errors="replace").splitlines()[-lines:] if path.is_file() else []
-        return f"last lines of {path}:\n  " + "\n  ".join(text)
-
-    def check_running(self, *names: str) -> None:
-        for name in names:
-            code = self.procs[name].poll()
-            if code is not None:
-                raise DemoError(f"{name} exited early with code {code}; {self.log_tail(name)}")
-
-    def stop(self, name: str) -> int:
-        """SIGINT (a clean shutdown: the recorder writes its bag), SIGKILL after STOP_TIMEOUT_S."""
-        return interrupt(self.procs[name], STOP_TIMEOUT_S, name)
-
-    def stop_all(self) -> None:
-        for name in reversed(list(self.procs)):
-            self.stop(name)
-
-    def record(self) -> dict[str, dict[str, int | None]]:
-        return {name: {"pid": p.pid, "returncode": p.returncode} for name, p in self.procs.items()}
 
 
 class GraphWatcher:
@@ -389,7 +283,10 @@ def read_recording(bag: Path, stamps: Sequence[int], adapted: bool) -> Recorded:
             elif topic == ADAPTED and stamp in shown:
                 out.adapted[stamp] = message_to_cvimage(msg, "rgb8")
             elif topic == POINTS and stamp == out.cloud_stamp:
-                out.cloud = cloud_arrays(msg)
+                try:
+                    out.cloud = cloud_arrays(msg)
+                except ValueError as exc:
+                    raise DemoError(f"{topic}: {exc}") from None
     return out
 
 
@@ -435,7 +332,7 @@ def run_chain(args: argparse.Namespace, model: Path, work: Path, log_dir: Path) 
     env = child_environment(args.domain_id, profile)
     # The demo's own participant joins the same localhost-only domain with the same profile.
     os.environ.update({k: env[k] for k in ("ROS_AUTOMATIC_DISCOVERY_RANGE", "FASTDDS_DEFAULT_PROFILES_FILE")})
-    children = ChildProcesses(env, log_dir)
+    children = ChildProcesses(env, log_dir, STOP_TIMEOUT_S)
     watcher = None
     try:
         LOG.info("[3/5] starting depth_da_node (model %s, ROS domain %d; log %s)", model, args.domain_id,
@@ -615,7 +512,8 @@ def format_summary(summary: dict, out: Path) -> str:
                      "the metrics below cover the others only")
     if latency["p50"] is not None:
         lines.append(f"  latency          p50 {latency['p50']:.0f} ms, p95 {latency['p95']:.0f} ms "
-                     "(camera image received -> its depth/camera_info received, at one subscriber)")
+                     "(camera image received -> its depth/camera_info received, at one subscriber; includes "
+                     "the wait in the node's frame queue when frames come faster than it runs)")
     lines.append(f"  rate             {summary['output_fps']:.1f} depth images/s for {summary['replay_fps']:.1f} "
                  f"frames/s in; node processing p50 {summary['node_processing_p50_ms'] or 'n/a'} ms per frame")
     if summary["metrics"]:
@@ -687,7 +585,7 @@ def main(argv: list[str] | None = None) -> int:
             result = run_chain(args, model, Path(work), out / "logs")
             LOG.info("[5/5] writing %s", out)
             summary = write_outputs(out, result, Path(work), args, model)
-    except DemoError as exc:
+    except (DemoError, ChildProcessError) as exc:  # ChildProcessError: a child exited early
         LOG.error("depth_da_demo: %s", exc)
         return 2
     except KeyboardInterrupt:

@@ -12,6 +12,7 @@ span 53% of the colour range and the median (10.3 m) sits at 0.56 (green-yellow)
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -133,3 +134,19 @@ def with_colour_bar(sheet: np.ndarray, min_depth: float = DEFAULT_MIN_DEPTH, max
                     scale: str = DEFAULT_SCALE) -> np.ndarray:
     """``sheet`` (RGB uint8) with a colour bar in metres across its width underneath."""
     return np.vstack([sheet, colour_bar(sheet.shape[1], min_depth, max_depth, scale)])
+
+
+def picture_strip(rows: Sequence[Sequence[np.ndarray]], labels: Sequence[str], title: str = "",
+                  scale: float = 1.0) -> np.ndarray:
+    """RGB rows of equal-size RGB tiles under a title and one label per column, above a colour
+    bar in metres (the depth tiles use the default colour map)."""
+    if scale != 1.0:
+        rows = [[cv2.resize(tile, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) for tile in row]
+                for row in rows]
+    return with_colour_bar(label_columns(np.vstack([np.hstack(row) for row in rows]), labels, title))
+
+
+def write_png(path: Path, rgb: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not cv2.imwrite(str(path), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_PNG_COMPRESSION, 9]):
+        raise OSError(f"cannot write {path}")

@@ -26,11 +26,10 @@ from depth_da_ros.demo import (
     STRIP_FRAMES,
     DemoError,
     choose_shown,
-    cloud_arrays,
     find_model,
     main,
-    write_ply,
 )
+from depth_da_ros.pointcloud_io import cloud_arrays, write_ply
 from depth_da_ros.geometry import Intrinsics, build_point_cloud
 from depth_da_ros.metrics import METRIC_NAMES
 from depth_da_ros.node_parameters import BUNDLED_MODEL
