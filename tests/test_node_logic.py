@@ -15,7 +15,6 @@ import numpy as np
 import pytest
 
 from depth_da_ros.backends import AUTO, BACKENDS
-from depth_da_ros.registry import Registry, UnknownNameError
 from depth_da_ros.node_diagnostics import (
     DIAGNOSTIC_ERROR,
     DIAGNOSTIC_OK,
@@ -26,18 +25,21 @@ from depth_da_ros.node_diagnostics import (
 )
 from depth_da_ros.node_frames import FrameQueue, StampMatcher, WarningThrottle
 from depth_da_ros.node_parameters import (
-    BUNDLED_MODEL,
     AUTO_DECIMATION,
     BACKEND_CHOICES,
+    BUNDLED_MODEL,
     PARAMETER_NAMES,
     PARAMETERS,
     NodeSettings,
     ParameterError,
     cloud_stride,
     find_bundled_model,
+    parameter_help,
     settings_from_parameters,
+    unknown_parameters,
 )
 from depth_da_ros.node_topics import choose_reliability
+from depth_da_ros.registry import Registry, UnknownNameError
 
 
 @pytest.fixture
@@ -351,3 +353,19 @@ def test_lazy_registry_entries_are_listed_and_built_on_first_use():
         registry.register_lazy("late", lambda: str)
     with pytest.raises(UnknownNameError, match="known: late"):
         registry.get("early")
+
+
+def test_unknown_parameters_are_named_with_the_nearest_known_one():
+    assert unknown_parameters(["colormap_max_depth", "use_sim_time", "qos_overrides./image.subscription.depth"]) is None
+    problem = unknown_parameters(["colormap_max_dept", "colormap_inverse", "zzz"])
+    assert problem.startswith("unknown parameter(s) colormap_inverse (replaced by colormap_scale")
+    assert "colormap_max_dept (did you mean colormap_max_depth?)" in problem and ", zzz;" in problem
+
+
+def test_parameter_help_lists_every_parameter_with_default_range_and_description():
+    text = parameter_help()
+    for spec in PARAMETERS:
+        line = next(line for line in text.splitlines() if line.startswith(f"  {spec.name} ("))
+        assert "default" in line and (spec.constraints in line) and (("start-up only" in line) == spec.read_only)
+    assert "  queue_size (int, default 1, in [1, 1000], start-up only)" in text
+    assert "  colormap_scale (string, default log, one of: 'log', 'inverse', 'linear')" in text
