@@ -5,8 +5,9 @@ cloud and diagnostics out.
     ros2 launch depth_da_ros depth.launch.py model:=model.onnx kitti:=true
 
 Subscribes ``image`` (or ``<image>/compressed`` with ``use_compressed``) and ``camera_info``;
-publishes, with each input image's header, ``depth/image`` (32FC1 metres at the camera's
-resolution, NaN invalid), ``depth/camera_info``, ``depth/colorized`` (bgr8), ``points``
+publishes, with each input image's header (its frame id replaced by the ``frame_id`` parameter
+when set), ``depth/image`` (32FC1 metres at the camera's resolution; REP 118: NaN = no estimate,
++Inf = beyond range), ``depth/camera_info`` (the frame's own, else its camera's last valid one), ``depth/colorized`` (bgr8), ``points``
 (PointCloud2 in the camera's optical frame), ``adapted/image`` and ``/diagnostics``.
 Parameters: see ``depth_da_ros.node_parameters.PARAMETERS`` (or ``depth_da_node --help``).
 
@@ -17,6 +18,7 @@ once at start-up), and it is fetched from the model only while someone subscribe
 
 The node is glue: the logic lives in ``node_parameters``, ``node_topics`` (names, QoS choice),
 ``node_frames`` (frame queue, stamp matching), ``node_diagnostics`` (statistics),
+``node_calibration`` (calibration kept per camera, degenerate-frame and frame-id checks),
 ``ros_conversions``, ``geometry`` and ``pipeline``. Callbacks only store messages; one inference
 thread, at a lower priority (``inference_nice``), takes frames from a queue: the newest only by
 default (older frames are dropped and counted), every frame in order with ``queue_size`` > 1
