@@ -119,7 +119,7 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
     ParameterSpec("cloud_min_depth", 0.1, "Points nearer than this depth (metres along the optical axis) are "
                   "dropped", minimum=0.0, maximum=1000.0),
     ParameterSpec("cloud_max_depth", 60.0, "Points farther than this depth (metres along the optical axis) are "
-                  "dropped; keep it below the model's max depth to drop the saturated sky",
+                  "dropped; +Inf (beyond range: the sky) is never a point",
                   minimum=0.01, maximum=1000.0),
     ParameterSpec("diagnostics_period", 1.0, "Seconds between /diagnostics messages", read_only=True,
                   minimum=0.1, maximum=60.0),
