@@ -21,12 +21,28 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+SIMD_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "amx_tile")
+
+
+def cpu_flags() -> str:
+    """The SIMD flags that decide CPU inference and training speed (from /proc/cpuinfo), e.g. 'avx2 fma'."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                present = set(line.split(":", 1)[1].split())
+                return " ".join(f for f in SIMD_FLAGS if f in present) or "none of " + "/".join(SIMD_FLAGS)
+    except OSError:
+        pass
+    return "unknown"
+
+
 def machine_summary() -> str:
     versions = [f"Python {platform.python_version()}"]
     for module in ("numpy", "cv2", "torch", "onnxruntime"):
         if module in sys.modules:
             versions.append(f"{module} {sys.modules[module].__version__}")
-    return f"{cpu_model()}, {os.cpu_count()} logical cores, {platform.system()} {platform.machine()}; " + ", ".join(versions)
+    return (f"{cpu_model()} (flags: {cpu_flags()}), {os.cpu_count()} logical cores, {platform.system()} "
+            f"{platform.machine()}; " + ", ".join(versions))
 
 
 def record(name: str, body: str) -> Path:

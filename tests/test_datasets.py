@@ -371,3 +371,54 @@ def test_unknown_kind_lists_the_known_ones():
 def test_data_spec_rejects_inconsistent_fields(fields, message):
     with pytest.raises(ConfigError, match=message):
         config_from_dict(DataSpec, fields)
+
+
+# -- the rendered-frame cache and photometric augmentation (the sim-to-real recipe) --------------
+
+
+def test_procedural_cache_returns_the_rendered_frames_and_is_keyed_by_the_config(tmp_path):
+    from depth_da_ros.procedural.cache import FrameCache, cache_folder
+
+    spec = DataSpec(kind="procedural", domain="real", length=3, seed=5, cache=str(tmp_path))
+    cached, plain = build_dataset(spec, 16, 48, False, 0), build_dataset(DataSpec(**{**spec.__dict__, "cache": ""}),
+                                                                        16, 48, False, 0)
+    for i in range(3):
+        first, second = cached[i], cached[i]  # rendered and stored, then read back
+        assert torch.equal(first["image"], plain[i]["image"]) and torch.equal(second["image"], plain[i]["image"])
+        assert torch.equal(first["depth"], plain[i]["depth"])  # inf (sky) survives the round trip
+    folder = cached.source.cache.folder
+    assert sorted(p.name for p in folder.glob("*.npz")) == ["000000.npz", "000001.npz", "000002.npz"]
+    # Any change of what determines a frame is another folder, never a stale hit.
+    config = cached.source.frames.config
+    assert cache_folder(config, tmp_path) == folder
+    assert cache_folder(ProceduralConfig(domain="real", seed=6, height=16, width=48), tmp_path) != folder
+    assert cache_folder(ProceduralConfig(domain="real", seed=5, height=16, width=48, sequence_length=2),
+                        tmp_path) != folder
+    # A damaged file is rendered again.
+    cached.source.cache.path(1).write_bytes(b"not a zip")
+    assert torch.equal(cached[1]["image"], plain[1]["image"])
+    assert isinstance(cached.source.cache, FrameCache)
+
+
+def test_cache_is_only_for_rendered_frames(tmp_path):
+    with pytest.raises(ValueError, match="cache is only used by kind 'procedural'"):
+        DataSpec(kind="kitti_raw", root=str(tmp_path), cache=str(tmp_path))
+
+
+def test_photometric_augmentation_changes_the_look_not_the_depth_and_is_seeded():
+    spec = DataSpec(kind="procedural", length=4, seed=2)
+    plain = build_dataset(spec, 32, 96, False, 0)
+    augmented = build_dataset(spec, 32, 96, False, 0, photometric=True)
+    rng_state = torch.get_rng_state()
+    changed = 0
+    for i in range(4):
+        a, p = augmented[i], plain[i]
+        assert a["image"].shape == p["image"].shape and a["image"].dtype == torch.float32
+        assert a["image"].min() >= -1 and a["image"].max() <= 1
+        assert torch.equal(a["depth"].nan_to_num(posinf=-1), p["depth"].nan_to_num(posinf=-1))
+        assert torch.equal(a["image"], augmented[i]["image"])  # same (seed, epoch, index), same draw
+        changed += float((a["image"] - p["image"]).abs().mean()) > 0.01
+    assert changed >= 3  # colour jitter alone moves almost every frame
+    assert torch.equal(torch.get_rng_state(), rng_state)
+    augmented.set_epoch(1)
+    assert not torch.equal(augmented[0]["image"], build_dataset(spec, 32, 96, False, 0, photometric=True)[0]["image"])

@@ -164,8 +164,8 @@ def test_unknown_network_lists_known_ones() -> None:
 
 
 def test_unknown_preset_lists_known_ones() -> None:
-    assert PRESETS.names() == ["lite", "paper"]
-    with pytest.raises(KeyError, match="known: lite, paper"):
+    assert PRESETS.names() == ["bench", "lite", "paper"]
+    with pytest.raises(KeyError, match="known: bench, lite, paper"):
         get_preset("fast")
 
 
@@ -219,3 +219,44 @@ def test_style_output_feeds_depth_input_without_rescale() -> None:
     t = image_to_network(torch.arange(256, dtype=torch.float32))
     back = network_to_image(t).round().to(torch.uint8)
     assert torch.equal(back, torch.arange(256).to(torch.uint8))
+
+
+@pytest.mark.parametrize("upsample, checkerboard", [("transpose", True), ("resize", False)])
+def test_resize_upsampling_has_no_checkerboard(upsample, checkerboard) -> None:
+    # Odena et al. 2016: a stride-2 transposed conv gives neighbouring output pixels different
+    # numbers of (different) weights, so a constant input comes out as a 2x2-periodic pattern;
+    # resize-then-convolve gives every interior pixel the same weights and stays constant.
+    from depth_da_ros.models.layers import make_upsample
+
+    torch.manual_seed(0)
+    layer = make_upsample(upsample, 4, 4, kernel_size=4)
+    with torch.no_grad():
+        out = layer(torch.ones(1, 4, 8, 8))[..., 2:-2, 2:-2]  # away from the borders' padding
+    assert out.shape[-2:] == (12, 12)
+    spread = (out.amax(dim=(2, 3)) - out.amin(dim=(2, 3))).max().item()
+    assert (spread > 1e-3) == checkerboard, spread
+
+
+def test_upsample_option_keeps_sizes_and_reference_layout() -> None:
+    x = torch.randn(1, 3, 64, 192)
+    for upsample in ("transpose", "resize"):
+        unet = NETWORKS.get("unet")(num_downs=6, ngf=8, upsample=upsample)
+        resnet = NETWORKS.get("resnet_generator")(ngf=8, n_blocks=2, upsample=upsample)
+        assert unet(x).shape == (1, 1, 64, 192) and resnet(x).shape == (1, 3, 64, 192)
+        has_transpose = any(isinstance(m, nn.ConvTranspose2d) for m in [*unet.modules(), *resnet.modules()])
+        assert has_transpose == (upsample == "transpose")
+    # The default is the reference's transposed convolution, so existing checkpoints keep loading.
+    assert NETWORKS.get("unet")(num_downs=5, ngf=8).state_dict().keys() == \
+        NETWORKS.get("unet")(num_downs=5, ngf=8, upsample="transpose").state_dict().keys()
+    with pytest.raises(ValueError, match="unknown upsample 'bilinear'; known: transpose, resize"):
+        NETWORKS.get("unet")(num_downs=5, ngf=8, upsample="bilinear")
+
+
+def test_bench_preset_is_small_and_upsamples_by_resize() -> None:
+    bench, lite = get_preset("bench"), get_preset("lite")
+    assert (bench.input_height, bench.input_width) == (96, 320)
+    for role in ("depth", "style"):
+        assert getattr(bench, role).kwargs["upsample"] == "resize"
+    count = lambda spec: sum(p.numel() for p in spec.build().parameters())  # noqa: E731
+    assert count(bench.depth) < count(lite.depth) / 4
+    assert count(bench.depth_discriminator) < count(lite.depth_discriminator) / 10

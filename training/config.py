@@ -19,7 +19,7 @@ from training.datasets import DataSpec
 class ModelConfig:
     """A preset plus optional per-network keyword overrides (e.g. smaller widths for tests)."""
 
-    preset: Literal["lite", "paper"] = "lite"
+    preset: Literal["lite", "paper", "bench"] = "lite"
     height: int = 0  # 0 = the preset's input size
     width: int = 0
     depth_kwargs: dict[str, Any] = field(default_factory=dict)
@@ -111,6 +111,9 @@ class DepthDataConfig:
     train: DataSpec = field(default_factory=lambda: DataSpec(kind="procedural", domain="synthetic", length=4000, seed=0))
     val: DataSpec = field(default_factory=lambda: DataSpec(kind="procedural", domain="synthetic", length=64, seed=1))
     flip: bool = True
+    # Camera-like augmentation of the training images (colour jitter, blur, noise, JPEG;
+    # training.datasets.PhotometricAugment): the cheap alternative to a style adapter.
+    photometric: bool = False
 
 
 @dataclass(frozen=True)

@@ -50,6 +50,7 @@ from tqdm import tqdm
 
 from depth_da_ros.depth_io import KITTI_SCALE, read_kitti_depth, read_rgb, read_synthia_depth
 from depth_da_ros.normalization import image_to_network
+from depth_da_ros.procedural.cache import FrameCache
 from depth_da_ros.procedural.dataset import ProceduralConfig, ProceduralDataset
 from depth_da_ros.registry import Registry
 
@@ -97,6 +98,9 @@ class DataSpec:
     seed: int = 0
     sequence_length: int = 1
     limit: int = 0  # use only the first N files / frames (0 = all), for quick runs
+    # procedural only: a folder where rendered frames are stored once and reused by every epoch, run
+    # and seed ("" = render on the fly); see depth_da_ros.procedural.cache
+    cache: str = ""
     verify: bool = True  # read every file once at construction to catch broken files early
 
     def __post_init__(self) -> None:
@@ -120,6 +124,8 @@ class DataSpec:
                 raise ValueError(f"kind 'procedural' renders frames and reads no files, but {', '.join(used)} "
                                  "is set; choose kind synthia, kitti_raw or image_folder to read files")
             return
+        if self.cache:
+            raise ValueError(f"cache is only used by kind 'procedural' (rendered frames), not {self.kind!r}")
         if not self.root:
             raise ValueError(f"kind {self.kind!r} needs root (the dataset folder)")
         if self.split_file and self.kind != "kitti_raw":
@@ -135,15 +141,19 @@ class DataSpec:
 DATASETS: Registry[Callable[..., TrainingDataset]] = Registry("dataset kind")
 
 
-def build_dataset(spec: DataSpec, height: int, width: int, augment: bool, seed: int) -> TrainingDataset:
-    """The dataset ``spec`` describes, yielding (height, width) samples; ``augment`` adds a random flip."""
+def build_dataset(spec: DataSpec, height: int, width: int, augment: bool, seed: int,
+                  photometric: bool = False) -> TrainingDataset:
+    """The dataset ``spec`` describes, yielding (height, width) samples; ``augment`` adds a random flip,
+    ``photometric`` the camera-like image augmentation of ``PhotometricAugment``."""
     if height < 1 or width < 1:
         raise ValueError(f"output size must be positive, got {height}x{width}")
     if seed < 0:
         raise ValueError(f"seed must be >= 0, got {seed}")
     dataset = DATASETS.get(spec.kind)(spec, height, width, augment, seed)
-    LOG.info("dataset %s: %d samples, %s, %dx%d%s", spec.kind, len(dataset), dataset.source.describe(), height, width,
-             ", random flip" if augment else "")
+    if photometric:
+        dataset.photometric = PhotometricAugment()
+    LOG.info("dataset %s: %d samples, %s, %dx%d%s%s", spec.kind, len(dataset), dataset.source.describe(), height,
+             width, ", random flip" if augment else "", ", photometric augmentation" if photometric else "")
     return dataset
 
 
@@ -164,8 +174,42 @@ class FrameSource(Protocol):
     def describe(self) -> str: ...
 
 
+class PhotometricAugment:
+    """Camera-like photometric augmentation of one image; geometry (and so depth) is untouched.
+
+    In the order a camera applies them: colour jitter (brightness, contrast, saturation 0.6-1.4,
+    hue +-0.05), then each with probability 0.5: Gaussian blur (5x5, sigma 0.1-1.5 px), Gaussian
+    noise (sigma 0-0.03 of full scale), JPEG compression (quality 30-95). Jitter and blur from
+    ``torchvision.transforms.v2``, JPEG by OpenCV; the random draws come from torch's default CPU generator
+    (``TrainingDataset`` seeds it per sample). The cheap alternative to a style adapter: it
+    teaches the depth network to ignore colour, sharpness, noise and compression.
+    """
+
+    def __init__(self) -> None:
+        self.jitter = v2.ColorJitter(brightness=0.4, contrast=0.4, saturation=0.4, hue=0.05)
+        self.blur = v2.RandomApply([v2.GaussianBlur(kernel_size=5, sigma=(0.1, 1.5))], p=0.5)
+        self.noise_p, self.noise_sigma = 0.5, 0.03
+        self.jpeg_p, self.jpeg_quality = 0.5, (30, 95)
+
+    def __call__(self, image: torch.Tensor) -> torch.Tensor:
+        """float32 (3, H, W) in [0, 255] -> float32 (3, H, W) in [0, 255]."""
+        x = self.blur(self.jitter(image / 255.0))
+        if torch.rand(()) < self.noise_p:
+            x = x + torch.randn_like(x) * (torch.rand(()) * self.noise_sigma)
+        x = (x.clamp(0, 1) * 255).round()
+        if torch.rand(()) < self.jpeg_p:  # OpenCV's codec (torchvision's JPEG I/O is deprecated)
+            quality = int(torch.randint(self.jpeg_quality[0], self.jpeg_quality[1] + 1, ()))
+            hwc = np.ascontiguousarray(x.permute(1, 2, 0).to(torch.uint8).numpy())
+            ok, encoded = cv2.imencode(".jpg", hwc, [cv2.IMWRITE_JPEG_QUALITY, quality])
+            if not ok:
+                raise RuntimeError("OpenCV could not JPEG-encode an augmented image")
+            x = torch.from_numpy(cv2.imdecode(encoded, cv2.IMREAD_UNCHANGED)).permute(2, 0, 1).float()
+        return x
+
+
 class TrainingDataset(Dataset):
-    """Resizes a source's frames to (height, width) and, with ``augment``, flips image and depth together."""
+    """Resizes a source's frames to (height, width) and, with ``augment``, flips image and depth together;
+    with ``photometric`` set (a ``PhotometricAugment``), also augments the image's look."""
 
     def __init__(self, source: FrameSource, height: int, width: int, augment: bool, seed: int) -> None:
         self.source = source
@@ -176,6 +220,7 @@ class TrainingDataset(Dataset):
         # Shared memory, so set_epoch reaches DataLoader workers' copies (see the module docstring).
         self._epoch = torch.zeros((), dtype=torch.int64).share_memory_()
         self._flip = v2.RandomHorizontalFlip(p=0.5)
+        self.photometric: PhotometricAugment | None = None
 
     def __len__(self) -> int:
         return len(self.source)
@@ -204,11 +249,14 @@ class TrainingDataset(Dataset):
             depth_t = TF.resize_image(torch.from_numpy(depth)[None], self.size,
                                       interpolation=v2.InterpolationMode.NEAREST_EXACT)
             inputs.append(tv_tensors.Mask(depth_t))
-        if self.augment:
+        if self.augment or self.photometric is not None:
             with torch.random.fork_rng(devices=[]):
                 # CPU generator only: torch.manual_seed would also reseed (and not restore) CUDA generators.
                 torch.random.default_generator.manual_seed(sample_seed(self.seed, self.epoch, index))
-                inputs = self._flip(inputs)  # one draw for the whole list: image and depth flip together
+                if self.augment:
+                    inputs = self._flip(inputs)  # one draw for the whole list: image and depth flip together
+                if self.photometric is not None:
+                    inputs[0] = tv_tensors.wrap(self.photometric(inputs[0].as_subclass(torch.Tensor)), like=inputs[0])
         sample = {"image": image_to_network(inputs[0].as_subclass(torch.Tensor)), "index": index}
         if depth is not None:
             sample["depth"] = inputs[1].as_subclass(torch.Tensor)
@@ -219,17 +267,21 @@ class TrainingDataset(Dataset):
 class ProceduralSource:
     frames: ProceduralDataset
     has_depth: bool = True
+    cache: FrameCache | None = None  # rendered frames on disk, reused across epochs and runs
 
     def __len__(self) -> int:
         return len(self.frames)
 
     def load(self, index: int) -> tuple[np.ndarray, np.ndarray | None]:
+        if self.cache is not None:
+            return self.cache.load(index)
         frame = self.frames[index]
         return frame.rgb, frame.depth
 
     def describe(self) -> str:
         c = self.frames.config
-        return f"procedural {c.domain} frames (seed {c.seed}, sequences of {c.sequence_length})"
+        where = f", cached in {self.cache.folder}" if self.cache is not None else ""
+        return f"procedural {c.domain} frames (seed {c.seed}, sequences of {c.sequence_length}{where})"
 
 
 @dataclass
@@ -271,7 +323,9 @@ def _build_procedural(spec: DataSpec, height: int, width: int, augment: bool, se
     config = ProceduralConfig(domain=spec.domain, seed=spec.seed, height=height, width=width,
                               sequence_length=spec.sequence_length)
     length = min(spec.length, spec.limit) if spec.limit else spec.length
-    return TrainingDataset(ProceduralSource(ProceduralDataset(config, length)), height, width, augment, seed)
+    frames = ProceduralDataset(config, length)
+    cache = FrameCache(frames, spec.cache) if spec.cache else None
+    return TrainingDataset(ProceduralSource(frames, cache=cache), height, width, augment, seed)
 
 
 @DATASETS.register("synthia")

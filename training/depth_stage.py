@@ -43,7 +43,7 @@ class DepthStage(Stage):
 
     def train_dataset(self) -> Dataset:
         dataset = build_dataset(self.cfg.data.train, self.height, self.width, augment=self.cfg.data.flip,
-                                seed=self.cfg.run.seed)
+                                seed=self.cfg.run.seed, photometric=self.cfg.data.photometric)
         if "depth" not in dataset[0]:
             raise ValueError(f"the depth stage needs images with depth; data.train ({self.cfg.data.train.kind}) has none")
         return dataset

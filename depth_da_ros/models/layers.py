@@ -45,13 +45,15 @@ class GuardedInstanceNorm2d(nn.InstanceNorm2d):
         return f"{super().extra_repr()}, guard={self.guard}, floor={self.floor}"
 
 
-def make_norm(kind: str, channels: int) -> nn.Module:
+def make_norm(kind: str, channels: int, guarded: bool = True) -> nn.Module:
     """Build the normalisation layer ``kind`` for ``channels`` feature maps.
 
     * ``batch``: BatchNorm2d with running statistics (pix2pix's U-Net).
     * ``instance``: InstanceNorm2d, affine=False, track_running_stats=False, the CycleGAN
       choice; it has no state, so train and eval mode compute the same function. Guarded
-      (``GuardedInstanceNorm2d``): a channel constant up to rounding outputs 0.
+      (``GuardedInstanceNorm2d``): a channel constant up to rounding outputs 0; ``guarded=False``
+      for networks that never run at inference (the discriminators), where the guard's extra
+      reductions would only slow training.
     * ``group``: GroupNorm with the largest group count <= 32 that divides ``channels``.
     * ``layer``: GroupNorm(1, C), layer norm over (C, H, W) per sample, as the WGAN-GP
       paper recommends for critics.
@@ -60,7 +62,8 @@ def make_norm(kind: str, channels: int) -> nn.Module:
     if kind == "batch":
         return nn.BatchNorm2d(channels)
     if kind == "instance":
-        return GuardedInstanceNorm2d(channels)
+        return GuardedInstanceNorm2d(channels) if guarded else \
+            nn.InstanceNorm2d(channels, affine=False, track_running_stats=False)
     if kind == "group":
         groups = next(g for g in range(min(MAX_GROUPS, channels), 0, -1) if channels % g == 0)
         return nn.GroupNorm(groups, channels)

@@ -45,7 +45,7 @@ class PatchGAN(nn.Module):
                     padding=PADDING,
                     bias=bias,
                 ),
-                make_norm(norm, ndf * mult),
+                make_norm(norm, ndf * mult, guarded=False),  # never runs at inference
                 nn.LeakyReLU(0.2, True),
             ]
         layers.append(nn.Conv2d(ndf * mult, 1, kernel_size=KERNEL, stride=1, padding=PADDING))

@@ -29,6 +29,16 @@ instance norm, which is per sample and therefore valid under every GAN loss, the
 gradient penalty included; the depth discriminator is conditional (RGB + depth = 4
 channels).
 
+``bench``: the sim-to-real benchmark's preset (``benchmarks/bench_sim2real.py``), small enough
+for both stages to converge within minutes on a 2-core CPU: 96x320 (KITTI's aspect, sides
+multiples of 32 = 2**5), a U-Net with 5 down-samplings and ngf 16, a ResNet adapter with ngf
+16 and 6 blocks, both up-sampling by resize-then-convolve (no checkerboard artefacts), a depth
+PatchGAN with ndf 16 and a style PatchGAN with ndf 32. With ndf 64 the discriminator took ~90%
+of a depth step's time (DESIGN.md, "Facts learned"). Training FLOPs per depth step at batch 8
+(``torch.utils.flop_counter``, forward + backward): U-Net 14.3 G, three discriminator passes
+13.5 G (205 G with ndf 64). It is a recipe-finding preset; ``lite`` and ``paper`` stay the
+deployment presets.
+
 Batch norm in the depth U-Net: the official code never calls ``.eval()``, so at inference
 its batch norm normalises with the statistics of the single input frame. Our contract is
 different and fixed: train in train mode; validate, export and infer in eval mode (running
@@ -111,5 +121,23 @@ _register(
         style_discriminator=NetworkSpec("patchgan", {"input_nc": 3, **_DISCRIMINATOR}),
         input_height=192,
         input_width=640,
+    )
+)
+
+_register(
+    ModelPreset(
+        name="bench",
+        style=NetworkSpec(
+            "resnet_generator",
+            {"input_nc": 3, "output_nc": 3, "ngf": 16, "n_blocks": 6, "norm": "instance", "upsample": "resize"},
+        ),
+        depth=NetworkSpec(
+            "unet",
+            {"input_nc": 3, "output_nc": 1, "num_downs": 5, "ngf": 16, "norm": "batch", "upsample": "resize"},
+        ),
+        depth_discriminator=NetworkSpec("patchgan", {"input_nc": 4, **_DISCRIMINATOR, "ndf": 16}),
+        style_discriminator=NetworkSpec("patchgan", {"input_nc": 3, **_DISCRIMINATOR, "ndf": 32}),
+        input_height=96,
+        input_width=320,
     )
 )

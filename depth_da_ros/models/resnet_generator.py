@@ -4,13 +4,14 @@ Layout as in junyanz/pytorch-CycleGAN-and-pix2pix ``ResnetGenerator``: reflectio
 7x7 conv, two stride-2 3x3 down convs, ``n_blocks`` residual blocks, two stride-2
 transposed convs, reflection pad 3 + 7x7 conv + tanh. With 9 blocks, ngf 64, instance norm
 and 3 -> 3 channels it has 11,378,179 parameters, as the official monocularDepth-Inference
-style network.
+style network. ``upsample="resize"`` replaces the transposed convs by a nearest x2 resize and a
+3x3 conv (``layers.make_upsample``), which has no checkerboard artefacts.
 """
 from __future__ import annotations
 
 from torch import Tensor, nn
 
-from depth_da_ros.models.layers import check_spatial_size, conv_bias, make_norm
+from depth_da_ros.models.layers import check_spatial_size, conv_bias, make_norm, make_upsample
 from depth_da_ros.models.registry import NETWORKS
 
 N_DOWNSAMPLING = 2
@@ -51,6 +52,7 @@ class ResnetGenerator(nn.Module):
         n_blocks: int = 9,
         norm: str = "instance",
         use_dropout: bool = False,
+        upsample: str = "transpose",
     ) -> None:
         super().__init__()
         if n_blocks < 0:
@@ -76,15 +78,7 @@ class ResnetGenerator(nn.Module):
         for i in range(N_DOWNSAMPLING):
             mult = 2 ** (N_DOWNSAMPLING - i)
             layers += [
-                nn.ConvTranspose2d(
-                    ngf * mult,
-                    ngf * mult // 2,
-                    kernel_size=3,
-                    stride=2,
-                    padding=1,
-                    output_padding=1,
-                    bias=bias,
-                ),
+                make_upsample(upsample, ngf * mult, ngf * mult // 2, kernel_size=3, output_padding=1, bias=bias),
                 make_norm(norm, ngf * mult // 2),
                 nn.ReLU(True),
             ]
