@@ -159,7 +159,7 @@ def test_validation_skips_frames_without_ground_truth(tmp_path, caplog):
 # -- item 7: budget, progress bar, learning-rate log ------------------------------------------------------
 
 
-def test_budget_counts_the_final_validation(tmp_path, monkeypatch):
+def test_budget_counts_the_final_validation(tmp_path, monkeypatch, capsys):
     """Fake clock: a step costs 10 s, a validation 15 s, budget 60 s. The estimate before the first
     validation is one step per validation batch (2 x 10 s): after step 4 it says stop, so the
     engine validates (measuring 15 s), which confirms it; the run ends, validation included, at
@@ -184,6 +184,16 @@ def test_budget_counts_the_final_validation(tmp_path, monkeypatch):
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["steps"] == 4 and summary["stopped_by"] == "time budget of 1 min"
     assert summary["minutes"] == round(55 / 60, 2)
+    bar = [line for line in capsys.readouterr().err.split("\r") if "budget" in line]
+    assert "4/4" in bar[-1] and "/100" not in bar[-1]  # the bar's total (and ETA) follow the budget
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "config").glob("train_*.yaml")), ids=lambda p: p.stem)
+def test_committed_configs_pass_the_config_checks(path):
+    from training.config import STAGE_CONFIGS, check_config
+
+    stage = path.stem.split("_")[1]
+    check_config(stage, load_config(STAGE_CONFIGS[stage], path))
 
 
 def test_budget_clock_rule():
