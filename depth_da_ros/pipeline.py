@@ -93,7 +93,7 @@ CONTRAST_STRIDE = 4
 
 def frame_contrast(image: np.ndarray) -> float:
     """The largest per-channel standard deviation of a uint8 image (H, W) or (H, W, C), in grey
-    levels, over every ``CONTRAST_STRIDE``-th row and column (a 1242x375 frame: ~0.3 ms). A
+    levels, over every ``CONTRAST_STRIDE``-th row and column (a 1242x375 frame: about 1 ms). A
     black or white frame with sensor noise: about 1; a camera image of a scene: tens."""
     sample = np.asarray(image)[::CONTRAST_STRIDE, ::CONTRAST_STRIDE]
     sample = sample.reshape(-1, sample.shape[2] if sample.ndim == 3 else 1).astype(np.float32)
@@ -166,8 +166,9 @@ def _resize_depth(depth: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     weight = cv2.resize(weights, (width, height), interpolation=cv2.INTER_LINEAR)
     nearest = cv2.resize(depth.astype(np.float32, copy=False), (width, height), interpolation=cv2.INTER_NEAREST)
     keep = np.isfinite(nearest) & (weight > 0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(keep, summed / weight, nearest).astype(np.float32)
+    # Divide only where kept: 0/0 elsewhere costs ~0.2 us a pixel on x86 (NaN-producing division
+    # takes a slow path), 90 ms for a 1242x375 frame whose sky is +Inf.
+    return np.divide(summed, weight, out=nearest, where=keep)
 
 
 class DepthPipeline:
