@@ -348,10 +348,10 @@ def test_8bit_depth_and_size_mismatch_are_named(tmp_path):
 
 
 def test_unknown_kind_lists_the_known_ones():
-    with pytest.raises(ValueError, match="unknown dataset kind 'nope'; known: image_folder, kitti_raw, procedural, "
-                                         "synthia"):
+    with pytest.raises(ValueError, match="unknown dataset kind 'nope'; known: carla, image_folder, kitti_raw, "
+                                         "procedural, rosbag, synthia, vkitti2"):
         DataSpec(kind="nope")
-    with pytest.raises(ConfigError, match="known: image_folder, kitti_raw"):
+    with pytest.raises(ConfigError, match="known: carla, image_folder, kitti_raw"):
         config_from_dict(DataSpec, {"kind": "nope"})
     spec = config_from_dict(DataSpec, {"kind": "image_folder", "root": "x", "depth_root": "d", "depth_format": "npy"})
     assert spec.depth_format == "npy" and spec.length == 1000

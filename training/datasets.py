@@ -48,7 +48,9 @@ from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as TF
 from tqdm import tqdm
 
-from depth_da_ros.depth_io import KITTI_SCALE, read_kitti_depth, read_rgb, read_synthia_depth
+from depth_da_ros.camera import PinholeCamera
+from depth_da_ros.depth_io import (KITTI_SCALE, read_carla_depth, read_kitti_depth, read_rgb, read_synthia_depth,
+                                   read_vkitti2_depth)
 from depth_da_ros.normalization import image_to_network
 from depth_da_ros.procedural.cache import FrameCache
 from depth_da_ros.procedural.dataset import ProceduralConfig, ProceduralDataset
@@ -56,7 +58,7 @@ from depth_da_ros.registry import Registry
 
 LOG = logging.getLogger(__name__)
 
-DepthFormat = Literal["none", "synthia", "kitti", "png16", "npy"]
+DepthFormat = Literal["none", "synthia", "kitti", "png16", "npy", "vkitti2", "carla"]
 Domain = Literal["synthetic", "real"]
 DEPTH_FORMATS: tuple[str, ...] = typing.get_args(DepthFormat)
 DOMAINS: tuple[str, ...] = typing.get_args(Domain)
@@ -66,6 +68,10 @@ KITTI_CAMERAS = {"l": "image_02", "r": "image_03"}
 # A drive folder, a date folder, a root of date folders: the first pattern that finds images wins.
 KITTI_IMAGE_DIRS = ("image_02/data", "*_drive_*_sync/image_02/data", "*/*_drive_*_sync/image_02/data")
 KITTI_IMAGE_SUFFIXES = (".png", ".jpg")  # raw KITTI is PNG; monodepth2-style copies are JPEG
+# Virtual KITTI 2: the left camera's folders and each variation's intrinsics file.
+VKITTI2_CAMERA = "Camera_0"
+VKITTI2_INTRINSICS = "intrinsic.txt"
+CARLA_RGB_DIR, CARLA_DEPTH_DIR = "rgb", "depth"  # kind carla: root/rgb/** and root/depth/** (raw depth camera)
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _PNG_CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}  # IHDR colour type -> channels (3 = palette)
 
@@ -85,6 +91,17 @@ class DataSpec:
     ``image_folder`` reads every image under ``root`` and, when ``depth_format`` is not
     "none", the depth file at the same relative path under ``depth_root``. ``depth_scale``
     is png16's codes per metre (0 = no measurement).
+
+    ``rosbag`` reads the ROS 2 bag ``root`` (MCAP or sqlite3 folder): images of ``topic`` (Image of
+    any encoding the node accepts, or CompressedImage), optionally REP 118 depth of
+    ``depth_topic`` (32FC1 metres / 16UC1 millimetres, paired by header stamp within
+    ``sync_tolerance`` s) and the camera of ``camera_info_topic``; the window ``start``..``end``
+    seconds from the bag's first message (end 0 = to the end), then every ``stride``-th frame
+    (``depth_da_ros.bags.frames``). ``vkitti2`` reads Virtual KITTI 2 (``root``/Scene*/<variation>/
+    frames/rgb/Camera_0/rgb_*.jpg + frames/depth/Camera_0/depth_*.png, centimetres; ``variation``
+    "" = all, e.g. "clone"). ``carla`` reads ``root``/rgb/** with the raw CARLA depth camera images
+    at the same relative paths under ``root``/depth (depth encoded in RGB), a camera of ``fov``
+    degrees horizontal field of view (CARLA's default 90).
     """
 
     kind: str = "procedural"
@@ -102,6 +119,16 @@ class DataSpec:
     # and seed ("" = render on the fly); see depth_da_ros.procedural.cache
     cache: str = ""
     verify: bool = True  # read every file once at construction to catch broken files early
+    # rosbag only: image topic, REP 118 depth topic and camera_info topic ("" = none)
+    topic: str = ""
+    depth_topic: str = ""
+    camera_info_topic: str = ""
+    stride: int = 1  # rosbag: every N-th frame of the window
+    start: float = 0.0  # rosbag: window start, seconds from the bag's first message
+    end: float = 0.0  # rosbag: window end in seconds (0 = to the end of the bag)
+    sync_tolerance: float = 0.01  # rosbag: max header-stamp difference (s) of an image and its depth
+    variation: str = ""  # vkitti2: one variation folder (clone, fog, morning, ...); "" = every variation
+    fov: float = 90.0  # carla: the camera's horizontal field of view in degrees
 
     def __post_init__(self) -> None:
         if self.kind not in DATASETS:
@@ -116,6 +143,7 @@ class DataSpec:
             raise ValueError(f"seed and limit must be >= 0, got {self.seed} and {self.limit}")
         if not (np.isfinite(self.depth_scale) and self.depth_scale > 0):
             raise ValueError(f"depth_scale must be a positive number of codes per metre, got {self.depth_scale}")
+        self._check_source_fields()
         if self.kind == "procedural":
             used = [name for name in ("root", "split_file", "depth_root") if getattr(self, name)]
             if self.depth_format != "none":
@@ -138,6 +166,32 @@ class DataSpec:
                              f"depth_root={self.depth_root!r}, depth_format={self.depth_format!r}")
 
 
+    def _check_source_fields(self) -> None:
+        """The fields of one kind only (rosbag's topics and window, vkitti2's variation, carla's fov)."""
+        if self.stride < 1:
+            raise ValueError(f"stride must be >= 1, got {self.stride}")
+        for name in ("start", "end", "sync_tolerance"):
+            value = getattr(self, name)
+            if not (np.isfinite(value) and value >= 0):
+                raise ValueError(f"{name} must be a finite number of seconds >= 0, got {value}")
+        if self.end and self.end <= self.start:
+            raise ValueError(f"end ({self.end} s) must be after start ({self.start} s); end 0 = to the end of the bag")
+        if not (np.isfinite(self.fov) and 0 < self.fov < 180):
+            raise ValueError(f"fov must be a horizontal field of view in degrees in (0, 180), got {self.fov}")
+        defaults = DataSpec.__dataclass_fields__
+        for kind, names in (("rosbag", _ROSBAG_FIELDS), ("vkitti2", ("variation",)), ("carla", ("fov",))):
+            changed = [name for name in names if getattr(self, name) != defaults[name].default]
+            if changed and self.kind != kind:
+                raise ValueError(f"{', '.join(changed)} {'is' if len(changed) == 1 else 'are'} only read by kind "
+                                 f"{kind!r}, not {self.kind!r}")
+        if self.kind == "rosbag" and not self.topic:
+            raise ValueError("kind 'rosbag' needs topic (the image topic, e.g. /camera/image_raw) and root (the bag)")
+        if self.variation and ("/" in self.variation or self.variation in (".", "..")):
+            raise ValueError(f"variation must be one Virtual KITTI 2 variation folder name (e.g. clone), "
+                             f"got {self.variation!r}")
+
+
+_ROSBAG_FIELDS = ("topic", "depth_topic", "camera_info_topic", "stride", "start", "end", "sync_tolerance")
 DATASETS: Registry[Callable[..., TrainingDataset]] = Registry("dataset kind")
 
 
@@ -370,6 +424,70 @@ def _build_image_folder(spec: DataSpec, height: int, width: int, augment: bool, 
     return _file_dataset(spec, items, spec.depth_format, f"{root} + {depth_root}", height, width, augment, seed)
 
 
+@DATASETS.register("vkitti2")
+def _build_vkitti2(spec: DataSpec, height: int, width: int, augment: bool, seed: int) -> TrainingDataset:
+    root = _existing_dir(spec.root)
+    items = find_vkitti2_frames(root, spec.variation)
+    where = f"{root} (Virtual KITTI 2{', variation ' + spec.variation if spec.variation else ''})"
+    return _file_dataset(spec, items, "vkitti2", where, height, width, augment, seed)
+
+
+@DATASETS.register("carla")
+def _build_carla(spec: DataSpec, height: int, width: int, augment: bool, seed: int) -> TrainingDataset:
+    root = _existing_dir(spec.root)
+    rgb_dir, depth_dir = root / CARLA_RGB_DIR, root / CARLA_DEPTH_DIR
+    for folder in (rgb_dir, depth_dir):
+        if not folder.is_dir():
+            raise DatasetError(f"{folder} does not exist: kind 'carla' expects {rgb_dir}/**/*.png|jpg and the raw "
+                               f"depth camera's images at the same paths under {depth_dir}/ (.png)")
+    images = _list_files(rgb_dir, IMAGE_SUFFIXES)
+    if not images:
+        raise DatasetError(f"no images found under {rgb_dir} (looked for **/*{{{','.join(IMAGE_SUFFIXES)}}})")
+    items = _pair(images, _list_files(depth_dir, (".png",)), rgb_dir, depth_dir, ".png")
+    return _file_dataset(spec, items, "carla", f"{root} (CARLA)", height, width, augment, seed)
+
+
+@DATASETS.register("rosbag")
+def _build_rosbag(spec: DataSpec, height: int, width: int, augment: bool, seed: int) -> TrainingDataset:
+    from depth_da_ros.bags.frames import BagFrames, BagFramesError
+
+    try:
+        frames = BagFrames(spec.root, spec.topic, depth_topic=spec.depth_topic,
+                           camera_info_topic=spec.camera_info_topic, stride=spec.stride, start=spec.start,
+                           end=spec.end, limit=spec.limit, sync_tolerance=spec.sync_tolerance, verify=spec.verify)
+    except BagFramesError as exc:
+        raise DatasetError(str(exc)) from None
+    return TrainingDataset(BagSource(frames), height, width, augment, seed)
+
+
+@dataclass
+class BagSource:
+    """Frames of a ROS 2 bag (``depth_da_ros.bags.frames.BagFrames``); ``camera`` from its camera_info."""
+
+    frames: Any  # BagFrames (imported lazily: reading bags needs the ROS message packages)
+
+    @property
+    def has_depth(self) -> bool:
+        return bool(self.frames.depth_topic)
+
+    @property
+    def camera(self) -> PinholeCamera | None:
+        c = self.frames.camera
+        return None if c is None else PinholeCamera(c.width, c.height, c.fx, c.fy, c.cx, c.cy)
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+    def load(self, index: int) -> tuple[np.ndarray, np.ndarray | None]:
+        try:
+            return self.frames.load(index)
+        except ValueError as exc:  # BagFramesError: names the bag, topic and frame
+            raise DatasetError(str(exc)) from None
+
+    def describe(self) -> str:
+        return self.frames.describe()
+
+
 def _file_dataset(spec: DataSpec, items: list[tuple[Path, Path | None]], depth_format: str, where: str,
                   height: int, width: int, augment: bool, seed: int) -> TrainingDataset:
     if spec.limit and spec.limit < len(items):
@@ -422,6 +540,82 @@ def read_kitti_split(split_file: str | Path, root: str | Path) -> list[Path]:
     return images
 
 
+def find_vkitti2_frames(root: str | Path, variation: str = "") -> list[tuple[Path, Path]]:
+    """(rgb, depth) pairs of Camera_0 under a Virtual KITTI 2 root (the folder of Scene01, Scene02, ...;
+    the rgb and depth archives unpacked into the same root), optionally of one ``variation``."""
+    root = Path(root)
+    pattern = f"Scene*/{variation or '*'}/frames/rgb/{VKITTI2_CAMERA}/rgb_*.jpg"
+    images = sorted(root.glob(pattern))
+    if not images:
+        found = sorted({p.name for p in root.glob("Scene*/*") if p.is_dir()})
+        hint = f"; variations found: {', '.join(found)}" if found else ""
+        raise DatasetError(f"no Virtual KITTI 2 images found; looked for {root}/{pattern}{hint}")
+    items, missing = [], []
+    for image in images:
+        frames_dir = image.parents[2]  # .../<variation>/frames
+        depth = frames_dir / "depth" / VKITTI2_CAMERA / f"depth_{image.stem[len('rgb_'):]}.png"
+        (items if depth.is_file() else missing).append((image, depth))
+    if missing:
+        more = f" ({len(missing) - 1} more images lack depth)" if len(missing) > 1 else ""
+        raise DatasetError(f"image {missing[0][0]} has no depth file {missing[0][1]}{more} (unpack "
+                           "vkitti_2.0.3_depth.tar into the same root as the rgb archive)")
+    return items
+
+
+def read_vkitti2_intrinsics(path: str | Path, camera: int = 0) -> dict[int, tuple[float, float, float, float]]:
+    """frame -> (fx, fy, cx, cy) of ``camera`` from a Virtual KITTI 2 ``intrinsic.txt``
+    (header ``frame cameraID K[0,0] K[1,1] K[0,2] K[1,2]``, one row per frame and camera)."""
+    path = Path(path)
+    try:
+        lines = path.read_text().splitlines()
+    except OSError as exc:
+        raise DatasetError(f"cannot read Virtual KITTI 2 intrinsics {path}: {exc}") from None
+    out = {}
+    for number, line in enumerate(lines[1:], 2):
+        words = line.split()
+        if not words:
+            continue
+        try:
+            frame, cam, fx, fy, cx, cy = int(words[0]), int(words[1]), *map(float, words[2:6])
+        except (ValueError, TypeError):
+            raise DatasetError(f"{path}:{number}: expected 'frame cameraID fx fy cx cy', got {line!r}") from None
+        if len(words) != 6:
+            raise DatasetError(f"{path}:{number}: expected 'frame cameraID fx fy cx cy', got {line!r}")
+        if cam == camera:
+            out[frame] = (fx, fy, cx, cy)
+    if not out:
+        raise DatasetError(f"{path} has no intrinsics of camera {camera}")
+    return out
+
+
+def source_camera(spec: DataSpec) -> PinholeCamera | None:
+    """Native-resolution intrinsics of a file dataset whose files fix them (vkitti2: its
+    ``intrinsic.txt`` files, which must agree; carla: ``fov`` and the first image's size), else None.
+    Reads only headers and text files."""
+    if spec.kind == "vkitti2":
+        items = find_vkitti2_frames(spec.root, spec.variation)
+        cameras = set()
+        for frames_dir in sorted({image.parents[2] for image, _ in items}):
+            cameras.update(read_vkitti2_intrinsics(frames_dir.parent / VKITTI2_INTRINSICS).values())
+        if len(cameras) != 1:
+            LOG.warning("%s: Virtual KITTI 2 intrinsics differ between frames (%d sets); no training camera is "
+                        "recorded", spec.root, len(cameras))
+            return None
+        with Image.open(items[0][0]) as first:
+            width, height = first.size
+        return PinholeCamera(width, height, *cameras.pop())
+    if spec.kind == "carla":
+        images = _list_files(Path(spec.root) / CARLA_RGB_DIR, IMAGE_SUFFIXES)
+        if not images:
+            return None
+        with Image.open(next(iter(images.values()))) as first:
+            width, height = first.size
+        # CARLA's pinhole: square pixels, principal point at the image centre, f = W / (2 tan(fov / 2)).
+        focal = width / (2.0 * np.tan(np.radians(spec.fov) / 2.0))
+        return PinholeCamera(width, height, focal, focal, width / 2.0, height / 2.0)
+    return None
+
+
 def _existing_dir(path: str) -> Path:
     folder = Path(path)
     if not folder.is_dir():
@@ -461,7 +655,8 @@ def depth_reader(depth_format: str, depth_scale: float = 256.0) -> Callable[[Pat
     """The function that decodes a ``depth_format`` file to float32 metres (None for "none")."""
     readers: dict[str, Callable[[Path], np.ndarray] | None] = {
         "none": None, "synthia": read_synthia_depth, "kitti": read_kitti_depth,
-        "png16": functools.partial(read_png16_depth, depth_scale=depth_scale), "npy": read_npy_depth}
+        "png16": functools.partial(read_png16_depth, depth_scale=depth_scale), "npy": read_npy_depth,
+        "vkitti2": read_vkitti2_depth, "carla": read_carla_depth}
     return readers[depth_format]
 
 
@@ -540,9 +735,14 @@ def _check_depth(path: Path, depth_format: str) -> tuple[int, int]:
     if len(head) < 26 or head[:8] != _PNG_SIGNATURE or head[12:16] != b"IHDR":
         raise DatasetError(f"depth file {path} is not a PNG")
     bits, channels = head[24], _PNG_CHANNELS.get(head[25], 0)
+    if depth_format == "carla":  # 24-bit depth in the R, G, B bytes of an 8-bit colour PNG
+        if bits != 8 or channels not in (3, 4):
+            raise DatasetError(f"depth image {path} is a {bits}-bit PNG of {channels} channel(s), expected the raw "
+                               "CARLA depth camera: 8-bit RGB(A) with depth encoded in R, G, B")
+        return _check_image(path)
     if bits != 16:
         raise DatasetError(f"depth image {path} is {bits}-bit, expected a 16-bit PNG ({depth_format} depth)")
-    if depth_format in ("kitti", "png16") and channels != 1:
+    if depth_format in ("kitti", "png16", "vkitti2") and channels != 1:
         raise DatasetError(f"depth image {path} has {channels} channels, expected 1 ({depth_format} depth)")
     return _check_image(path)
 

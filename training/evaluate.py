@@ -222,16 +222,13 @@ def _stamp_ns(header: object) -> int:
 
 
 def decode_depth_image(msg: object) -> np.ndarray:
-    """REP 118 depth (32FC1 metres, or 16UC1 millimetres with 0 = invalid) -> float32 metres, NaN invalid."""
-    encodings = {"32FC1": "f4", "16UC1": "u2"}
-    if msg.encoding not in encodings:
-        raise EvaluationError(f"depth image encoding {msg.encoding!r} is not 32FC1 or 16UC1")
-    dtype = np.dtype(encodings[msg.encoding]).newbyteorder(">" if msg.is_bigendian else "<")
-    rows = np.asarray(msg.data, dtype=np.uint8).reshape(msg.height, msg.step)[:, : msg.width * dtype.itemsize]
-    depth = np.ascontiguousarray(rows).view(dtype).astype(np.float32)
-    if msg.encoding == "16UC1":
-        depth = np.where(depth > 0, depth / 1000.0, np.nan).astype(np.float32)
-    return depth
+    """REP 118 depth (32FC1 metres, or 16UC1 millimetres with 0 = invalid) -> float32 metres, NaN invalid
+    (``depth_io.decode_depth_image``, which training's rosbag datasets use too)."""
+    try:
+        return depth_io.decode_depth_image(msg.height, msg.width, msg.encoding, bool(msg.is_bigendian), msg.step,
+                                           msg.data)
+    except ValueError as exc:
+        raise EvaluationError(str(exc)) from None
 
 
 def static_transform(transforms: Sequence[tuple[str, str, np.ndarray]], target: str, source: str) -> np.ndarray:
