@@ -32,6 +32,7 @@ node warns), and latency is reported only while image stamps are on the node's c
 from __future__ import annotations
 
 import logging
+import math
 import signal
 import sys
 import threading
@@ -112,7 +113,7 @@ from .node_topics import (
     BEST_EFFORT,
     choose_reliability,
 )
-from .pipeline import DepthPipeline, frame_contrast, is_low_contrast
+from .pipeline import DepthPipeline, frame_contrast
 from .ros_conversions import (
     InvalidMessageError,
     camera_info_intrinsics,
@@ -404,11 +405,12 @@ class DepthNode(Node):
         rgb = compressed_to_rgb(msg) if isinstance(msg, CompressedImage) else image_to_rgb(msg)
         header = self._output_header(msg.header, settings)
         height, width = rgb.shape[:2]
-        if is_low_contrast(rgb, settings.min_contrast):
+        contrast = frame_contrast(rgb) if settings.min_contrast > 0 else math.inf
+        if contrast < settings.min_contrast:  # is_low_contrast, computed once for the message too
             # Nothing in the frame to estimate depth from (and the adapter's instance norm would
             # turn its sensor noise into a scene): REP 118 "no estimate", without running the network.
             self._frame_checks.record(DEGENERATE, started)
-            self._warn(DEGENERATE, f"degenerate frame on {self._image_topic} (contrast {frame_contrast(rgb):.2f} "
+            self._warn(DEGENERATE, f"degenerate frame on {self._image_topic} (contrast {contrast:.2f} "
                        f"grey levels < min_contrast {settings.min_contrast}: lens cap, white-out, blank frame?); "
                        "depth published as NaN")
             depth, styled, inference_s = np.full((height, width), np.nan, np.float32), None, 0.0
@@ -477,6 +479,10 @@ class DepthNode(Node):
             except InvalidMessageError as exc:
                 problem = exc
         cached = self._calibrations.recall(header.frame_id, height, width)
+        if cached is None and (only := self._calibrations.recall_only(height, width)) is not None:
+            other, cached = only
+            self._warn("frame_id_mismatch", f"image frame_id {header.frame_id!r} differs from the camera_info's "
+                       f"{other!r}; using that camera's calibration (the only one at {width}x{height})")
         if cached is not None:
             if problem is not None:
                 self._warn(problem.kind, f"{problem}; using the camera's last valid camera_info (stamp "

@@ -67,6 +67,14 @@ class CalibrationCache(Generic[T]):
         with self._lock:
             return self._entries.get((frame_id, height, width))
 
+    def recall_only(self, height: int, width: int) -> tuple[str, Calibration[T]] | None:
+        """(frame_id, calibration) when exactly one camera of this image size has one: the node
+        reads one camera_info topic, so that is the image's camera even when the driver stamps
+        its camera_info with another frame id than its images. None when none or several."""
+        with self._lock:
+            found = [(key[0], entry) for key, entry in self._entries.items() if key[1:] == (height, width)]
+            return found[0] if len(found) == 1 else None
+
     def cameras(self) -> list[CameraKey]:
         with self._lock:
             return sorted(self._entries)

@@ -35,6 +35,17 @@ def test_the_last_valid_calibration_is_kept_per_frame_id_and_size():
     assert cache.cameras() == [("cam", 187, 621), ("cam", 375, 1242)]
 
 
+def test_the_only_calibration_of_a_size_serves_another_frame_id():
+    cache: CalibrationCache[str] = CalibrationCache()
+    assert cache.recall_only(375, 1242) is None
+    cache.remember("camera_link", KITTI, "info", 10)
+    frame_id, kept = cache.recall_only(375, 1242)
+    assert frame_id == "camera_link" and kept.intrinsics == KITTI
+    assert cache.recall_only(480, 640) is None
+    cache.remember("second_camera", ZOOM, "info 2", 20)
+    assert cache.recall_only(375, 1242) is None  # two cameras of that size: which one is unknown
+
+
 def test_a_camera_without_calibration_is_announced_once():
     cache: CalibrationCache[str] = CalibrationCache()
     assert cache.first_miss("cam", 480, 640)

@@ -819,9 +819,15 @@ def kitti_focal_factor() -> float:
 
 
 @needs_ros
-def test_a_never_calibrated_camera_is_said_once_until_the_intrinsics_parameter_fills_in(running):
+def test_a_never_calibrated_camera_is_said_once_until_the_intrinsics_parameter_fills_in(running, strict_camera_info):
     tester, process = running
     camera = "uncalibrated_camera"
+    # Two calibrated cameras of this size (the module's and this one): the only calibration of a
+    # size would otherwise serve an image whose frame id differs from its camera_info's. (Strict
+    # stamps: this camera_info must not pass for the frames' own by its stamp either.)
+    header = Header(stamp=tester.node.get_clock().now().to_msg(), frame_id="second_camera")
+    tester.info_pub.publish(kitti_frame(header, seed=0)[1])
+    assert process.wait_for_log("calibration of camera 'second_camera'"), process.text()[-3000:]
     stamps, unscaled = [], []
     for _ in range(2):  # one after the other: the node keeps only the newest frame
         stamps.append(camera_frame(tester, camera, seed=5, info_offset_s=None)[0])
@@ -845,6 +851,26 @@ def test_a_never_calibrated_camera_is_said_once_until_the_intrinsics_parameter_f
     # A camera with a calibration of its own keeps it: the parameter is for uncalibrated ones.
     _, outputs = send_whole_frame(tester, process, seed=5)
     np.testing.assert_allclose(depth_array(outputs["depth/image"]), kitti, rtol=1e-6)
+
+
+@needs_ros
+def test_a_camera_info_with_another_frame_id_still_calibrates_its_camera(running, strict_camera_info):
+    """A driver that stamps camera_info 'cam_link' and images 'cam_optical': the only calibration
+    of the image's size is its camera's (the node reads one camera_info topic)."""
+    tester, process = running
+    height, width = 96, 320  # a size no other test's camera has
+    p = [200.0, 0.0, 160.0, 0.0, 0.0, 200.0, 48.0, 0.0, 0.0, 0.0, 1.0, 0.0]
+    info = CameraInfo(header=Header(stamp=tester.node.get_clock().now().to_msg(), frame_id="cam_link"),
+                      width=width, height=height, p=p, distortion_model="plumb_bob")
+    tester.info_pub.publish(info)
+    assert process.wait_for_log(f"calibration of camera 'cam_link' at {width}x{height}"), process.text()[-3000:]
+    header = Header(stamp=tester.node.get_clock().now().to_msg(), frame_id="cam_optical")
+    rgb = np.random.default_rng(4).integers(0, 256, (height, width, 3), dtype=np.uint8)
+    tester.image_pub.publish(rgb_image(rgb, header=header))
+    outputs = wait_outputs(tester, process, conv.stamp_to_ns(header.stamp), ("depth/image", "depth/camera_info"))
+    assert list(outputs["depth/camera_info"].p) == p
+    assert {msg.header.frame_id for msg in outputs.values()} == {"cam_optical"}
+    assert process.wait_for_log("image frame_id 'cam_optical' differs from the camera_info's 'cam_link'")
 
 
 @needs_ros
