@@ -10,6 +10,8 @@ config that produced it:
     input_size        [height, width] the networks were trained at
     depth_codec       DepthCodec.to_dict() (max depth, encoding)
     training_camera   {"fx", "fy", "cx", "cy", "width", "height"} at input_size, when known
+    deployment_camera style checkpoints: the real domain's camera (a rosbag's camera_info) at its own
+                      resolution, same keys; absent (older checkpoints) or None when unknown
     networks          {name: {"spec": NetworkSpec.to_dict(), "state_dict": ...}}
     deploy            the network(s) inference runs, in order (e.g. ["depth"] or ["style"])
     step, epoch, config, metrics, git_revision, created

@@ -206,6 +206,7 @@ def load_inference_module(
             LOG.warning("style checkpoint preset %r differs from depth preset %r",
                         payloads["style"].get("preset"), primary.get("preset"))
     camera = primary.get("training_camera")
+    deployment = payloads["style"].get("deployment_camera") if "style" in networks else None
     codec = depth_codec(payloads["depth"]) if "depth" in networks else None
 
     module = InferenceModule(modules.get("style"), modules.get("depth"), codec).eval()
@@ -218,6 +219,7 @@ def load_inference_module(
         input_dtype=input_dtype,
         depth_codec=codec,
         training_camera=PinholeCamera(**camera) if camera else None,
+        deployment_camera=PinholeCamera(**deployment) if deployment else None,
         sources={name: _source_record(paths[name], payloads[name]) for name in networks},
         styled_output_name=STYLE_OUTPUT if networks == NETWORK_NAMES else None,
     )

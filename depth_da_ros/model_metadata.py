@@ -43,6 +43,9 @@ class ModelMetadata:
     input_dtype: str = "uint8"
     depth_codec: DepthCodec | None = None  # None when the model outputs a styled image
     training_camera: PinholeCamera | None = None  # intrinsics at the input size, when known
+    # The camera the style adapter was trained for (a rosbag's camera_info, at its own resolution);
+    # None when unknown and in older exports.
+    deployment_camera: PinholeCamera | None = None
     sources: dict[str, dict[str, Any]] = field(default_factory=dict)  # network -> checkpoint record
     precision: str = "fp32"  # of the arithmetic
     weight_storage: str = "fp32"  # "fp16": fp32 arithmetic on weights stored in fp16 (half the file)
@@ -118,6 +121,7 @@ class ModelMetadata:
             "depth_encoding": codec.encoding if codec else None,
             "min_depth": codec.min_depth if codec else None,
             "training_camera": asdict(camera) if camera else None,
+            "deployment_camera": asdict(self.deployment_camera) if self.deployment_camera else None,
             "source_checkpoints": self.sources,
             "export_date": self.export_date,
             "precision": self.precision,
@@ -152,6 +156,8 @@ class ModelMetadata:
                 input_dtype=values["input_dtype"],
                 depth_codec=codec,
                 training_camera=PinholeCamera(**camera) if camera else None,
+                deployment_camera=PinholeCamera(**values["deployment_camera"]) if values.get("deployment_camera")
+                else None,
                 sources=values.get("source_checkpoints") or {},
                 precision=values["precision"],
                 # Absent in older exports, whose weights were stored as they were computed.

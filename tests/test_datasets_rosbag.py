@@ -60,7 +60,8 @@ class BagBuilder:
     def compressed(self, stamp: int, rgb: np.ndarray, fmt: str = "png") -> object:
         ok, data = cv2.imencode(f".{fmt}", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
         assert ok
-        return self.t["sensor_msgs/msg/CompressedImage"](header=self.header(stamp), format=f"rgb8; {fmt} compressed bgr8",
+        return self.t["sensor_msgs/msg/CompressedImage"](header=self.header(stamp),
+                                                         format=f"rgb8; {fmt} compressed bgr8",
                                                          data=data.reshape(-1))
 
     def camera_info(self, stamp: int, width: int = W, height: int = H, fx: float = FX) -> object:
@@ -68,7 +69,8 @@ class BagBuilder:
         k = np.array([fx, 0, CX, 0, FY, CY, 0, 0, 1], np.float64)
         p = np.array([fx, 0, CX, 0, 0, FY, CY, 0, 0, 0, 1, 0], np.float64)
         return self.t["sensor_msgs/msg/CameraInfo"](header=self.header(stamp), height=height, width=width,
-                                                    distortion_model="plumb_bob", d=np.zeros(5), k=k, r=np.eye(3).reshape(-1),
+                                                    distortion_model="plumb_bob", d=np.zeros(5), k=k,
+                                                    r=np.eye(3).reshape(-1),
                                                     p=p, binning_x=0, binning_y=0, roi=roi)
 
     def write(self, path: Path, messages: list[tuple[str, str, int, object]], storage: str = "mcap") -> Path:
@@ -186,7 +188,8 @@ def test_rosbag_errors_name_bag_topic_and_frame(tmp_path):
         build_dataset(spec(bag, topic="/nope"), H, W, False, 0)
     with pytest.raises(DatasetError, match=rf"topic {INFO} carries sensor_msgs/msg/CameraInfo, expected"):
         build_dataset(spec(bag, topic=INFO), H, W, False, 0)
-    with pytest.raises(DatasetError, match=rf"topic {COMPRESSED} carries .*CompressedImage, expected sensor_msgs/msg/Image"):
+    with pytest.raises(DatasetError,
+                       match=rf"topic {COMPRESSED} carries .*CompressedImage, expected sensor_msgs/msg/Image"):
         build_dataset(spec(bag, topic=IMAGE, depth_topic=COMPRESSED), H, W, False, 0)
     with pytest.raises(DatasetError, match=rf"{IMAGE} has no message in the window \[5 s, end\).*3 in the whole bag"):
         build_dataset(spec(bag, topic=IMAGE, start=5.0), H, W, False, 0)
@@ -214,7 +217,8 @@ def test_rosbag_unreadable_frame_and_wrong_depth_encoding(tmp_path):
     broken.data = broken.data[:-5]  # truncated pixel data
     messages = [(IMAGE, IMG_T, T0, b.image(T0, frame_rgb(0), "rgb8")), (IMAGE, IMG_T, T0 + RATE_NS, broken)]
     bag = b.write(tmp_path / "broken", messages)
-    with pytest.raises(DatasetError, match=rf"broken: frame 1 of {IMAGE} \(bag time .*\) cannot be decoded: .*data has"):
+    with pytest.raises(DatasetError,
+                       match=rf"broken: frame 1 of {IMAGE} \(bag time .*\) cannot be decoded: .*data has"):
         build_dataset(spec(bag, topic=IMAGE), H, W, False, 0)
     # verify off: the same error comes at the first load of that frame, and frame 0 still loads
     dataset = build_dataset(spec(bag, topic=IMAGE, verify=False), H, W, False, 0)

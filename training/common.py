@@ -15,7 +15,7 @@ from depth_da_ros.metrics import METRIC_NAMES, evaluate_frame
 from depth_da_ros.normalization import network_to_image
 from depth_da_ros.visualization import colorize_depth
 from training.config import ValidationConfig
-from training.datasets import DataSpec
+from training.datasets import DataSpec, source_camera
 
 LOG = logging.getLogger("training")
 
@@ -32,9 +32,29 @@ def training_camera(spec: DataSpec, height: int, width: int) -> dict | None:
         camera = PinholeCamera.kitti_like(height, width)
     elif spec.kind == "synthia":
         camera = SYNTHIA_CAMERA.resized(height, width)
+    elif spec.kind in ("vkitti2", "carla"):  # from the dataset's intrinsics file / field of view
+        native = source_camera(spec)
+        if native is None:
+            return None
+        camera = native.resized(height, width)
     else:
         return None
-    return dataclasses.asdict(camera)
+    # Plain Python floats (np.float64 is a float): checkpoints load with weights_only=True.
+    return {key: float(v) if isinstance(v, float) else v for key, v in dataclasses.asdict(camera).items()}
+
+
+def deployment_camera(spec: DataSpec) -> dict | None:
+    """The camera the adapted model is meant for: the camera_info of a rosbag real domain (its
+    ``camera_info_topic``), at the camera's own resolution, as ``PinholeCamera`` fields; None
+    for any other source. Recorded in style checkpoints and exports next to ``training_camera``."""
+    if spec.kind != "rosbag" or not spec.camera_info_topic:
+        return None
+    from depth_da_ros.bags.frames import bag_camera
+
+    c = bag_camera(spec.root, spec.camera_info_topic, spec.start, spec.end)
+    # Plain Python numbers: checkpoints are loaded with weights_only=True, which refuses NumPy scalars.
+    return dataclasses.asdict(PinholeCamera(int(c.width), int(c.height), float(c.fx), float(c.fy), float(c.cx),
+                                            float(c.cy)))
 
 
 @torch.no_grad()

@@ -588,6 +588,7 @@ def read_vkitti2_intrinsics(path: str | Path, camera: int = 0) -> dict[int, tupl
     return out
 
 
+@functools.lru_cache(maxsize=16)  # checkpoints ask at every save; a DataSpec is frozen (hashable)
 def source_camera(spec: DataSpec) -> PinholeCamera | None:
     """Native-resolution intrinsics of a file dataset whose files fix them (vkitti2: its
     ``intrinsic.txt`` files, which must agree; carla: ``fov`` and the first image's size), else None.
@@ -596,7 +597,11 @@ def source_camera(spec: DataSpec) -> PinholeCamera | None:
         items = find_vkitti2_frames(spec.root, spec.variation)
         cameras = set()
         for frames_dir in sorted({image.parents[2] for image, _ in items}):
-            cameras.update(read_vkitti2_intrinsics(frames_dir.parent / VKITTI2_INTRINSICS).values())
+            path = frames_dir.parent / VKITTI2_INTRINSICS
+            if not path.is_file():
+                LOG.warning("%s is missing (it comes in vkitti_2.0.3_textgt.tar); no training camera is recorded", path)
+                return None
+            cameras.update(read_vkitti2_intrinsics(path).values())
         if len(cameras) != 1:
             LOG.warning("%s: Virtual KITTI 2 intrinsics differ between frames (%d sets); no training camera is "
                         "recorded", spec.root, len(cameras))
@@ -611,7 +616,7 @@ def source_camera(spec: DataSpec) -> PinholeCamera | None:
         with Image.open(next(iter(images.values()))) as first:
             width, height = first.size
         # CARLA's pinhole: square pixels, principal point at the image centre, f = W / (2 tan(fov / 2)).
-        focal = width / (2.0 * np.tan(np.radians(spec.fov) / 2.0))
+        focal = float(width / (2.0 * np.tan(np.radians(spec.fov) / 2.0)))
         return PinholeCamera(width, height, focal, focal, width / 2.0, height / 2.0)
     return None
 

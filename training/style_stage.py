@@ -19,7 +19,7 @@ from torch.utils.data import Dataset
 
 from depth_da_ros.checkpoint import depth_codec, load_checkpoint, load_network
 from depth_da_ros.losses import cycle_loss, gradient_penalty, identity_loss, masked_l1_loss
-from training.common import evaluate_depth, grid_rows, to_display, training_camera
+from training.common import deployment_camera, evaluate_depth, grid_rows, to_display, training_camera
 from training.config import StyleStageConfig
 from training.datasets import build_dataset
 from training.engine import DistContext, Stage, set_requires_grad, unwrap
@@ -238,7 +238,14 @@ class StyleStage(Stage):
     def checkpoint_extras(self) -> dict[str, Any]:
         return {"input_size": [self.height, self.width], "depth_codec": self.codec.to_dict(),
                 "training_camera": training_camera(self.cfg.data.synthetic, self.height, self.width),
+                "deployment_camera": self._deployment_camera(),
                 "depth_checkpoint": self.cfg.depth_checkpoint}
+
+    def _deployment_camera(self) -> dict | None:
+        """data.real's camera (a rosbag's camera_info), read once: checkpoints are written many times."""
+        if not hasattr(self, "_deployment"):
+            self._deployment = deployment_camera(self.cfg.data.real)
+        return self._deployment
 
     def extra_state(self) -> dict[str, Any]:
         return {"pool_real": self.pool_real.images, "pool_synthetic": self.pool_synthetic.images}

@@ -130,7 +130,8 @@ class BagFrames:
                                  f"{stride}, limit {limit}, start {start}, end {end}, sync_tolerance {sync_tolerance}")
         if end and end <= start:
             raise BagFramesError(f"end {end} s must be after start {start} s (0 = to the end of the bag)")
-        self.bag, self.topic, self.depth_topic, self.camera_info_topic = Path(bag), topic, depth_topic, camera_info_topic
+        self.bag, self.topic = Path(bag), topic
+        self.depth_topic, self.camera_info_topic = depth_topic, camera_info_topic
         self.window = (start, end)
         self._reader: Any = None
         self._pid = -1
@@ -143,7 +144,8 @@ class BagFrames:
         lo = first_ns + round(start * NS)
         hi = first_ns + round(end * NS) if end else None
         images = self._index(reader, topic, lo, hi)
-        window = f"[{start:g} s, {f'{end:g} s' if end else 'end'}) of the bag's {(reader.end_time - first_ns) / NS:.2f} s"
+        length = (reader.end_time - first_ns) / NS
+        window = f"[{start:g} s, {f'{end:g} s' if end else 'end'}) of the bag's {length:.2f} s"
         if not images:
             raise BagFramesError(f"{self.bag}: topic {topic} has no message in the window {window} "
                                  f"({topics[topic].msgcount} in the whole bag)")

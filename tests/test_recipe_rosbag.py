@@ -1,0 +1,85 @@
+"""The README's "adapt to your own robot" recipe on a bag the test writes: train the style adapter
+from the bag (camera_info -> deployment camera), validate on the bag's depth topic, export, and
+read the deployment camera back from the ONNX metadata."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from depth_da_ros.camera import PinholeCamera
+from depth_da_ros.checkpoint import load_checkpoint
+from depth_da_ros.procedural.dataset import ProceduralConfig, ProceduralDataset
+from training.train import main as train_main
+
+pytest.importorskip("sensor_msgs.msg", reason="bag images are decoded by the node's conversions (ROS message packages)")
+
+from test_datasets_rosbag import BagBuilder  # noqa: E402  (tests/ is on sys.path under pytest)
+
+H, W = 64, 192
+TINY = ["model.height=64", "model.width=192", "model.depth_kwargs={ngf: 8}", "model.discriminator_kwargs={ndf: 8}",
+        "model.style_kwargs={ngf: 8, n_blocks: 2}", "run.num_workers=0", "run.log_every=1"]
+IMAGE, DEPTH, INFO = "/camera/image_raw", "/camera/depth/image", "/camera/camera_info"
+FX = 150.0
+
+
+def args(*overrides: str) -> list[str]:
+    return [a for o in overrides for a in ("--set", o)]
+
+
+def procedural_rgbd_bag(path: Path, frames: int) -> Path:
+    """Real-look procedural frames as a robot's RGB-D recording: bgr8 images, 32FC1 depth (+inf sky), camera_info."""
+    b = BagBuilder()
+    data = ProceduralDataset(ProceduralConfig(domain="real", seed=7, height=H, width=W), frames)
+    messages = []
+    for i in range(frames):
+        stamp = 1_700_000_000_000_000_000 + i * 100_000_000
+        frame = data[i]
+        messages.append((IMAGE, "sensor_msgs/msg/Image", stamp, b.image(stamp, frame.rgb[..., ::-1], "bgr8")))
+        depth = b.image(stamp, frame.depth.astype(np.float32), "32FC1")
+        messages.append((DEPTH, "sensor_msgs/msg/Image", stamp, depth))
+        messages.append((INFO, "sensor_msgs/msg/CameraInfo", stamp, b.camera_info(stamp, width=W, height=H, fx=FX)))
+    return b.write(path, messages)
+
+
+def test_style_stage_trains_from_a_bag_records_its_camera_and_exports_it(tmp_path):
+    bag = procedural_rgbd_bag(tmp_path / "robot_run", frames=4)
+    depth_dir, style_dir = tmp_path / "depth", tmp_path / "style"
+    assert train_main(["depth", *args(*TINY, "run.batch_size=2", "data.train.length=4", "data.val.length=2",
+                                      "run.steps=1", f"run.run_dir={depth_dir}")]) == 0
+    from_bag = [f"root={bag}", f"topic={IMAGE}"]
+    assert train_main(["style", *args(
+        *TINY, "run.batch_size=1", "run.steps=1", "loss.pool_size=1", "data.synthetic.length=2",
+        "data.real.kind=rosbag", *(f"data.real.{kv}" for kv in from_bag), f"data.real.camera_info_topic={INFO}",
+        "data.val.kind=rosbag", *(f"data.val.{kv}" for kv in from_bag), f"data.val.depth_topic={DEPTH}",
+        "data.val.stride=2", f"depth_checkpoint={depth_dir / 'checkpoints' / 'best.pt'}",
+        f"run.run_dir={style_dir}")]) == 0
+    summary = json.loads((style_dir / "summary.json").read_text())
+    assert "abs_rel" in summary["metrics"] and "no_adaptation_abs_rel" in summary["metrics"]  # the bag's depth
+    ckpt = load_checkpoint(style_dir / "checkpoints" / "last.pt")
+    camera = PinholeCamera(W, H, FX, 21.0, 7.5, 5.5)  # BagBuilder.camera_info's fy, cx, cy
+    assert ckpt["deployment_camera"] == {"width": W, "height": H, "fx": FX, "fy": 21.0, "cx": 7.5, "cy": 5.5}
+
+    from depth_da_ros.export import export_onnx
+    from depth_da_ros.model_metadata import read_model_metadata
+
+    out = tmp_path / "adapted.onnx"
+    export_onnx(out, depth_dir / "checkpoints" / "best.pt", style_dir / "checkpoints" / "last.pt", verify=False)
+    metadata = read_model_metadata(out)
+    assert metadata.deployment_camera == camera and metadata.training_camera.width == W
+    # A depth-only export has no adapter, so no deployment camera.
+    export_onnx(tmp_path / "plain.onnx", depth_dir / "checkpoints" / "best.pt", verify=False)
+    assert read_model_metadata(tmp_path / "plain.onnx").deployment_camera is None
+
+
+def test_deployment_camera_round_trips_through_onnx_metadata_and_older_exports_lack_it():
+    from depth_da_ros.model_metadata import ModelMetadata
+
+    camera = PinholeCamera(640, 480, 500.0, 501.0, 320.5, 240.5)
+    meta = ModelMetadata(networks=("style",), input_height=64, input_width=192, deployment_camera=camera)
+    props = meta.to_onnx_props()
+    assert ModelMetadata.from_onnx_props(props).deployment_camera == camera
+    older = {key: value for key, value in props.items() if key != "deployment_camera"}
+    assert ModelMetadata.from_onnx_props(older).deployment_camera is None
