@@ -14,6 +14,12 @@ share of those pixels that got one; ``crop`` leaves the rest NaN), and abs_rel o
 band that every policy covers (a like-for-like comparison); "± s.e." is the standard error of
 the mean abs_rel over frames. Reference row: the same scenes
 rendered with the training camera at 192x640 (no aspect problem).
+
+``--native HxW`` adds a row that is no node policy: the network run at another input size of
+the camera's aspect (a fully convolutional network accepts any multiple of its stride; the ONNX
+model's fixed input dims are freed in memory), as "a model exported for the camera's size"
+would; the depth is rescaled by focal length at that size. ``--policies`` picks the rows and
+``--name`` the results file (default: all policies, results/aspect.md).
 """
 from __future__ import annotations
 
@@ -112,6 +118,53 @@ def evaluate(pipeline: DepthPipeline, camera: PinholeCamera, frames: list[tuple[
     return result
 
 
+def free_input_session(model: Path, threads: int):
+    """An ONNX Runtime session of ``model`` with its input height and width left free."""
+    import onnx
+    import onnxruntime as ort
+
+    graph = onnx.load(str(model))
+    for dim, name in zip(graph.graph.input[0].type.tensor_type.shape.dim[1:3], ("height", "width")):
+        dim.ClearField("dim_value")
+        dim.dim_param = name
+    for output in graph.graph.output:
+        for index, dim in enumerate(output.type.tensor_type.shape.dim[1:]):
+            dim.ClearField("dim_value")
+            dim.dim_param = f"{output.name}_{index}"
+    del graph.graph.value_info[:]
+    options = ort.SessionOptions()
+    if threads:
+        options.intra_op_num_threads = threads
+    return ort.InferenceSession(graph.SerializeToString(), options, providers=["CPUExecutionProvider"])
+
+
+def evaluate_native(session, size: tuple[int, int], training: PinholeCamera, camera: PinholeCamera,
+                    frames: list[tuple[np.ndarray, np.ndarray]], band: np.ndarray) -> dict[str, float]:
+    """The network at input ``size`` (height, width), frames resized to it whole; metres rescaled
+    by focal length at that size (the training camera's focal length is per pixel of its input)."""
+    import cv2
+
+    from depth_da_ros.pipeline import postprocess
+
+    height, width = size
+    factor = float(np.sqrt(camera.fx * width / camera.width * camera.fy * height / camera.height)
+                   / np.sqrt(training.fx * training.fy))
+    rows, times = [], []
+    for rgb, gt in frames:
+        started = time.perf_counter()
+        net_input = cv2.resize(rgb, (width, height), interpolation=cv2.INTER_AREA)[None]
+        depth = session.run(["depth"], {"image": np.ascontiguousarray(net_input)})[0][0, 0]
+        depth = postprocess(depth, gt.shape) * np.float32(factor)
+        times.append(time.perf_counter() - started)
+        rows.append(frame_errors(gt, depth, band))
+    result = {name: float(np.mean([r[name] for r in rows])) for name in rows[0]}
+    result["abs_rel_se"] = float(np.std([r["abs_rel"] for r in rows], ddof=1) / np.sqrt(len(rows))) \
+        if len(rows) > 1 else float("nan")
+    result["factor"] = factor
+    result["ms"] = 1e3 * float(np.median(times))
+    return result
+
+
 def table(rows: dict[str, dict[str, float]]) -> str:
     names = ["abs_rel", "abs_rel_se", *METRIC_NAMES[1:], "coverage", "band_abs_rel", "factor", "ms"]
     heads = {"abs_rel": "abs_rel ↓", "abs_rel_se": "± s.e.", "coverage": "coverage ↑",
@@ -130,6 +183,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--frames", type=int, default=48)
     parser.add_argument("--threads", type=int, default=0, help="inference threads; 0: all cores")
     parser.add_argument("--no-record", action="store_true", help="print only; do not write results/aspect.md")
+    parser.add_argument("--policies", nargs="*", default=list(ASPECT_POLICIES), choices=ASPECT_POLICIES)
+    parser.add_argument("--native", default="", help="also run the network at this HxW input, e.g. 384x512")
+    parser.add_argument("--name", default="aspect", help="results file name (results/NAME.md)")
     args = parser.parse_args(argv)
 
     pipeline = DepthPipeline(args.model, threads=args.threads or None)
@@ -140,15 +196,25 @@ def main(argv: list[str] | None = None) -> int:
                 f"frames (real look, seed {EVAL_SEED}) per camera; depth rescaled by focal length through each "
                 f"policy's window; metrics over ground truth in ({MIN_DEPTH}, {MAX_DEPTH}] m where the policy gave "
                 "an estimate."]
-    reference = render(PinholeCamera(width, height, training.fx, training.fy, training.cx, training.cy),
-                       args.frames)
-    ref = evaluate(pipeline, PinholeCamera(width, height, training.fx, training.fy, training.cx, training.cy),
-                   reference, "stretch")
-    sections.append(f"## Reference: the training camera at {width}x{height}\n\n" + table({"(no aspect change)": ref}))
+    if args.policies:
+        reference = render(PinholeCamera(width, height, training.fx, training.fy, training.cx, training.cy),
+                           args.frames)
+        ref = evaluate(pipeline, PinholeCamera(width, height, training.fx, training.fy, training.cx, training.cy),
+                       reference, "stretch")
+        sections.append(f"## Reference: the training camera at {width}x{height}\n\n"
+                        + table({"(no aspect change)": ref}))
+    native = tuple(int(v) for v in args.native.lower().split("x")) if args.native else None
+    session = free_input_session(args.model, args.threads) if native else None
     best: dict[str, str] = {}
     for cam in cameras():
         frames = render(cam.camera, args.frames)
-        rows = {policy: evaluate(pipeline, cam.camera, frames, policy) for policy in ASPECT_POLICIES}
+        rows = {policy: evaluate(pipeline, cam.camera, frames, policy) for policy in args.policies}
+        if native:
+            crop = network_window((cam.camera.height, cam.camera.width), pipeline.input_size, "crop")
+            band = np.zeros((cam.camera.height, cam.camera.width), bool)
+            band[max(crop.y, 0):crop.y + crop.height, max(crop.x, 0):crop.x + crop.width] = True
+            rows[f"native {native[1]}x{native[0]} (no node policy)"] = evaluate_native(
+                session, native, training, cam.camera, frames, band)
         best[cam.label] = min(rows, key=lambda p: rows[p]["abs_rel"])
         sections.append(f"## {cam.label}, 640x480\n\n" + table(rows))
         print(sections[-1], flush=True)
@@ -157,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
     body = "\n\n".join(sections)
     print(body)
     if not args.no_record:
-        print(f"wrote {record('aspect', body)}")
+        print(f"wrote {record(args.name, body)}")
     else:
         print(machine_summary())
     return 0
