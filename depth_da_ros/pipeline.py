@@ -34,7 +34,8 @@ of the frame the network saw; ``geometry.focal_scale`` needs it for metric resca
 
 REP 118 (``beyond_range``): the network's depth saturates at the model's max depth on the sky
 and on anything farther than it learnt; with ``beyond_range`` = f, a prediction >= f x
-max_depth is +Inf (at the network's resolution, before resizing) and a prediction <= 0 NaN.
+max_depth is +Inf and a prediction <= 0 NaN, decided at the network's resolution (a frame
+pixel whose nearest network pixel is beyond range is +Inf) and on the resized depth.
 Without it (the default, for metrics) saturated values stay as predicted.
 
 Degenerate frames: ``frame_contrast`` / ``is_low_contrast`` tell a frame without content (lens
@@ -152,6 +153,20 @@ def postprocess(depth: np.ndarray, size: tuple[int, int], window: NetworkWindow 
     return out
 
 
+def _resize_mask(mask: np.ndarray, size: tuple[int, int], window: NetworkWindow) -> np.ndarray:
+    """Boolean (h, w) at the network size -> (H, W) at the frame ``size`` by nearest neighbour,
+    placed like ``postprocess`` places depth (False outside the window)."""
+    height, width = size
+    resized = cv2.resize(mask.astype(np.uint8), (window.width, window.height), interpolation=cv2.INTER_NEAREST) > 0
+    if (window.x, window.y, window.width, window.height) == (0, 0, width, height):
+        return resized
+    out = np.zeros((height, width), bool)
+    top, left = max(window.y, 0), max(window.x, 0)
+    bottom, right = min(window.y + window.height, height), min(window.x + window.width, width)
+    out[top:bottom, left:right] = resized[top - window.y:bottom - window.y, left - window.x:right - window.x]
+    return out
+
+
 def _resize_depth(depth: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     height, width = size
     if depth.shape == (height, width):
@@ -243,9 +258,17 @@ class DepthPipeline:
         depth, styled = outputs if return_styled else (outputs, None)
         t2 = time.perf_counter()
         net_depth = depth[0, 0]
-        if beyond_range is not None:
-            net_depth = mark_beyond_range(np.array(net_depth, np.float32), self.max_depth, beyond_range)
         out = postprocess(net_depth, rgb.shape[:2], window)
+        if beyond_range is not None:
+            # Marked after resizing the (finite) prediction, which keeps postprocess on its fast
+            # path: a frame pixel is +Inf where its nearest network pixel is beyond range (a mask
+            # resized nearest-neighbour) or where it is itself; NaN likewise for <= 0.
+            marked = mark_beyond_range(np.array(net_depth, np.float32), self.max_depth, beyond_range)
+            for value in (np.inf, np.nan):
+                source = np.isposinf(marked) if value == np.inf else np.isnan(marked) & ~np.isnan(net_depth)
+                if source.any():
+                    np.copyto(out, np.float32(value), where=_resize_mask(source, rgb.shape[:2], window))
+            mark_beyond_range(out, self.max_depth, beyond_range)
         t3 = time.perf_counter()
         self.last_timing = StageTiming(pre_ms=(t1 - t0) * 1e3, infer_ms=(t2 - t1) * 1e3,
                                        post_ms=(t3 - t2) * 1e3, total_ms=(t3 - t0) * 1e3)
