@@ -252,3 +252,27 @@ def test_rosbag_camera_info_of_another_size_is_refused(tmp_path):
 def test_rosbag_spec_validation(kwargs, message):
     with pytest.raises(ValueError, match=message):
         DataSpec(**kwargs)
+
+
+def test_kitti2bag_depth_dir_gives_an_rgbd_bag_the_dataset_reads(tmp_path):
+    """Convert a procedural drive with its ground truth (depth_da_kitti2bag --depth-dir): the rosbag
+    dataset reads the depth topic back as the ground truth PNGs' metres (NaN = no measurement)."""
+    from depth_da_ros.bags import CAMERA_INFO_TOPIC, DEPTH_TOPIC, IMAGE_TOPIC
+    from depth_da_ros.bags.kitti2bag import convert
+    from depth_da_ros.depth_io import read_kitti_depth
+    from depth_da_ros.procedural.dataset import ProceduralConfig
+    from depth_da_ros.procedural.writer import frame_paths, write_domain
+
+    write_domain(tmp_path, ProceduralConfig(domain="real", height=H * 2, width=W * 2), 3, workers=1, progress=False)
+    paths = [frame_paths(tmp_path, "real", i) for i in range(3)]
+    drive, gt_dir = paths[0]["rgb"].parents[2], paths[0]["depth"].parent
+    summary = convert(drive, tmp_path / "rgbd", progress=False, depth_dir=gt_dir)
+    assert summary.depth_frames == 3
+    dataset = build_dataset(spec(tmp_path / "rgbd", topic=IMAGE_TOPIC, depth_topic=DEPTH_TOPIC,
+                                 camera_info_topic=CAMERA_INFO_TOPIC), H, W, False, 0)
+    assert len(dataset) == 3 and dataset.source.camera.width == W * 2
+    for i in range(3):
+        _, depth = dataset.source.load(i)
+        np.testing.assert_array_equal(depth, read_kitti_depth(paths[i]["depth"]))
+    with pytest.raises(FileNotFoundError, match="depth folder .*absent does not exist"):
+        convert(drive, tmp_path / "other", progress=False, depth_dir=tmp_path / "absent")

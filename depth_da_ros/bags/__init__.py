@@ -19,6 +19,7 @@ from rosbags.typesys.store import Typestore
 # Topics and frames of a converted KITTI drive (the names of the widely used kitti2bag tool).
 IMAGE_TOPIC = "/kitti/camera_color_left/image_raw"
 CAMERA_INFO_TOPIC = "/kitti/camera_color_left/camera_info"
+DEPTH_TOPIC = "/kitti/camera_color_left/depth/image"  # kitti2bag --depth-dir: ground truth, REP 118 32FC1
 VELO_TOPIC = "/kitti/velo/pointcloud"
 TF_STATIC_TOPIC = "/tf_static"
 CAMERA_FRAME = "camera_color_left"  # optical frame of KITTI camera 2 (REP 103: x right, y down, z forward)

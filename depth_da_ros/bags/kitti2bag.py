@@ -17,7 +17,12 @@ Topics (frame names as in the widely used ROS 1 kitti2bag):
   same header as its image;
 * ``/kitti/velo/pointcloud``: PointCloud2 x, y, z, intensity (float32, the .bin bytes as they
   are), frame ``velo_link``;
-* ``/tf_static``: one ``velo_link`` -> ``camera_color_left`` transform (parent velo_link).
+* ``/tf_static``: one ``velo_link`` -> ``camera_color_left`` transform (parent velo_link);
+* with ``--depth-dir`` (KITTI depth-benchmark PNGs named like the images, e.g. a drive's
+  ``proj_depth/groundtruth/image_02`` or our procedural ``real_depth_gt``):
+  ``/kitti/camera_color_left/depth/image``, REP 118 ``32FC1`` metres (NaN = no measurement) with
+  its image's header, so the bag is an RGB-D recording (training's ``rosbag`` datasets read it
+  as ground truth); frames without a depth file get none.
 
 P_rect_02's fourth column. KITTI's P_rect_02 = K [I | t] projects points of the *rectified
 camera-0* frame: t (about 6 cm along x, and 2.7 mm along z) is camera 2's offset from camera 0.
@@ -63,6 +68,7 @@ from . import (
     CAMERA_FRAME,
     CAMERA_INFO_TOPIC,
     DEFAULT_STORAGE,
+    DEPTH_TOPIC,
     IMAGE_TOPIC,
     STORAGES,
     STREAM_QOS,
@@ -272,6 +278,14 @@ class _Messages:
             r=np.eye(3).reshape(-1), p=np.hstack([K, np.zeros((3, 1))]).reshape(-1).astype(np.float64),
             binning_x=0, binning_y=0, roi=roi)
 
+    def depth(self, metres: np.ndarray, stamp_ns: int) -> object:
+        """REP 118 32FC1 (little-endian) depth image of ``metres`` (float32 (H, W)), header as the image's."""
+        height, width = metres.shape
+        data = np.ascontiguousarray(metres, dtype="<f4").reshape(-1).view(np.uint8)
+        return self.types["sensor_msgs/msg/Image"](
+            header=self.header(stamp_ns, CAMERA_FRAME), height=height, width=width, encoding="32FC1",
+            is_bigendian=0, step=width * 4, data=data)
+
     def point_cloud(self, points: np.ndarray, stamp_ns: int) -> object:
         field = self.types["sensor_msgs/msg/PointField"]
         fields = [field(name=name, offset=4 * i, datatype=field.FLOAT32, count=1)
@@ -307,13 +321,17 @@ class ConversionSummary:
     start_ns: int
     end_ns: int
     stamp_source: str
+    depth_frames: int = 0  # depth images written (--depth-dir)
 
 
 def convert(drive_dir: str | Path, out: str | Path, storage: str = DEFAULT_STORAGE, start: int = 0,
-            frames: int | None = None, calib_dir: str | Path | None = None, progress: bool = True) -> ConversionSummary:
+            frames: int | None = None, calib_dir: str | Path | None = None, progress: bool = True,
+            depth_dir: str | Path | None = None) -> ConversionSummary:
     """Write frames ``start``.. of ``drive_dir`` to a new bag ``out``; see the module doc for its content."""
     if storage not in STORAGES:
         raise ValueError(f"unknown storage {storage!r}; known: {', '.join(STORAGES)}")
+    if depth_dir is not None and not Path(depth_dir).is_dir():
+        raise FileNotFoundError(f"depth folder {depth_dir} does not exist")
     drive = KittiDrive.open(drive_dir, calib_dir, start, frames)
     calib = KittiCalibration.from_dir(drive.calib_dir, cam=2)
     store = typestore()
@@ -331,7 +349,7 @@ def convert(drive_dir: str | Path, out: str | Path, storage: str = DEFAULT_STORA
     writer.set_custom_data("depth_da_ros.source", str(drive.drive_dir.resolve()))
     writer.set_custom_data("depth_da_ros.frames", f"{drive.frames[0]}..{drive.frames[-1]}")
     writer.set_custom_data("depth_da_ros.stamps", drive.stamp_source)
-    scans = 0
+    scans = depth_frames = 0
     with writer:
         def connect(topic: str, msgtype: str, qos: object) -> object:
             return writer.add_connection(topic, msgtype, typestore=store, offered_qos_profiles=[qos])
@@ -340,6 +358,7 @@ def convert(drive_dir: str | Path, out: str | Path, storage: str = DEFAULT_STORA
         info_conn = connect(CAMERA_INFO_TOPIC, "sensor_msgs/msg/CameraInfo", STREAM_QOS)
         image_conn = connect(IMAGE_TOPIC, "sensor_msgs/msg/Image", STREAM_QOS)
         velo_conn = connect(VELO_TOPIC, "sensor_msgs/msg/PointCloud2", STREAM_QOS) if drive.velo else None
+        depth_conn = connect(DEPTH_TOPIC, "sensor_msgs/msg/Image", STREAM_QOS) if depth_dir is not None else None
 
         def write(connection: object, stamp: int, message: object) -> None:
             writer.write(connection, stamp, store.serialize_cdr(message, connection.msgtype))
@@ -359,8 +378,20 @@ def convert(drive_dir: str | Path, out: str | Path, storage: str = DEFAULT_STORA
             # camera_info first: a subscriber that pairs by stamp has it when the image arrives.
             write(info_conn, stamp, messages.camera_info(stamp))
             write(image_conn, stamp, messages.image(rgb, stamp))
+            if depth_conn is not None:
+                depth_path = Path(depth_dir) / drive.images[index].name
+                if depth_path.is_file():
+                    metres = depth_io.read_kitti_depth(depth_path)
+                    if metres.shape != rgb.shape[:2]:
+                        raise ValueError(f"{depth_path} is {metres.shape[1]}x{metres.shape[0]}, but its image "
+                                         f"{drive.images[index]} is {rgb.shape[1]}x{rgb.shape[0]}")
+                    write(depth_conn, stamp, messages.depth(metres, stamp))
+                    depth_frames += 1
     end = max(drive.image_stamps[-1], (drive.velo_stamps or drive.image_stamps)[-1])
-    summary = ConversionSummary(out, storage, len(drive.frames), scans, first, end, drive.stamp_source)
+    summary = ConversionSummary(out, storage, len(drive.frames), scans, first, end, drive.stamp_source, depth_frames)
+    if depth_dir is not None and depth_frames < len(drive.frames):
+        LOG.warning("%s: %d of %d frames have no depth file (%s/<frame>.png)", depth_dir,
+                    len(drive.frames) - depth_frames, len(drive.frames), depth_dir)
     LOG.info("wrote %s (%s): %d frames, %d scans, %.2f s of data, stamps from %s", out, storage, summary.frames,
              scans, (end - first) / 1e9, drive.stamp_source)
     return summary
@@ -378,6 +409,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--start", type=int, default=0, help="first frame number (default: %(default)s)")
     parser.add_argument("--frames", type=int, help="number of frames (default: all from --start)")
     parser.add_argument("--calib-dir", type=Path, help="folder with calib_*.txt (default: the drive's parent)")
+    parser.add_argument("--depth-dir", type=Path,
+                        help=f"KITTI depth-benchmark PNGs named like the images (e.g. proj_depth/groundtruth/image_02):"
+                             f" written as {DEPTH_TOPIC} (32FC1 metres)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     args = parser.parse_args(argv)
@@ -390,11 +424,12 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"{out} exists already; choose another --out or remove it")
     try:
         summary = convert(args.drive, out, args.storage, args.start, args.frames, args.calib_dir,
-                          progress=not args.no_progress)
+                          progress=not args.no_progress, depth_dir=args.depth_dir)
     except (FileNotFoundError, ValueError, OSError) as exc:
         LOG.error("%s", exc)
         return 1
-    print(f"{summary.bag}: {summary.frames} frames, {summary.scans} velodyne scans, "
+    depth = f", {summary.depth_frames} depth images" if args.depth_dir else ""
+    print(f"{summary.bag}: {summary.frames} frames, {summary.scans} velodyne scans{depth}, "
           f"{(summary.end_ns - summary.start_ns) / 1e9:.2f} s ({summary.storage}; stamps: {summary.stamp_source})")
     return 0
 
