@@ -276,3 +276,18 @@ def test_kitti2bag_depth_dir_gives_an_rgbd_bag_the_dataset_reads(tmp_path):
         np.testing.assert_array_equal(depth, read_kitti_depth(paths[i]["depth"]))
     with pytest.raises(FileNotFoundError, match="depth folder .*absent does not exist"):
         convert(drive, tmp_path / "other", progress=False, depth_dir=tmp_path / "absent")
+
+
+def test_rosbag_dataset_in_a_forked_dataloader_worker(tmp_path):
+    """A forked worker opens its own reader (the parent's file handles are not shared)."""
+    import multiprocessing
+
+    from torch.utils.data import DataLoader
+
+    if "fork" not in multiprocessing.get_all_start_methods():
+        pytest.skip("no fork start method on this platform")
+    bag = rgbd_bag(tmp_path / "run", frames=4)
+    dataset = build_dataset(spec(bag, topic=IMAGE, depth_topic=DEPTH), H, W, False, 0)
+    loader = DataLoader(dataset, batch_size=2, num_workers=1, multiprocessing_context="fork")
+    depths = [batch["depth"][:, 0, 5, 5].tolist() for batch in loader]
+    assert depths == [[1.0, 2.0], [3.0, 4.0]]

@@ -119,10 +119,9 @@ class DataSpec:
     # and seed ("" = render on the fly); see depth_da_ros.procedural.cache
     cache: str = ""
     verify: bool = True  # read every file once at construction to catch broken files early
-    # rosbag only: image topic, REP 118 depth topic and camera_info topic ("" = none)
-    topic: str = ""
-    depth_topic: str = ""
-    camera_info_topic: str = ""
+    topic: str = ""  # rosbag: image topic (sensor_msgs/Image of any encoding, or CompressedImage); root = the bag
+    depth_topic: str = ""  # rosbag: REP 118 depth (32FC1 m / 16UC1 mm) paired by header stamp ("" = none)
+    camera_info_topic: str = ""  # rosbag: camera_info; data.real's is recorded as deployment_camera ("" = none)
     stride: int = 1  # rosbag: every N-th frame of the window
     start: float = 0.0  # rosbag: window start, seconds from the bag's first message
     end: float = 0.0  # rosbag: window end in seconds (0 = to the end of the bag)
