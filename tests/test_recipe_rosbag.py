@@ -82,3 +82,31 @@ def test_deployment_camera_round_trips_through_onnx_metadata_and_older_exports_l
     assert ModelMetadata.from_onnx_props(props).deployment_camera == camera
     older = {key: value for key, value in props.items() if key != "deployment_camera"}
     assert ModelMetadata.from_onnx_props(older).deployment_camera is None
+
+
+def test_evaluate_node_depth_against_a_bags_depth_topic(tmp_path):
+    """evaluate.py --bag NODE_OUT --gt-bag RGBD --gt-depth-topic T: the recipe's last step."""
+    from test_evaluate import write_depth_bag
+
+    from training import evaluate
+
+    stamps = [1_700_000_000_000_000_000 + i * 100_000_000 for i in range(3)]
+    truth = [np.full((6, 8), 5.0 + i, np.float32) for i in range(3)]
+    truth[0][0, 0], truth[1][0, 1] = np.nan, np.inf  # no measurement / beyond range: not ground truth
+    write_depth_bag(tmp_path / "rgbd", list(zip(stamps, truth)), topic="/camera/depth/image_rect_raw")
+    # the node's output: 10 % too far, in another order, one frame without ground truth
+    write_depth_bag(tmp_path / "node", [(stamps[2], truth[2] * 1.1), (stamps[0], truth[0] * 1.1),
+                                        (stamps[1], truth[1] * 1.1), (stamps[2] + 10**9, truth[2])])
+    out = tmp_path / "report.json"
+    assert evaluate.main(["--bag", str(tmp_path / "node"), "--gt-bag", str(tmp_path / "rgbd"), "--gt-depth-topic",
+                          "/camera/depth/image_rect_raw", "--crop", "none", "--out-json", str(out),
+                          "--no-progress"]) == 0
+    report = json.loads(out.read_text())
+    row = report["rows"]["node"]
+    assert len(row["per_frame"]) == 3 and row["metrics"]["abs_rel"] == pytest.approx(0.1, rel=1e-5)
+    assert report["protocol"]["gt_depth"] is None
+    assert "/camera/depth/image_rect_raw" in report["protocol"]["ground_truth"]
+    assert evaluate.main(["--bag", str(tmp_path / "node"), "--gt-bag", str(tmp_path / "rgbd"), "--gt-depth-topic",
+                          "/nope", "--no-progress"]) == 1  # a clear error, naming the topic (logged)
+    with pytest.raises(SystemExit):
+        evaluate.main(["--gt-depth-topic", "/camera/depth", "--model", "m.onnx"])

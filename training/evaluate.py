@@ -10,6 +10,8 @@ Three sources of (ground truth, prediction) pairs:
     # (b) a bag recorded from the node (depth/image, 32FC1), against the velodyne scans of the
     #     converted drive (depth_da_kitti2bag), matched by stamp
     python training/evaluate.py --bag depth_run --gt-bag kitti_2011_09_26_drive_0002_sync
+    #     or against a depth image topic of the recorded bag (an RGB-D camera's, or kitti2bag --depth-dir's)
+    python training/evaluate.py --bag depth_run --gt-bag my_run --gt-depth-topic /camera/depth/image
 
     # (c) KITTI depth-benchmark PNG ground truth (our procedural real_depth_gt/ layout, or the
     #     official proj_depth/groundtruth folders), with the images of a KITTI raw root;
@@ -335,6 +337,34 @@ def bag_ground_truth(gt_bag: Path, velo_topic: str, info_topic: str, calib_dir: 
     return BagGroundTruth(width, height, np.asarray(stamps, dtype=np.int64)[order], [scans[i] for i in order])
 
 
+def bag_depth_ground_truth(gt_bag: Path, depth_topic: str, progress: bool) -> BagGroundTruth:
+    """Ground truth from a bag's REP 118 depth images (an RGB-D camera, or ``depth_da_kitti2bag
+    --depth-dir``), by header stamp; pixels that are NaN, +inf or <= 0 are not ground truth."""
+    with _open_bag(gt_bag) as reader:
+        connections = _connections(reader, depth_topic, gt_bag)
+        if any(c.msgtype != "sensor_msgs/msg/Image" for c in connections):
+            raise EvaluationError(f"{gt_bag}: {depth_topic} is {connections[0].msgtype}, not sensor_msgs/msg/Image")
+        size, stamps, frames = None, [], []
+        total = sum(c.msgcount for c in connections)
+        for connection, _, raw in tqdm(reader.messages(connections=connections), total=total,
+                                       desc=f"reading {depth_topic}", unit="frame", disable=not progress):
+            msg = reader.deserialize(raw, connection.msgtype)
+            depth = decode_depth_image(msg)
+            if size is None:
+                size = depth.shape
+            elif depth.shape != size:
+                raise EvaluationError(f"{gt_bag}: {depth_topic} changes size ({size[1]}x{size[0]} -> "
+                                      f"{depth.shape[1]}x{depth.shape[0]})")
+            flat = depth.reshape(-1)
+            pixels = np.flatnonzero(np.isfinite(flat) & (flat > 0))
+            stamps.append(_stamp_ns(msg.header))
+            frames.append((pixels.astype(np.int32), flat[pixels]))
+    if size is None:
+        raise EvaluationError(f"{gt_bag} has no message on {depth_topic}")
+    order = np.argsort(stamps, kind="stable")
+    return BagGroundTruth(size[1], size[0], np.asarray(stamps, dtype=np.int64)[order], [frames[i] for i in order])
+
+
 def _cloud_xyz(cloud: object) -> np.ndarray:
     """(N, 3) float64 x, y, z of a PointCloud2 with float32 x, y, z fields."""
     offsets = {f.name: f.offset for f in cloud.fields if f.datatype == 7}  # PointField.FLOAT32
@@ -492,15 +522,19 @@ def evaluate(args: argparse.Namespace) -> tuple[dict[str, Row], str]:
     progress = not args.no_progress
     if args.bag:
         gt_bag = args.gt_bag or args.bag
-        gt = bag_ground_truth(gt_bag, args.velo_topic, args.camera_info_topic, args.calib_dir, progress,
-                              args.gt_depth)
+        if args.gt_depth_topic:  # an RGB-D recording's depth images
+            gt = bag_depth_ground_truth(gt_bag, args.gt_depth_topic, progress)
+            described = f"depth images on {args.gt_depth_topic} of {gt_bag}"
+        else:
+            gt = bag_ground_truth(gt_bag, args.velo_topic, args.camera_info_topic, args.calib_dir, progress,
+                                  args.gt_depth)
+            calibration = f"calibration {args.calib_dir}" if args.calib_dir else "calibration from camera_info + /tf_static"
+            described = f"velodyne scans of {gt_bag} ({calibration}), {describe_gt_depth(args.gt_depth)}"
         row = Row()
         for frame_id, gt_depth, pred in bag_pairs(args.bag, args.depth_topic, gt, args.max_stamp_diff, progress):
             row.add(frame_id, gt_depth, align_prediction(pred, gt_depth.shape, args.gt_align, f"depth image {frame_id}"),
                     args)
-        calibration = f"calibration {args.calib_dir}" if args.calib_dir else "calibration from camera_info + /tf_static"
-        return {args.label or args.bag.name: row}, (f"velodyne scans of {gt_bag} ({calibration}), "
-                                                    f"{describe_gt_depth(args.gt_depth)}")
+        return {args.label or args.bag.name: row}, described
 
     cache_dir = None if args.no_cache else args.cache_dir
     if args.split:
@@ -551,6 +585,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     bag.add_argument("--gt-bag", type=Path, help="converted drive bag with the scans (default: --bag)")
     bag.add_argument("--depth-topic", help="depth image topic (default: the one Image topic ending in depth/image)")
     bag.add_argument("--velo-topic", default=VELO_TOPIC, help="point cloud topic (default: %(default)s)")
+    bag.add_argument("--gt-depth-topic", help="ground truth from this REP 118 depth image topic of --gt-bag (an "
+                                              "RGB-D recording, or depth_da_kitti2bag --depth-dir) instead of scans")
     bag.add_argument("--camera-info-topic", default=CAMERA_INFO_TOPIC, help="(default: %(default)s)")
     bag.add_argument("--calib-dir", type=Path, help="KITTI date folder: calibration from its files instead")
     bag.add_argument("--max-stamp-diff", type=float, default=0.05, metavar="S",
@@ -590,6 +626,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if args.gt_depth is not None and args.gt_root and not args.bag:
         parser.error("--gt-depth applies to velodyne ground truth (--split without --gt-root, or --bag); "
                      "--gt-root PNGs hold the depth benchmark's own")
+    if args.gt_depth_topic and not args.bag:
+        parser.error("--gt-depth-topic reads the ground truth of a recorded bag: give --bag (and --gt-bag)")
+    if args.gt_depth_topic and args.gt_depth is not None:
+        parser.error("--gt-depth applies to velodyne ground truth, not to --gt-depth-topic's depth images")
     if args.gt_depth is None:
         args.gt_depth = "camera-z" if args.bag else "lidar-x"
     return args
@@ -615,7 +655,8 @@ def main(argv: list[str] | None = None) -> int:
         args.out_md.parent.mkdir(parents=True, exist_ok=True)
         args.out_md.write_text(f"{table}\n\n{protocol}\n")
     if args.out_json:
-        velodyne_free = bool(args.gt_root) and not args.bag  # depth-benchmark PNGs: --gt-depth does not apply
+        # depth-benchmark PNGs or a bag's depth images: --gt-depth (a velodyne choice) does not apply
+        velodyne_free = (bool(args.gt_root) and not args.bag) or bool(args.bag and args.gt_depth_topic)
         report = {"protocol": {"crop": args.crop, "min_depth": args.min_depth, "max_depth": args.max_depth,
                                "median_scaling": args.median_scaling, "ground_truth": source,
                                "gt_depth": None if velodyne_free else args.gt_depth, "gt_align": args.gt_align},
