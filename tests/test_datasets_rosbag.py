@@ -291,3 +291,12 @@ def test_rosbag_dataset_in_a_forked_dataloader_worker(tmp_path):
     loader = DataLoader(dataset, batch_size=2, num_workers=1, multiprocessing_context="fork")
     depths = [batch["depth"][:, 0, 5, 5].tolist() for batch in loader]
     assert depths == [[1.0, 2.0], [3.0, 4.0]]
+
+
+def test_rosbag_messages_with_one_bag_time_are_told_apart(tmp_path):
+    """Two images received in the same nanosecond (e.g. a bag merged from two recorders) are two frames."""
+    b = BagBuilder()
+    messages = [(IMAGE, IMG_T, T0, b.image(T0 + i, frame_rgb(i), "rgb8")) for i in range(3)]
+    bag = b.write(tmp_path / "same_time", messages)
+    dataset = build_dataset(spec(bag, topic=IMAGE), H, W, False, 0)
+    assert [int(dataset.source.load(i)[0][0, 0, 0]) for i in range(3)] == [0, 10, 20]

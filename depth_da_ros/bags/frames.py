@@ -193,10 +193,9 @@ class BagFrames:
         """Every message of ``topic`` with bag time in [lo, hi), in bag-time order, with its header stamp."""
         connections = [c for c in reader.connections if c.topic == topic]
         refs: list[MessageRef] = []
-        last_time, ordinal = None, 0
+        seen: dict[tuple[int, int], int] = {}  # (connection, bag time) -> messages so far
         for connection, time_ns, raw in reader.messages(connections=connections, start=lo, stop=hi):
-            ordinal = ordinal + 1 if (connection.id, time_ns) == last_time else 0
-            last_time = (connection.id, time_ns)
+            ordinal = seen[connection.id, time_ns] = seen.get((connection.id, time_ns), -1) + 1
             try:
                 stamp = _stamp_ns(reader.deserialize(raw, connection.msgtype))
             except Exception as exc:  # noqa: BLE001 - rosbags raises several types for corrupt CDR
