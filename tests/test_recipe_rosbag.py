@@ -44,17 +44,33 @@ def procedural_rgbd_bag(path: Path, frames: int) -> Path:
     return b.write(path, messages)
 
 
+def stage1_checkpoint(path: Path) -> Path:
+    """A stage-1 checkpoint of the TINY depth network with fresh weights (what stage 2 freezes;
+    training it is test_training's job)."""
+    from depth_da_ros.checkpoint import network_entry, save_checkpoint
+    from training.config import ModelConfig
+
+    model = ModelConfig(height=H, width=W, depth_kwargs={"ngf": 8})
+    spec = model.spec("depth")
+    camera = PinholeCamera.kitti_like(H, W)
+    path.parent.mkdir(parents=True)
+    save_checkpoint(path, {"stage": "depth", "deploy": ["depth"], "step": 1, "preset": model.preset,
+                           "input_size": [H, W], "depth_codec": model.codec.to_dict(),
+                           "training_camera": camera.__dict__, "config": {}, "metrics": {},
+                           "networks": {"depth": network_entry(spec.build().eval(), spec)}})
+    return path
+
+
 def test_style_stage_trains_from_a_bag_records_its_camera_and_exports_it(tmp_path):
     bag = procedural_rgbd_bag(tmp_path / "robot_run", frames=4)
-    depth_dir, style_dir = tmp_path / "depth", tmp_path / "style"
-    assert train_main(["depth", *args(*TINY, "run.batch_size=2", "data.train.length=4", "data.val.length=2",
-                                      "run.steps=1", f"run.run_dir={depth_dir}")]) == 0
+    depth_ckpt = stage1_checkpoint(tmp_path / "depth" / "best.pt")
+    style_dir = tmp_path / "style"
     from_bag = [f"root={bag}", f"topic={IMAGE}"]
     assert train_main(["style", *args(
         *TINY, "run.batch_size=1", "run.steps=1", "loss.pool_size=1", "data.synthetic.length=2",
         "data.real.kind=rosbag", *(f"data.real.{kv}" for kv in from_bag), f"data.real.camera_info_topic={INFO}",
         "data.val.kind=rosbag", *(f"data.val.{kv}" for kv in from_bag), f"data.val.depth_topic={DEPTH}",
-        "data.val.stride=2", f"depth_checkpoint={depth_dir / 'checkpoints' / 'best.pt'}",
+        "data.val.stride=2", f"depth_checkpoint={depth_ckpt}",
         f"run.run_dir={style_dir}")]) == 0
     summary = json.loads((style_dir / "summary.json").read_text())
     assert "abs_rel" in summary["metrics"] and "no_adaptation_abs_rel" in summary["metrics"]  # the bag's depth
@@ -66,11 +82,11 @@ def test_style_stage_trains_from_a_bag_records_its_camera_and_exports_it(tmp_pat
     from depth_da_ros.model_metadata import read_model_metadata
 
     out = tmp_path / "adapted.onnx"
-    export_onnx(out, depth_dir / "checkpoints" / "best.pt", style_dir / "checkpoints" / "last.pt", verify=False)
+    export_onnx(out, depth_ckpt, style_dir / "checkpoints" / "last.pt", verify=False)
     metadata = read_model_metadata(out)
     assert metadata.deployment_camera == camera and metadata.training_camera.width == W
     # A depth network alone has no adapter, so no deployment camera (metadata read from the checkpoint).
-    assert read_model_metadata(depth_dir / "checkpoints" / "best.pt").deployment_camera is None
+    assert read_model_metadata(depth_ckpt).deployment_camera is None
 
 
 def test_deployment_camera_round_trips_through_onnx_metadata_and_older_exports_lack_it():
