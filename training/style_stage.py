@@ -121,6 +121,7 @@ class StyleStage(Stage):
     def train_dataset(self) -> Dataset:
         data, seed = self.cfg.data, self.cfg.run.seed
         real = build_dataset(data.real, self.height, self.width, augment=data.flip, seed=seed)
+        self._deployment_camera()  # read with the data (a bad camera_info fails now, not at the first checkpoint)
         synthetic = build_dataset(data.synthetic, self.height, self.width, augment=data.flip, seed=seed + 1)
         if self.cfg.loss.depth_aware > 0 and "depth" not in synthetic[0]:
             raise ValueError("loss.depth_aware needs synthetic images with depth (data.synthetic has none)")
