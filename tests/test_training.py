@@ -177,7 +177,8 @@ def test_two_process_ddp_on_cpu_stays_in_sync(tmp_path):
 
 
 @pytest.mark.parametrize("name, cls", [("train_depth_lite", DepthStageConfig), ("train_depth_paper", DepthStageConfig),
-                                       ("train_style_lite", StyleStageConfig), ("train_style_paper", StyleStageConfig)])
+                                       ("train_depth_bench", DepthStageConfig), ("train_style_lite", StyleStageConfig),
+                                       ("train_style_paper", StyleStageConfig), ("train_style_bench", StyleStageConfig)])
 def test_committed_configs_load(name, cls):
     cfg = load_config(cls, ROOT / "config" / f"{name}.yaml")
     assert cfg.model.preset == name.rsplit("_", 1)[1]

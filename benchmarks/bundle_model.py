@@ -1,0 +1,195 @@
+#!/usr/bin/env python3
+"""Make the bundled model (models/depth.onnx + models/MODEL_CARD.md) from a sim-to-real benchmark run.
+
+The candidates are the pipelines of one training seed of ``benchmarks/bench_sim2real.py``:
+the depth network alone (b), the augmented depth network alone (c), and the adapters in front
+of them (d, e, f). The one with the lowest abs_rel on the validation split (real-look frames of
+seed 1, never the evaluation frames) is exported as one fused ONNX graph. It replaces the
+current bundled model only if it is better on the benchmark's evaluation frames (real look,
+seed 1000, each model at its own input size over the same scenes); either way the comparison
+is printed, and the card records both, with the holdout KITTI frames (evaluation only).
+
+    python benchmarks/bundle_model.py runs/bench_sim2real/<time> [--seed 0]
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import bench_sim2real as bench  # noqa: E402
+from recording import cpu_flags, cpu_model  # noqa: E402
+
+from depth_da_ros.export import describe_precision, export_onnx, quiet_exporter_logs  # noqa: E402
+from depth_da_ros.metrics import format_metrics_table  # noqa: E402
+from depth_da_ros.pipeline import DepthPipeline  # noqa: E402
+from depth_da_ros.procedural.dataset import ProceduralConfig, ProceduralDataset  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+MODEL_LIMIT_BYTES = 20_000_000  # model + card committed to the repository
+CANDIDATES = ("b", "c", "d", "e", "f")
+
+
+def frames(domain: str, seed: int, count: int, size: tuple[int, int]) -> list[tuple[np.ndarray, np.ndarray]]:
+    config = ProceduralConfig(domain=domain, seed=seed, height=size[0], width=size[1], paired=seed == bench.EVAL_SEED)
+    dataset = ProceduralDataset(config, count)
+    return [(f.rgb, f.depth) for f in (dataset[i] for i in tqdm(range(count), desc=f"rendering {domain} seed {seed}",
+                                                                 unit="frame", leave=False))]
+
+
+def evaluate(pipeline: DepthPipeline, seed: int, count: int, desc: str) -> dict[str, float]:
+    """abs_rel & co. of ``pipeline`` on real-look frames of ``seed`` rendered at its own input size."""
+    metrics, _ = bench.evaluate_procedural(pipeline, frames("real", seed, count, pipeline.metadata.input_size),
+                                           desc, 0)
+    return metrics
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("work", type=Path, help="a finished benchmark folder (runs/bench_sim2real/<time>)")
+    parser.add_argument("--seed", type=int, default=0, help="the training seed whose networks are candidates")
+    parser.add_argument("--val-frames", type=int, default=32)
+    parser.add_argument("--eval-frames", type=int, default=64)
+    parser.add_argument("--force", action="store_true", help="replace the bundled model even if it is not better")
+    parser.add_argument("--models", type=Path, default=ROOT / "models",
+                        help="folder of depth.onnx and MODEL_CARD.md (default: %(default)s)")
+    args = parser.parse_args(argv)
+    model, card_path = args.models / "depth.onnx", args.models / "MODEL_CARD.md"
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    quiet_exporter_logs()
+    results = json.loads((args.work / "results.json").read_text())
+    choice = results["choices"][str(args.seed)]
+    seed_dir = args.work / f"seed{args.seed}"
+    runs = {key: bench.Run(key, args.seed, seed_dir / key, "", ()) for key in
+            ("depth", "depth_aug", "style_cyclegan", "style_depth_aware")}
+    pipelines = bench.row_pipelines(runs, choice)
+    validation = {row: evaluate(pipelines[row], bench.VAL_SEED, args.val_frames, f"validating ({row})")["abs_rel"]
+                  for row in CANDIDATES}
+    chosen = min(validation, key=validation.get)
+    depth = runs["depth_aug" if chosen in ("c", "f") else "depth"].best
+    style = {"b": None, "c": None, "d": runs["style_cyclegan"].best, "e": runs["style_depth_aware"].best,
+             "f": runs[choice].best}[chosen]
+
+    with tempfile.TemporaryDirectory() as tmp:
+        candidate = Path(tmp) / "depth.onnx"
+        metadata = export_onnx(candidate, depth, style)
+        fp16_weights = candidate.stat().st_size > MODEL_LIMIT_BYTES
+        if fp16_weights:  # fp32 arithmetic on fp16 weights: half the file at fp32 speed on a CPU
+            metadata = export_onnx(candidate, depth, style, fp16_weights=True)
+        new = DepthPipeline(candidate, backend="onnxruntime")
+        new_eval = evaluate(new, bench.EVAL_SEED, args.eval_frames, "evaluating the candidate")
+        old_eval = evaluate(DepthPipeline(model, backend="onnxruntime"), bench.EVAL_SEED, args.eval_frames,
+                            "evaluating the bundled model") if model.is_file() else None
+        better = old_eval is None or new_eval["abs_rel"] < old_eval["abs_rel"]
+        print(f"validation abs_rel (real look, seed {bench.VAL_SEED}): "
+              + ", ".join(f"({r}) {v:.3f}" for r, v in validation.items()) + f"; chosen: ({chosen})")
+        print(format_metrics_table({"candidate": new_eval, **({"bundled model": old_eval} if old_eval else {})}))
+        if not (better or args.force):
+            print("the candidate is not better on the evaluation frames: the bundled model stays")
+            return 1
+        latency_ms = bench_latency(new)
+        holdout = bench.evaluate_holdout(new, bench.holdout_frames()) if bench.HOLDOUT.is_dir() else None
+        args.models.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(candidate, model)
+    model.chmod(0o644)
+    sha256 = hashlib.sha256(model.read_bytes()).hexdigest()
+    card_path.write_text(card(args, chosen, validation, metadata, sha256, model.stat().st_size, new_eval, old_eval,
+                              holdout, latency_ms, fp16_weights))
+    print(f"wrote {model} ({model.stat().st_size / 1e6:.1f} MB) and {card_path}")
+    return 0
+
+
+def bench_latency(pipeline: DepthPipeline, warmup: int = 5, runs: int = 30) -> float:
+    """Median end-to-end ``predict`` time (ms) of a KITTI-size (1242x375) frame."""
+    frame = np.random.default_rng(0).integers(0, 256, (375, 1242, 3), dtype=np.uint8)
+    times = []
+    for i in range(warmup + runs):
+        pipeline.predict(frame)
+        if i >= warmup:
+            times.append(pipeline.last_timing.total_ms)
+    return float(np.median(times))
+
+
+def card(args, chosen, validation, metadata, sha256, size, new_eval, old_eval, holdout, latency_ms,
+         fp16_weights) -> str:
+    """MODEL_CARD.md: what the bundled model is, how it was chosen and made, its metrics and limits."""
+    camera = metadata.training_camera
+    lines = [
+        "# Bundled model: `models/depth.onnx`",
+        "",
+        "The default model of `depth_da_node` (no `model_path` needed) and of `make demo`. Written by "
+        "`benchmarks/bundle_model.py` from a `benchmarks/bench_sim2real.py` run; do not edit by hand.",
+        "",
+        "## What it is",
+        "",
+        f"- Pipeline: ({chosen}) {bench.ROWS[chosen].removeprefix('real, ')}; `{metadata.preset}` preset at "
+        f"{metadata.input_height}x{metadata.input_width}, chosen among the rows b-f of training seed {args.seed} by "
+        f"abs_rel on the validation split (real look, seed {bench.VAL_SEED}): "
+        + ", ".join(f"({r}) {v:.3f}" for r, v in validation.items()) + ".",
+        f"- One fused ONNX graph (opset {metadata.opset}): uint8 RGB `image` [N, H, W, 3] in, float32 metres `depth` "
+        f"[N, 1, H, W] out, up to {metadata.max_depth:g} m" + (", and the adapted frame `styled`." if
+                                                                 metadata.outputs_styled else "."),
+        f"- Precision: {describe_precision(metadata)}" + (" (fp16 storage keeps the file under the repository's "
+                                                          f"{MODEL_LIMIT_BYTES / 1e6:g} MB limit)" if fp16_weights
+                                                          else "") + ".",
+        f"- Latency: {latency_ms:.0f} ms p50 per 1242x375 frame end to end (ONNX Runtime, CPU) on {cpu_model()} "
+        f"(flags: {cpu_flags()}), 2 cores; measured while other jobs shared the machine, so an upper bound.",
+        f"- File: {size / 1e6:.1f} MB, sha256 `{sha256}`, exported {metadata.export_date}.",
+        f"- Training camera: KITTI-like, fx {camera.fx:.1f} px at {camera.height}x{camera.width}; the node rescales "
+        "depth by focal length for other cameras (`scale_mode: focal`).",
+        "",
+        "## Data and recipe",
+        "",
+        "Procedural street scenes only (`depth_da_ros.procedural`, render version with the ego-clearance fix), "
+        "no KITTI or SYNTHIA image used for training or any choice. The recipe, its commands and every row: "
+        "[benchmarks/results/sim2real.md](../benchmarks/results/sim2real.md); the depth-stage choices (log "
+        "encoding, resize-then-convolve up-sampling): "
+        "[benchmarks/results/depth_choices.md](../benchmarks/results/depth_choices.md).",
+        "",
+        "## Regenerate",
+        "",
+        "```bash",
+        "python benchmarks/bench_sim2real.py --work runs/bench_sim2real/main",
+        f"python benchmarks/bundle_model.py runs/bench_sim2real/main --seed {args.seed}",
+        "```",
+        "",
+        "## Metrics",
+        "",
+        f"Procedural real-look evaluation frames (seed {bench.EVAL_SEED}, {args.eval_frames} frames at each model's "
+        "own input size; crop none, (1e-3, 80] m, metric):",
+        "",
+        format_metrics_table({"this model": new_eval, **({"the model it replaced (lite, before the scene fix)": old_eval}
+                                                        if old_eval else {})}),
+        "",
+    ]
+    if holdout is not None:
+        lines += ["Real KITTI frames of `../shared/data/holdout` (evaluation only; Garg crop, (1e-3, 80] m, focal "
+                  "rescaling as the node):", "",
+                  format_metrics_table({f"{kind}, {'median-scaled' if scaled else 'metric'}": m
+                                        for (kind, scaled), m in holdout.items()}), ""]
+    lines += [
+        "## Limits",
+        "",
+        "- Trained on procedural scenes only: a demonstration model, **not for real vehicles**, robots or any "
+        "safety-related use. On real camera images its depth is poor (see the KITTI rows).",
+        f"- It predicts at {metadata.input_height}x{metadata.input_width}: depth and clouds are coarse on a "
+        "full-resolution camera.",
+        f"- Metric scale comes from one KITTI-like camera; other cameras rely on focal rescaling. Depth beyond "
+        f"{metadata.max_depth:g} m saturates.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
