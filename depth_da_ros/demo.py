@@ -91,7 +91,8 @@ def find_model(explicit: Path | None, directories: Sequence[Path] | None = None)
     found, looked = find_bundled_model(package_directories() if directories is None else directories)
     if found is None:
         raise DemoError("no bundled model: looked for " + ", ".join(str(p) for p in looked) + ". Build it with "
-                        "`python benchmarks/bench_sim2real.py` (about 50 min on 2 cores) or pass --model MODEL.onnx")
+                        "`python benchmarks/bench_sim2real.py --work runs/bench_sim2real/main` (about 80 min on 2 cores), then "
+                        "`python benchmarks/bundle_model.py runs/bench_sim2real/main`, or pass --model MODEL.onnx")
     return found
 
 

@@ -142,7 +142,7 @@ WORKER_JOIN_TIMEOUT_S = 10.0
 SIM_CLOCK_GRACE_S = 3.0
 SIM_CLOCK_WARNING_PERIOD_S = 30.0
 # How long the inference thread waits for a frame's camera_info that has not arrived yet (the
-# two topics are not delivered in order); spent only while camera_info is being received.
+# two topics are not delivered in order); spent only while camera_info is published.
 CAMERA_INFO_WAIT_S = 0.1
 _RELIABILITY = {"reliable": ReliabilityPolicy.RELIABLE, "best_effort": ReliabilityPolicy.BEST_EFFORT}
 _DIAGNOSTIC_LEVEL = {DIAGNOSTIC_OK: DiagnosticStatus.OK, DIAGNOSTIC_WARN: DiagnosticStatus.WARN,
@@ -469,7 +469,10 @@ class DepthNode(Node):
         (same frame_id and size: missing, late, invalid or differently stamped camera_info keeps
         the camera's scale), else the ``intrinsics`` parameter, else none (said once per camera)."""
         stamp = stamp_to_ns(header.stamp)
-        info = self._camera_infos.match(stamp, CAMERA_INFO_WAIT_S)
+        # The first frame of a stream often arrives before the first camera_info: wait for it too
+        # when camera_info has a publisher (else a camera's first frame would go uncalibrated).
+        info = self._camera_infos.match(stamp, CAMERA_INFO_WAIT_S,
+                                        wait_when_empty=self.count_publishers(self._info_topic) > 0)
         problem = None
         if info is not None:
             try:

@@ -91,8 +91,11 @@ class StampMatcher(Generic[T]):
             self._items.append((stamp_ns, item))
             self._condition.notify_all()
 
-    def match(self, stamp_ns: int, wait_s: float = 0.0) -> T | None:
-        """The item nearest ``stamp_ns`` within the tolerance, waiting up to ``wait_s`` for it."""
+    def match(self, stamp_ns: int, wait_s: float = 0.0, wait_when_empty: bool = False) -> T | None:
+        """The item nearest ``stamp_ns`` within the tolerance, waiting up to ``wait_s`` for it.
+
+        With nothing received yet it waits only if ``wait_when_empty`` (e.g. a publisher of the
+        items exists, so the first item is on its way); it never waits once a newer item is in."""
         deadline = time.monotonic() + wait_s
         with self._condition:
             while True:
@@ -100,7 +103,8 @@ class StampMatcher(Generic[T]):
                 if best is not None and abs(best[0] - stamp_ns) <= self.tolerance_ns:
                     return best[1]
                 remaining = deadline - time.monotonic()
-                if remaining <= 0 or not self._items or self._items[-1][0] > stamp_ns + self.tolerance_ns:
+                if (remaining <= 0 or (not self._items and not wait_when_empty)
+                        or (self._items and self._items[-1][0] > stamp_ns + self.tolerance_ns)):
                     return None
                 self._condition.wait(remaining)
 

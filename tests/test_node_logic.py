@@ -369,3 +369,17 @@ def test_parameter_help_lists_every_parameter_with_default_range_and_description
         assert "default" in line and (spec.constraints in line) and (("start-up only" in line) == spec.read_only)
     assert "  queue_size (int, default 1, in [1, 1000], start-up only)" in text
     assert "  colormap_scale (string, default log, one of: 'log', 'inverse', 'linear')" in text
+
+
+def test_stamp_matcher_waits_for_the_first_item_when_told_it_is_on_its_way():
+    # A stream's first image often arrives before its first camera_info; with a camera_info
+    # publisher present the node waits for it instead of publishing the frame uncalibrated.
+    matcher: StampMatcher[str] = StampMatcher(tolerance_s=0.001)
+    timer = threading.Timer(0.05, matcher.add, args=(5_000_000_000, "first"))
+    timer.start()
+    assert matcher.match(5_000_000_000, wait_s=5.0, wait_when_empty=True) == "first"
+    timer.join()
+    empty: StampMatcher[str] = StampMatcher(tolerance_s=0.001)
+    start = time.monotonic()
+    assert empty.match(5_000_000_000, wait_s=0.05, wait_when_empty=True) is None  # gave up after wait_s
+    assert 0.04 <= time.monotonic() - start < 1.0
