@@ -36,8 +36,8 @@ multiples of 32 = 2**5), a U-Net with 5 down-samplings and ngf 16, a ResNet adap
 PatchGAN with ndf 16 and a style PatchGAN with ndf 32. With ndf 64 the discriminator took ~90%
 of a depth step's time (DESIGN.md, "Facts learned"). Training FLOPs per depth step at batch 8
 (``torch.utils.flop_counter``, forward + backward): U-Net 14.3 G, three discriminator passes
-13.5 G (205 G with ndf 64). It is a recipe-finding preset; ``lite`` and ``paper`` stay the
-deployment presets.
+13.5 G (205 G with ndf 64). The bundled model (``benchmarks/bundle_model.py``) is of this
+preset since 2026-11-29; ``lite`` (192x640) has not yet been retrained with the benchmark's recipe.
 
 Batch norm in the depth U-Net: the official code never calls ``.eval()``, so at inference
 its batch norm normalises with the statistics of the single input frame. Our contract is
