@@ -30,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import bench_sim2real as bench  # noqa: E402
 from recording import cpu_flags, cpu_model  # noqa: E402
 
+from depth_da_ros.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
 from depth_da_ros.export import describe_precision, export_onnx, quiet_exporter_logs  # noqa: E402
 from depth_da_ros.metrics import format_metrics_table  # noqa: E402
 from depth_da_ros.pipeline import DepthPipeline  # noqa: E402
@@ -37,6 +38,17 @@ from depth_da_ros.procedural.dataset import ProceduralConfig, ProceduralDataset 
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL_LIMIT_BYTES = 20_000_000  # model + card committed to the repository
+DEPTH_NETWORK = "depth_network.pt"  # the bundled depth network as a stage-1 checkpoint, for stage 2
+# What a frozen depth network needs of a stage-1 checkpoint; optimiser, RNG and discriminator state are left out.
+DEPTH_NETWORK_KEYS = ("format", "stage", "preset", "deploy", "input_size", "depth_codec", "training_camera", "step",
+                      "epoch", "best", "metrics", "config", "git_revision", "created")
+
+
+def write_depth_network(source: Path, out: Path) -> None:
+    """``source``'s depth network alone as a stage-1 checkpoint (``train.py style --set depth_checkpoint=``)."""
+    ckpt = load_checkpoint(source)
+    save_checkpoint(out, {**{k: ckpt[k] for k in DEPTH_NETWORK_KEYS if k in ckpt},
+                          "networks": {"depth": ckpt["networks"]["depth"]}})
 CANDIDATES = ("b", "c", "d", "e", "f")
 
 
@@ -102,10 +114,11 @@ def main(argv: list[str] | None = None) -> int:
         args.models.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(candidate, model)
     model.chmod(0o644)
+    write_depth_network(depth, args.models / DEPTH_NETWORK)
     sha256 = hashlib.sha256(model.read_bytes()).hexdigest()
     card_path.write_text(card(args, chosen, validation, metadata, sha256, model.stat().st_size, new_eval, old_eval,
                               holdout, latency_ms, fp16_weights))
-    print(f"wrote {model} ({model.stat().st_size / 1e6:.1f} MB) and {card_path}")
+    print(f"wrote {model} ({model.stat().st_size / 1e6:.1f} MB), {args.models / DEPTH_NETWORK} and {card_path}")
     return 0
 
 
@@ -147,6 +160,8 @@ def card(args, chosen, validation, metadata, sha256, size, new_eval, old_eval, h
         f"- File: {size / 1e6:.1f} MB, sha256 `{sha256}`, exported {metadata.export_date}.",
         f"- Training camera: KITTI-like, fx {camera.fx:.1f} px at {camera.height}x{camera.width}; the node rescales "
         "depth by focal length for other cameras (`scale_mode: focal`).",
+        f"- `models/{DEPTH_NETWORK}`: its depth network as a stage-1 checkpoint (no optimiser state), to train an "
+        f"adapter for your own camera against it: `train.py style --set depth_checkpoint=models/{DEPTH_NETWORK}`.",
         "",
         "## Data and recipe",
         "",

@@ -70,6 +70,11 @@ def test_bundle_model_exports_the_validation_choice_with_its_card(quick_run, tmp
     from depth_da_ros.model_metadata import read_model_metadata
 
     assert read_model_metadata(models / "depth.onnx").input_size == bench_sim2real.SIZE
+    # The depth network ships as a stage-1 checkpoint too, without optimiser or discriminator state.
+    from depth_da_ros.checkpoint import load_checkpoint
+
+    network = load_checkpoint(models / bundle_model.DEPTH_NETWORK)
+    assert network["stage"] == "depth" and list(network["networks"]) == ["depth"] and "optimizers" not in network
     # A second candidate that is no better leaves the bundled model alone (exit 1), unless forced.
     before = (models / "depth.onnx").read_bytes()
     assert bundle_model.main([str(work), "--models", str(models), "--val-frames", "2", "--eval-frames", "2"]) == 1
