@@ -186,12 +186,15 @@ def render_caches(args: argparse.Namespace) -> None:
 # -- evaluation ---------------------------------------------------------------------------------
 
 
-def procedural_frames(domain: str, count: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    """(RGB, depth metres) of the evaluation frames; inf depth = sky (invalid for the metrics)."""
-    config = ProceduralConfig(domain=domain, seed=EVAL_SEED, height=SIZE[0], width=SIZE[1], paired=True)
+def procedural_frames(domain: str, count: int, seed: int = EVAL_SEED,
+                      size: tuple[int, int] = SIZE) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(RGB uint8 (H, W, 3), depth float32 metres (H, W); inf = sky, invalid for the metrics) of
+    ``count`` frames of ``seed`` at ``size``; the evaluation seed renders the synthetic frames'
+    scenes in either look (paired)."""
+    config = ProceduralConfig(domain=domain, seed=seed, height=size[0], width=size[1], paired=seed == EVAL_SEED)
     dataset = ProceduralDataset(config, count)
     return [(frame.rgb, frame.depth) for frame in
-            (dataset[i] for i in tqdm(range(count), desc=f"rendering {domain} evaluation frames", unit="frame"))]
+            (dataset[i] for i in tqdm(range(count), desc=f"rendering {domain} frames of seed {seed}", unit="frame"))]
 
 
 def predict(pipeline: DepthPipeline, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -23,18 +23,18 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import bench_pipeline  # noqa: E402
 import bench_sim2real as bench  # noqa: E402
 from recording import cpu_flags, cpu_model  # noqa: E402
 
+from depth_da_ros.camera import KITTI_HEIGHT, KITTI_WIDTH  # noqa: E402
 from depth_da_ros.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
 from depth_da_ros.export import describe_precision, export_onnx, quiet_exporter_logs  # noqa: E402
 from depth_da_ros.metrics import format_metrics_table  # noqa: E402
 from depth_da_ros.pipeline import DepthPipeline  # noqa: E402
-from depth_da_ros.procedural.dataset import ProceduralConfig, ProceduralDataset  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL_LIMIT_BYTES = 20_000_000  # model + card committed to the repository
@@ -52,17 +52,10 @@ def write_depth_network(source: Path, out: Path) -> None:
 CANDIDATES = ("b", "c", "d", "e", "f")
 
 
-def frames(domain: str, seed: int, count: int, size: tuple[int, int]) -> list[tuple[np.ndarray, np.ndarray]]:
-    config = ProceduralConfig(domain=domain, seed=seed, height=size[0], width=size[1], paired=seed == bench.EVAL_SEED)
-    dataset = ProceduralDataset(config, count)
-    return [(f.rgb, f.depth) for f in (dataset[i] for i in tqdm(range(count), desc=f"rendering {domain} seed {seed}",
-                                                                 unit="frame", leave=False))]
-
-
 def evaluate(pipeline: DepthPipeline, seed: int, count: int, desc: str) -> dict[str, float]:
     """abs_rel & co. of ``pipeline`` on real-look frames of ``seed`` rendered at its own input size."""
-    metrics, _ = bench.evaluate_procedural(pipeline, frames("real", seed, count, pipeline.metadata.input_size),
-                                           desc, 0)
+    metrics, _ = bench.evaluate_procedural(
+        pipeline, bench.procedural_frames("real", count, seed, pipeline.metadata.input_size), desc, 0)
     return metrics
 
 
@@ -123,14 +116,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def bench_latency(pipeline: DepthPipeline, warmup: int = 5, runs: int = 30) -> float:
-    """Median end-to-end ``predict`` time (ms) of a KITTI-size (1242x375) frame."""
-    frame = np.random.default_rng(0).integers(0, 256, (375, 1242, 3), dtype=np.uint8)
-    times = []
-    for i in range(warmup + runs):
-        pipeline.predict(frame)
-        if i >= warmup:
-            times.append(pipeline.last_timing.total_ms)
-    return float(np.median(times))
+    """Median end-to-end ``predict`` time (ms) of a KITTI-size (1242x375) random frame."""
+    frame = np.random.default_rng(0).integers(0, 256, (KITTI_HEIGHT, KITTI_WIDTH, 3), dtype=np.uint8)
+    timings = bench_pipeline.bench({"candidate": pipeline}, frame, runs, warmup, rounds=1)["candidate"]
+    return float(np.median([t.total_ms for t in timings]))
 
 
 def card(args, chosen, validation, metadata, sha256, size, new_eval, old_eval, holdout, latency_ms,
