@@ -98,11 +98,12 @@ def latency(paths: dict[str, Path], runs: int, threads: int) -> dict[str, list[f
     return times
 
 
-def constant_frames() -> dict[str, np.ndarray]:
+def constant_frames(size: tuple[int, int] = SIZE) -> dict[str, np.ndarray]:
+    """Black, grey and white frames, exact and with 1 LSB of noise, uint8 (1, H, W, 3) at ``size``."""
     rng = np.random.default_rng(0)
     frames = {}
     for value in (0, 128, 255):
-        exact = np.full((1, *SIZE, 3), value, np.int64)
+        exact = np.full((1, *size, 3), value, np.int64)
         frames[f"{value}"] = exact.astype(np.uint8)
         frames[f"{value} + 1 LSB"] = np.clip(exact + rng.integers(-1, 2, exact.shape), 0, 255).astype(np.uint8)
     return frames

@@ -2,6 +2,7 @@
 float32, ONNX Runtime and a float64 reference; the node's detector flags such frames."""
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,9 @@ from torch import nn
 from depth_da_ros.export import export_onnx, load_inference_module
 from depth_da_ros.models.layers import GuardedInstanceNorm2d, make_norm
 from depth_da_ros.pipeline import frame_contrast, is_low_contrast
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+import bench_norm_guard  # noqa: E402  (its constant frames, shared with the benchmark)
 
 SIZE = (64, 192)
 
@@ -26,17 +30,6 @@ def adapter(tmp_path_factory) -> tuple[Path, Path]:
     out = root / "style.onnx"
     export_onnx(out, None, checkpoint, only="style")
     return checkpoint, out
-
-
-def constant_frames() -> dict[str, np.ndarray]:
-    """Black, grey and white frames, exact and with 1 LSB of noise, uint8 (1, H, W, 3)."""
-    rng = np.random.default_rng(0)
-    frames = {}
-    for value in (0, 128, 255):
-        exact = np.full((1, *SIZE, 3), value, np.int64)
-        frames[f"{value}"] = exact.astype(np.uint8)
-        frames[f"{value}+1LSB"] = np.clip(exact + rng.integers(-1, 2, exact.shape), 0, 255).astype(np.uint8)
-    return frames
 
 
 def run_adapter(module: nn.Module, frame: np.ndarray, dtype: torch.dtype) -> np.ndarray:
@@ -73,7 +66,7 @@ def test_adapter_agrees_with_a_float64_reference_on_constant_frames(adapter):
     session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
     module, _ = load_inference_module(None, checkpoint, only="style")
     reference = load_inference_module(None, checkpoint, only="style")[0]
-    for name, frame in constant_frames().items():
+    for name, frame in bench_norm_guard.constant_frames(SIZE).items():
         expected = run_adapter(reference, frame, torch.float64)  # [0, 255] image units
         torch32 = run_adapter(module, frame, torch.float32)
         onnx32 = session.run(None, {"image": frame})[0]
@@ -87,12 +80,12 @@ def test_without_the_guard_a_constant_frame_is_rounding_noise(adapter):
     checkpoint, _ = adapter
     module = plain_instance_norm(load_inference_module(None, checkpoint, only="style")[0])
     reference = plain_instance_norm(load_inference_module(None, checkpoint, only="style")[0])
-    frame = constant_frames()["255"]
+    frame = bench_norm_guard.constant_frames(SIZE)["255"]
     assert np.abs(run_adapter(module, frame, torch.float32) - run_adapter(reference, frame, torch.float64)).max() > 5
 
 
 def test_low_contrast_frames_are_detected():
-    frames = constant_frames()
+    frames = bench_norm_guard.constant_frames(SIZE)
     for name, frame in frames.items():
         assert is_low_contrast(frame[0], 2.0), name
         assert frame_contrast(frame[0]) < 1.0
@@ -104,7 +97,7 @@ def test_low_contrast_frames_are_detected():
     one_channel[..., 2] = scene[..., 2]  # signal in one channel only
     assert not is_low_contrast(one_channel, 2.0)
     assert not is_low_contrast(frames["0"][0], 0.0)  # 0 disables the check
-    grey = frames["128+1LSB"][0, :, :, 0]
+    grey = frames["128 + 1 LSB"][0, :, :, 0]
     assert is_low_contrast(grey, 2.0)  # grayscale HxW too
     with pytest.raises(ValueError, match="threshold"):
         is_low_contrast(scene, -1.0)
