@@ -16,7 +16,10 @@ augmentation draws), and reported as mean and spread over the seeds. Rows:
     in front of network (a, b);
 (f) the better adapter of (d) and (e), chosen per seed on the validation split, in front of
     the augmented network (c). The adapter is the one trained for (d) or (e): its depth-aware
-    loss saw network (a, b), not (c).
+    loss saw network (a, b), not (c);
+(g) a student U-Net (``training/train.py distill``) trained on the real-look training frames to
+    reproduce pipeline (d), starting from network (a, b)'s weights: at inference it runs alone
+    on camera frames, a third of (d)'s FLOPs (benchmarks/results/peers.md).
 
 Data: training frames of data seed 0 (both domains, unpaired); validation seed 1 (best
 checkpoints, the choice of row f; the depth stage validates on synthetic frames, the style
@@ -92,8 +95,9 @@ ROWS = {
     "d": "real, CycleGAN adapter",
     "e": f"real, depth-aware cycle adapter (loss.depth_aware={DEPTH_AWARE_WEIGHT:g})",
     "f": "real, best adapter (d or e, by validation) + augmented network (c)",
+    "g": "real, student distilled from (d): one network on camera frames, no adapter",
 }
-ADAPTED_ROWS = ("c", "d", "e", "f")
+ADAPTED_ROWS = ("c", "d", "e", "f", "g")
 
 
 def label(row: str) -> str:
@@ -110,7 +114,7 @@ def shown(path: Path) -> str:
 
 @dataclass
 class Run:
-    key: str  # depth | depth_aug | style_cyclegan | style_depth_aware
+    key: str  # depth | depth_aug | style_cyclegan | style_depth_aware | distill
     seed: int
     folder: Path
     stage: str
@@ -129,7 +133,7 @@ class Run:
 
 
 def plan_runs(args: argparse.Namespace, work: Path) -> list[Run]:
-    """The four runs of every seed, in training order (the style runs need the seed's depth run)."""
+    """The five runs of every seed, in training order (style needs depth, distill needs style)."""
     cache = args.cache.resolve()
     data = [f"data.train.length={args.train_frames}"]
     small_val = ["data.val.length=4"] if args.quick else []
@@ -155,6 +159,13 @@ def plan_runs(args: argparse.Namespace, work: Path) -> list[Run]:
                         (*style, "loss.depth_aware=0.0")))
         runs.append(Run("style_depth_aware", seed, work / f"seed{seed}" / "style_depth_aware", "style",
                         (*style, f"loss.depth_aware={DEPTH_AWARE_WEIGHT}")))
+        distill_decay = max(args.distill_steps // 2, 1)
+        distill = [*base, f"run.steps={args.distill_steps}", f"run.batch_size={args.batch}",
+                   f"run.val_every={max(args.distill_steps // 3, 1)}", f"run.checkpoint_every={args.distill_steps}",
+                   f"model.depth_encoding={args.encoding}", f"optim_g.decay_steps={distill_decay}",
+                   f"data.real.cache={cache}", f"data.val.cache={cache}", f"data.real.length={args.train_frames}",
+                   *small_val, f"teacher_style={work / f'seed{seed}' / 'style_cyclegan' / 'checkpoints' / 'best.pt'}"]
+        runs.append(Run("distill", seed, work / f"seed{seed}" / "distill", "distill", tuple(distill)))
     return runs
 
 
@@ -224,7 +235,8 @@ def row_pipelines(runs: dict[str, Run], choice: str) -> dict[str, DepthPipeline]
     return {"a": plain, "b": plain, "c": DepthPipeline(depth_aug, backend="torch"),
             "d": DepthPipeline(depth, backend="torch", style_checkpoint=runs["style_cyclegan"].best),
             "e": DepthPipeline(depth, backend="torch", style_checkpoint=runs["style_depth_aware"].best),
-            "f": DepthPipeline(depth_aug, backend="torch", style_checkpoint=runs[choice].best)}
+            "f": DepthPipeline(depth_aug, backend="torch", style_checkpoint=runs[choice].best),
+            "g": DepthPipeline(runs["distill"].best, backend="torch")}
 
 
 def validation_abs_rel(run: Run) -> float:
@@ -355,7 +367,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seeds", type=int, nargs="+", help="training seeds (default 0 1 2; --quick 0)")
     parser.add_argument("--depth-steps", type=int, help="steps of each depth run (default 900; --quick 3)")
     parser.add_argument("--style-steps", type=int, help="steps of each style run (default 300; --quick 2)")
-    parser.add_argument("--batch", type=int, default=8, help="depth-stage batch (default: %(default)s)")
+    parser.add_argument("--distill-steps", type=int, help="steps of each distillation run (default 600; --quick 2)")
+    parser.add_argument("--batch", type=int, default=8, help="depth-stage and distillation batch (default: %(default)s)")
     parser.add_argument("--style-batch", type=int, default=1, help="style-stage batch, CycleGAN's (default: %(default)s)")
     parser.add_argument("--encoding", choices=("linear", "log"), default="log",
                         help="depth encoding (default: %(default)s, chosen by benchmarks/bench_depth_choices.py)")
@@ -370,12 +383,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--cache", type=Path, default=ROOT / "runs" / "cache",
                         help="rendered-frame cache shared by all runs (default: %(default)s)")
     args = parser.parse_args(argv)
-    defaults = dict(seeds=[0], depth_steps=3, style_steps=2, train_frames=16, eval_frames=4) if args.quick else \
-        dict(seeds=[0, 1, 2], depth_steps=900, style_steps=300, train_frames=TRAIN_FRAMES, eval_frames=64)
+    defaults = dict(seeds=[0], depth_steps=3, style_steps=2, distill_steps=2, train_frames=16, eval_frames=4) \
+        if args.quick else dict(seeds=[0, 1, 2], depth_steps=900, style_steps=300, distill_steps=600,
+                                train_frames=TRAIN_FRAMES, eval_frames=64)
     for key, value in defaults.items():
         if getattr(args, key) is None:
             setattr(args, key, value)
-    if min(args.depth_steps, args.style_steps, args.batch, args.style_batch, args.train_frames, args.eval_frames,
+    if min(args.depth_steps, args.style_steps, args.distill_steps, args.batch, args.style_batch, args.train_frames, args.eval_frames,
            args.strip_frames) < 1:
         parser.error("steps, batches and frame counts must be positive")
     if args.train_frames < args.batch:
@@ -427,7 +441,7 @@ def main(argv: list[str] | None = None) -> Path:
     holdout = frames = None
     if HOLDOUT.is_dir():
         frames = holdout_frames()
-        names = {"a": "depth network (rows a, b)", "c": label("c"), "d": label("d"), "e": label("e"), "f": label("f")}
+        names = {"a": "depth network (rows a, b)", **{row: label(row) for row in ADAPTED_ROWS}}
         holdout = {name: evaluate_holdout(first_pipelines[row], frames)
                    for row, name in tqdm(names.items(), desc="evaluating the holdout", unit="pipeline")}
     eval_s = time.perf_counter() - eval_started
@@ -438,7 +452,8 @@ def main(argv: list[str] | None = None) -> Path:
     lines = [
         f"`{PRESET}` preset at {SIZE[0]}x{SIZE[1]} ({args.encoding} depth encoding), procedural data, one "
         f"`training/train.py` run per network and seed: depth stage {args.depth_steps} steps at batch {args.batch}, "
-        f"style stage {args.style_steps} steps at batch {args.style_batch} (the same budget for every row); training "
+        f"style stage {args.style_steps} steps at batch {args.style_batch} (the same budget for every row), "
+        f"distillation {args.distill_steps} steps at batch {args.batch}; training "
         f"seeds {', '.join(map(str, args.seeds))}; training frames: {args.train_frames} per domain of data seed "
         f"{DATA_SEED}; validation seed {VAL_SEED}; evaluation: {args.eval_frames} frames of seed {EVAL_SEED} per "
         "domain (the real look over the synthetic frames' scenes). Metrics in metres: crop none, (1e-3, 80] m, per "
@@ -462,6 +477,9 @@ def main(argv: list[str] | None = None) -> Path:
         f"(target {TARGET_GAP_RECOVERED:.0%}: **{'met' if np.mean(gaps[best_adapter]) >= TARGET_GAP_RECOVERED else 'NOT met'}**) "
         f"against {np.mean(gaps['c']):.0%} for photometric augmentation alone (row c: **"
         f"{'beaten' if np.mean(gaps[best_adapter]) > np.mean(gaps['c']) else 'NOT beaten'}**).",
+        f"- the student (g) against its teacher (d), abs_rel per seed: "
+        + ", ".join(f"{per_seed[s]['g']['abs_rel']:.3f} vs {per_seed[s]['d']['abs_rel']:.3f}" for s in args.seeds)
+        + f"; mean difference {np.mean([per_seed[s]['g']['abs_rel'] - per_seed[s]['d']['abs_rel'] for s in args.seeds]):+.3f}.",
         "",
         "Row f's adapter, chosen per seed by validation abs_rel (real-look frames of seed 1, adapter + network (a, b)):",
         "",

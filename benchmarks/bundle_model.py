@@ -2,8 +2,8 @@
 """Make the bundled model (models/depth.onnx + models/MODEL_CARD.md) from a sim-to-real benchmark run.
 
 The candidates are the pipelines of one training seed of ``benchmarks/bench_sim2real.py``:
-the depth network alone (b), the augmented depth network alone (c), and the adapters in front
-of them (d, e, f). The one with the lowest abs_rel on the validation split (real-look frames of
+the depth network alone (b), the augmented depth network alone (c), the adapters in front
+of them (d, e, f) and the student distilled from (d) (g). The one with the lowest abs_rel on the validation split (real-look frames of
 seed 1, never the evaluation frames) is exported as one fused ONNX graph. It replaces the
 current bundled model only if it is better on the benchmark's evaluation frames (real look,
 seed 1000, each model at its own input size over the same scenes); either way the comparison
@@ -20,14 +20,15 @@ import logging
 import shutil
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import bench_pipeline  # noqa: E402
 import bench_sim2real as bench  # noqa: E402
+from bench_peers import interleaved_blocks, reference_timer  # noqa: E402
 from recording import cpu_flags, cpu_model  # noqa: E402
 
 from depth_da_ros.camera import KITTI_HEIGHT, KITTI_WIDTH  # noqa: E402
@@ -49,7 +50,7 @@ def write_depth_network(source: Path, out: Path) -> None:
     ckpt = load_checkpoint(source)
     save_checkpoint(out, {**{k: ckpt[k] for k in DEPTH_NETWORK_KEYS if k in ckpt},
                           "networks": {"depth": ckpt["networks"]["depth"]}})
-CANDIDATES = ("b", "c", "d", "e", "f")
+CANDIDATES = ("b", "c", "d", "e", "f", "g")
 
 
 def evaluate(pipeline: DepthPipeline, seed: int, count: int, desc: str) -> dict[str, float]:
@@ -76,14 +77,16 @@ def main(argv: list[str] | None = None) -> int:
     choice = results["choices"][str(args.seed)]
     seed_dir = args.work / f"seed{args.seed}"
     runs = {key: bench.Run(key, args.seed, seed_dir / key, "", ()) for key in
-            ("depth", "depth_aug", "style_cyclegan", "style_depth_aware")}
+            ("depth", "depth_aug", "style_cyclegan", "style_depth_aware", "distill")}
     pipelines = bench.row_pipelines(runs, choice)
     validation = {row: evaluate(pipelines[row], bench.VAL_SEED, args.val_frames, f"validating ({row})")["abs_rel"]
                   for row in CANDIDATES}
     chosen = min(validation, key=validation.get)
-    depth = runs["depth_aug" if chosen in ("c", "f") else "depth"].best
-    style = {"b": None, "c": None, "d": runs["style_cyclegan"].best, "e": runs["style_depth_aware"].best,
-             "f": runs[choice].best}[chosen]
+    # The stage-1 network of the chosen pipeline (for a student, its teacher's): models/depth_network.pt.
+    stage1 = runs["depth_aug" if chosen in ("c", "f") else "depth"].best
+    depth = runs["distill"].best if chosen == "g" else stage1
+    style = {"d": runs["style_cyclegan"].best, "e": runs["style_depth_aware"].best,
+             "f": runs[choice].best}.get(chosen)
 
     with tempfile.TemporaryDirectory() as tmp:
         candidate = Path(tmp) / "depth.onnx"
@@ -93,8 +96,8 @@ def main(argv: list[str] | None = None) -> int:
             metadata = export_onnx(candidate, depth, style, fp16_weights=True)
         new = DepthPipeline(candidate, backend="onnxruntime")
         new_eval = evaluate(new, bench.EVAL_SEED, args.eval_frames, "evaluating the candidate")
-        old_eval = evaluate(DepthPipeline(model, backend="onnxruntime"), bench.EVAL_SEED, args.eval_frames,
-                            "evaluating the bundled model") if model.is_file() else None
+        old = DepthPipeline(model, backend="onnxruntime") if model.is_file() else None
+        old_eval = evaluate(old, bench.EVAL_SEED, args.eval_frames, "evaluating the bundled model") if old else None
         better = old_eval is None or new_eval["abs_rel"] < old_eval["abs_rel"]
         print(f"validation abs_rel (real look, seed {bench.VAL_SEED}): "
               + ", ".join(f"({r}) {v:.3f}" for r, v in validation.items()) + f"; chosen: ({chosen})")
@@ -102,30 +105,47 @@ def main(argv: list[str] | None = None) -> int:
         if not (better or args.force):
             print("the candidate is not better on the evaluation frames: the bundled model stays")
             return 1
-        latency_ms = bench_latency(new)
+        with tempfile.TemporaryDirectory() as peers_tmp:
+            latency = bench_latency(new, old, Path(peers_tmp))
+        old_name = describe(old.metadata) if old else None
         holdout = bench.evaluate_holdout(new, bench.holdout_frames()) if bench.HOLDOUT.is_dir() else None
         args.models.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(candidate, model)
     model.chmod(0o644)
-    write_depth_network(depth, args.models / DEPTH_NETWORK)
+    write_depth_network(stage1, args.models / DEPTH_NETWORK)
     sha256 = hashlib.sha256(model.read_bytes()).hexdigest()
-    card_path.write_text(card(args, chosen, validation, metadata, sha256, model.stat().st_size, new_eval, old_eval,
-                              holdout, latency_ms, fp16_weights))
+    card_path.write_text(card(args, chosen, validation, metadata, sha256, model.stat().st_size, new_eval,
+                              (old_name, old_eval), holdout, latency, fp16_weights))
     print(f"wrote {model} ({model.stat().st_size / 1e6:.1f} MB), {args.models / DEPTH_NETWORK} and {card_path}")
     return 0
 
 
-def bench_latency(pipeline: DepthPipeline, warmup: int = 5, runs: int = 30) -> float:
-    """Median end-to-end ``predict`` time (ms) of a KITTI-size (1242x375) random frame."""
+def describe(meta) -> str:
+    """'bench 96x320, adapter + depth' for a model's metadata."""
+    what = {("style", "depth"): "adapter + depth", ("depth",): "one network"}.get(meta.networks, "+".join(meta.networks))
+    return f"{meta.preset} {meta.input_height}x{meta.input_width}, {what}"
+
+
+def bench_latency(new: DepthPipeline, old: DepthPipeline | None, folder: Path, warmup: int = 5, runs: int = 20,
+                  rounds: int = 3) -> dict[str, float]:
+    """Median end-to-end ``predict`` ms of a KITTI-size (1242x375) random frame for the candidate and
+    the model it replaces, and of the monodepth2 ResNet-18 reference network (``bench_peers``), timed
+    in interleaved blocks in one run: ``{"candidate": ms, "replaced": ms, "reference": ms}``."""
     frame = np.random.default_rng(0).integers(0, 256, (KITTI_HEIGHT, KITTI_WIDTH, 3), dtype=np.uint8)
-    timings = bench_pipeline.bench({"candidate": pipeline}, frame, runs, warmup, rounds=1)["candidate"]
-    return float(np.median([t.total_ms for t in timings]))
+    _, reference = reference_timer(folder, threads=2)
+    fns = {"candidate": lambda: new.predict(frame), "reference": reference}
+    if old is not None:
+        fns["replaced"] = lambda: old.predict(frame)
+    times = interleaved_blocks(fns, runs, warmup, rounds)
+    return {name: float(np.median(t)) for name, t in times.items()}
 
 
-def card(args, chosen, validation, metadata, sha256, size, new_eval, old_eval, holdout, latency_ms,
+def card(args, chosen, validation, metadata, sha256, size, new_eval, replaced, holdout, latency,
          fp16_weights) -> str:
     """MODEL_CARD.md: what the bundled model is, how it was chosen and made, its metrics and limits."""
     camera = metadata.training_camera
+    old_name, old_eval = replaced
+    ratio_old = f", {latency['candidate'] / latency['replaced']:.2f}x the model it replaced" if "replaced" in latency else ""
     lines = [
         "# Bundled model: `models/depth.onnx`",
         "",
@@ -135,7 +155,7 @@ def card(args, chosen, validation, metadata, sha256, size, new_eval, old_eval, h
         "## What it is",
         "",
         f"- Pipeline: ({chosen}) {bench.ROWS[chosen].removeprefix('real, ')}; `{metadata.preset}` preset at "
-        f"{metadata.input_height}x{metadata.input_width}, chosen among the rows b-f of training seed {args.seed} by "
+        f"{metadata.input_height}x{metadata.input_width}, chosen among the rows {CANDIDATES[0]}-{CANDIDATES[-1]} of training seed {args.seed} by "
         f"abs_rel on the validation split (real look, seed {bench.VAL_SEED}): "
         + ", ".join(f"({r}) {v:.3f}" for r, v in validation.items()) + ".",
         f"- One fused ONNX graph (opset {metadata.opset}): uint8 RGB `image` [N, H, W, 3] in, float32 metres `depth` "
@@ -144,8 +164,11 @@ def card(args, chosen, validation, metadata, sha256, size, new_eval, old_eval, h
         f"- Precision: {describe_precision(metadata)}" + (" (fp16 storage keeps the file under the repository's "
                                                           f"{MODEL_LIMIT_BYTES / 1e6:g} MB limit)" if fp16_weights
                                                           else "") + ".",
-        f"- Latency: {latency_ms:.0f} ms p50 per 1242x375 frame end to end (ONNX Runtime, CPU) on {cpu_model()} "
-        f"(flags: {cpu_flags()}), 2 cores; measured while other jobs shared the machine, so an upper bound.",
+        f"- Latency: {latency['candidate']:.0f} ms median per 1242x375 frame end to end (ONNX Runtime, 2 threads) on "
+        f"{cpu_model()} (flags: {cpu_flags()}), {time.strftime('%Y-%m-%d', time.gmtime())}; in the same run, "
+        f"{latency['candidate'] / latency['reference']:.2f}x the time of monodepth2's ResNet-18 network at 640x192 "
+        f"({latency['reference']:.0f} ms){ratio_old}. Absolute times hold for this CPU only; the ratios travel "
+        "better (`benchmarks/bench_peers.py`).",
         f"- File: {size / 1e6:.1f} MB, sha256 `{sha256}`, exported {metadata.export_date}.",
         f"- Training camera: KITTI-like, fx {camera.fx:.1f} px at {camera.height}x{camera.width}; the node rescales "
         "depth by focal length for other cameras (`scale_mode: focal`).",
@@ -172,7 +195,7 @@ def card(args, chosen, validation, metadata, sha256, size, new_eval, old_eval, h
         f"Procedural real-look evaluation frames (seed {bench.EVAL_SEED}, {args.eval_frames} frames at each model's "
         "own input size; crop none, (1e-3, 80] m, metric):",
         "",
-        format_metrics_table({"this model": new_eval, **({"the model it replaced (lite, before the scene fix)": old_eval}
+        format_metrics_table({"this model": new_eval, **({f"the model it replaced ({old_name})": old_eval}
                                                         if old_eval else {})}),
         "",
     ]

@@ -206,7 +206,8 @@ def load_inference_module(
             LOG.warning("style checkpoint preset %r differs from depth preset %r",
                         payloads["style"].get("preset"), primary.get("preset"))
     camera = primary.get("training_camera")
-    deployment = payloads["style"].get("deployment_camera") if "style" in networks else None
+    # The real domain's camera: the adapter's, or a distilled student's (it reads camera frames itself).
+    deployment = payloads["style" if "style" in networks else "depth"].get("deployment_camera")
     codec = depth_codec(payloads["depth"]) if "depth" in networks else None
 
     module = InferenceModule(modules.get("style"), modules.get("depth"), codec).eval()

@@ -45,7 +45,7 @@ def test_quick_mode_trains_evaluates_and_reports_every_row(quick_run):
     for row, name in bench_sim2real.ROWS.items():
         assert f"({row}) {name}" in text
     assert "Gap recovered" in text and "Targets:" in text and "Quick smoke run" in text
-    for run in ("depth", "depth_aug", "style_cyclegan", "style_depth_aware"):
+    for run in ("depth", "depth_aug", "style_cyclegan", "style_depth_aware", "distill"):
         assert (work / "seed0" / run / "checkpoints" / "best.pt").is_file()
     config = (work / "seed0" / "depth_aug" / "config.yaml").read_text()
     assert "photometric: true" in config and "preset: bench" in config
@@ -66,7 +66,7 @@ def test_bundle_model_exports_the_validation_choice_with_its_card(quick_run, tmp
     models = tmp_path / "models"
     assert bundle_model.main([str(work), "--models", str(models), "--val-frames", "2", "--eval-frames", "2"]) == 0
     card = (models / "MODEL_CARD.md").read_text()
-    assert "chosen among the rows b-f" in card and "`bench` preset at 96x320" in card
+    assert "chosen among the rows b-g" in card and "`bench` preset at 96x320" in card
     from depth_da_ros.model_metadata import read_model_metadata
 
     assert read_model_metadata(models / "depth.onnx").input_size == bench_sim2real.SIZE

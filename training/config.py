@@ -161,9 +161,41 @@ class StyleStageConfig:
     depth_checkpoint: str = ""  # stage-1 checkpoint: validation metrics and the depth-aware loss
 
 
+@dataclass(frozen=True)
+class DistillLossConfig:
+    teacher: float = 1.0  # L1 to the teacher's (adapter + depth) encoded depth on real frames
+    synthetic: float = 0.0  # L1 to ground truth on synthetic frames (0 = off: no synthetic data is read)
+
+    def __post_init__(self) -> None:
+        if self.teacher < 0 or self.synthetic < 0 or self.teacher + self.synthetic == 0:
+            raise ValueError("loss.teacher and loss.synthetic must be >= 0, not both 0")
+
+
+@dataclass(frozen=True)
+class DistillDataConfig:
+    real: DataSpec = field(default_factory=lambda: DataSpec(kind="procedural", domain="real", length=4000, seed=0))
+    synthetic: DataSpec = field(default_factory=lambda: DataSpec(kind="procedural", domain="synthetic", length=4000, seed=0))
+    # Real frames with ground-truth depth: the student and (once) the teacher are validated on them.
+    val: DataSpec = field(default_factory=lambda: DataSpec(kind="procedural", domain="real", length=32, seed=1))
+    flip: bool = True
+
+
+@dataclass(frozen=True)
+class DistillStageConfig:
+    model: ModelConfig = field(default_factory=ModelConfig)  # the student: the preset's depth network
+    run: RunConfig = field(default_factory=lambda: RunConfig(batch_size=8, steps=600))
+    data: DistillDataConfig = field(default_factory=DistillDataConfig)
+    loss: DistillLossConfig = field(default_factory=DistillLossConfig)
+    optim_g: OptimConfig = field(default_factory=lambda: OptimConfig(lr=1e-4, decay_steps=300))
+    val: ValidationConfig = field(default_factory=ValidationConfig)
+    teacher_style: str = ""  # stage-2 checkpoint: the adapter G_AB of the teacher (required)
+    teacher_depth: str = ""  # stage-1 checkpoint after the adapter ("" = the one teacher_style records)
+    init_from_teacher: bool = True  # start the student from the teacher's depth weights (same architecture)
+
+
 # The defaults of each class are its stage's lite config (config/train_<stage>_lite.yaml; a test
 # keeps them equal), so `python training/train.py <stage>` with no arguments runs the lite preset.
-STAGE_CONFIGS = {"depth": DepthStageConfig, "style": StyleStageConfig}
+STAGE_CONFIGS = {"depth": DepthStageConfig, "style": StyleStageConfig, "distill": DistillStageConfig}
 
 
 # -- checks made before any work starts (train.py calls them before the run folder exists) -------
@@ -199,9 +231,11 @@ def check_config(stage: str, cfg: DepthStageConfig | StyleStageConfig, world_siz
     model = cfg.model
     height, width = model.input_size
     size_keys = "model.height / model.width" if model.height else f"model.preset={model.preset} (its input size)"
-    gan = cfg.loss.gan
+    gan = getattr(cfg.loss, "gan", "")
     if stage == "depth":
         generator, channels = ("depth", "model.depth_kwargs"), {"depth": (3, 1), "depth_discriminator": (4, None)}
+    elif stage == "distill":
+        generator, channels = ("depth", "model.depth_kwargs"), {"depth": (3, 1)}
     else:
         generator, channels = ("style", "model.style_kwargs"), {"style": (3, 3), "style_discriminator": (3, None)}
     for role, (want_in, want_out) in channels.items():
@@ -224,6 +258,8 @@ def check_config(stage: str, cfg: DepthStageConfig | StyleStageConfig, world_siz
     needed = cfg.run.batch_size * world_size
     if stage == "depth":
         sets = {"data.train": _train_length(cfg.data.train)}
+    elif stage == "distill":
+        sets = {"data.real": _train_length(cfg.data.real)}
     else:  # the unpaired set is as long as the longer domain
         sets = {"data.real": _train_length(cfg.data.real), "data.synthetic": _train_length(cfg.data.synthetic)}
     if all(n is not None for n in sets.values()) and max(sets.values()) < needed:
@@ -248,6 +284,9 @@ RESUME_REFUSED: dict[str, str] = {
     "data.": "it changes the training data or its order",
     "val.": "the best checkpoint was chosen with these validation settings",
     "depth_checkpoint": "the frozen depth network shapes the losses of this run",
+    "teacher_style": "the teacher defines the student's targets",
+    "teacher_depth": "the teacher defines the student's targets",
+    "init_from_teacher": "it set the student's starting weights",
 }
 # Exceptions to the prefixes above (fnmatch patterns): they change no sample, order or network.
 RESUME_ALLOWED = ("val.image_count", "data.*.verify", "data.*.cache")

@@ -220,8 +220,10 @@ class Stage:
         self.schedulers: dict[str, torch.optim.lr_scheduler.LRScheduler] = {}
         self.optim_configs: dict[str, OptimConfig] = {}
         self._batch_source = None  # set by Engine.fit: draws the next training batch (see next_batch)
-        # Both stages' configs name their adversarial objective; WGAN-GP is the wgan loss + penalty.
-        self.gan_loss = get_gan_loss("wgan" if cfg.loss.gan == "wgan-gp" else cfg.loss.gan)
+        # The GAN stages name their adversarial objective (WGAN-GP is the wgan loss + penalty);
+        # distillation has none.
+        gan = getattr(cfg.loss, "gan", None)
+        self.gan_loss = get_gan_loss("wgan" if gan == "wgan-gp" else gan) if gan else None
         self.amp = cfg.run.amp and ctx.device.type == "cuda"
         if cfg.run.amp and not self.amp:
             LOG.warning("run.amp is only used on CUDA; training in fp32 on %s", ctx.device)

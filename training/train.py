@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Train the depth GAN (stage 1) or the CycleGAN style adapter (stage 2).
+"""Train the depth GAN (stage 1), the CycleGAN style adapter (stage 2), or a student (distill).
 
     python training/train.py depth                                 # lite preset, procedural data
     python training/train.py style --config config/train_style_lite.yaml --set run.steps=500
@@ -7,6 +7,8 @@
     python training/train.py depth --resume RUN --set run.steps=4000 --set optim_g.lr=1e-5
     torchrun --nproc_per_node 2 training/train.py depth ...        # DistributedDataParallel
     python training/train.py depth --help                          # every config key, type, default
+    python training/train.py distill --config config/train_distill_bench.yaml \
+        --set teacher_style=runs/<style run>/checkpoints/best.pt    # adapter + depth -> one network
 
 Without --config each stage runs its lite defaults on procedural data generated on the fly.
 Every run gets a directory with config.yaml, meta.json (seed, git revision, resumes), train.log,
@@ -31,7 +33,7 @@ from pathlib import Path
 
 # Only the standard library at import time: `train.py --help` answers without loading torch.
 LOG = logging.getLogger("training")
-STAGES = ("depth", "style")
+STAGES = ("depth", "style", "distill")
 
 
 def build_stage(name: str, cfg, ctx):
@@ -39,6 +41,10 @@ def build_stage(name: str, cfg, ctx):
         from training.depth_stage import DepthStage
 
         return DepthStage(cfg, ctx)
+    if name == "distill":
+        from training.distill_stage import DistillStage
+
+        return DistillStage(cfg, ctx)
     from training.style_stage import StyleStage
 
     return StyleStage(cfg, ctx)
@@ -47,7 +53,8 @@ def build_stage(name: str, cfg, ctx):
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="train.py", description=__doc__.splitlines()[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
-    parser.add_argument("stage", choices=STAGES, help="depth (stage 1) or style (stage 2); "
+    parser.add_argument("stage", choices=STAGES, help="depth (stage 1), style (stage 2) or distill (optional: one "
+                                                      "student network from adapter + depth); "
                                                       "'train.py STAGE --help' lists its config keys")
     parser.add_argument("--config", type=Path, help="YAML config (see config/train_<stage>_<preset>.yaml)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",

@@ -1,0 +1,211 @@
+"""Stage 3 (optional): distil adapter + depth network into one student that reads camera frames.
+
+The teacher is the pipeline the paper deploys: the style adapter ``G_AB`` (real -> synthetic,
+a stage-2 checkpoint) followed by the frozen stage-1 depth network. The student is a depth
+network of the preset (the U-Net) and learns, on the unlabelled real-domain frames the adapter
+was trained on, to reproduce the teacher's encoded depth directly:
+
+    L = teacher * L1(student(x), depth(G_AB(x)))  +  synthetic * L1_valid(student(y), encode(d_y))
+
+with x a real frame, y a synthetic frame with ground truth d_y (``loss.synthetic`` 0 = off),
+both in the depth codec's [-1, 1] space (Hinton et al. 2015's distillation with the
+teacher's output as a regression target). At inference only the student runs: one network
+instead of two, no adapter. The student starts from the teacher's depth weights when the
+architectures match (``init_from_teacher``), so it only has to learn what the adapter did.
+
+The checkpoint deploys network ``depth`` like a stage-1 checkpoint (``training/export.py
+--depth`` takes it), with the teacher's depth codec and training camera (the metric scale
+is the teacher's), the real domain's camera as ``deployment_camera``, and the two teacher
+checkpoints with their SHA-256.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.data import Dataset
+
+from depth_da_ros.checkpoint import depth_codec, file_sha256, load_checkpoint, load_network
+from depth_da_ros.losses import masked_l1_loss
+from training.common import deployment_camera, depth_display, evaluate_depth, grid_rows, to_display
+from training.config import DistillStageConfig
+from training.datasets import build_dataset
+from training.engine import DistContext, Stage, set_requires_grad, unwrap
+from training.style_stage import UnpairedDataset
+
+LOG = logging.getLogger("training.distill")
+
+
+class RealFrames(Dataset):
+    """The real-domain frames alone, as ``{"real": image}`` samples (no synthetic half to read)."""
+
+    def __init__(self, real: Dataset) -> None:
+        self.real = real
+
+    def __len__(self) -> int:
+        return len(self.real)
+
+    def set_epoch(self, epoch: int) -> None:
+        if hasattr(self.real, "set_epoch"):
+            self.real.set_epoch(epoch)
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        return {"real": self.real[index]["image"]}
+
+
+class DistillStage(Stage):
+    name = "distill"
+
+    def __init__(self, cfg: DistillStageConfig, ctx: DistContext) -> None:
+        super().__init__(cfg, ctx)
+        self.height, self.width = cfg.model.input_size
+        style_ckpt, depth_ckpt, self.teacher_paths = self._teacher_checkpoints()
+        self.codec = depth_codec(depth_ckpt)  # the student predicts in the teacher's encoding
+        if self.codec != cfg.model.codec:
+            raise ValueError(f"model.depth_encoding / preset range give {cfg.model.codec}, but the teacher's depth "
+                             f"network ({self.teacher_paths['depth']['file']}) uses {self.codec}: set them equal")
+        self._teacher_camera = depth_ckpt.get("training_camera")
+        device = ctx.device
+        self.teacher_style = load_network(style_ckpt, "style").to(device).eval()
+        self.teacher_depth = load_network(depth_ckpt, "depth").to(device).eval()
+        for net in (self.teacher_style, self.teacher_depth):
+            set_requires_grad(net, False)
+        spec = cfg.model.spec("depth")
+        student = spec.build()
+        if cfg.init_from_teacher:
+            try:
+                student.load_state_dict(self.teacher_depth.state_dict())
+            except RuntimeError as exc:
+                raise ValueError(f"init_from_teacher: the student ({spec.name} {spec.kwargs}) does not have the "
+                                 f"architecture of the teacher's depth network ({self.teacher_paths['depth']['file']}); "
+                                 "set init_from_teacher=false or model.depth_kwargs to match") from exc
+        self.specs = {"depth": spec}
+        self.student = self.wrap(student)
+        self.networks = {"depth": self.student}
+        self.add_optimizer("depth", self.student.parameters(), cfg.optim_g)
+        self._val_set: Dataset | None = None
+        self._teacher_metrics: dict[str, float] | None = None
+
+    def _teacher_checkpoints(self) -> tuple[dict, dict, dict[str, dict[str, str]]]:
+        """The style and depth checkpoints of the teacher; ValueError naming the key when wrong."""
+        cfg = self.cfg
+        if not cfg.teacher_style:
+            raise ValueError("teacher_style is required: the stage-2 (style) checkpoint of the adapter to distil")
+        style = load_checkpoint(cfg.teacher_style, map_location="cpu")
+        if style.get("stage") != "style":
+            raise ValueError(f"teacher_style {cfg.teacher_style} is a {style.get('stage')!r} checkpoint, not a style one")
+        depth_path = cfg.teacher_depth or style.get("depth_checkpoint") or ""
+        if not depth_path:
+            raise ValueError(f"teacher_depth is empty and {cfg.teacher_style} records no depth_checkpoint: "
+                             "set teacher_depth to the stage-1 checkpoint the adapter feeds")
+        if not Path(depth_path).is_file():
+            key = "teacher_depth" if cfg.teacher_depth else f"the depth_checkpoint recorded in {cfg.teacher_style}"
+            raise ValueError(f"{key}: {depth_path} does not exist")
+        depth = load_checkpoint(depth_path, map_location="cpu")
+        if depth.get("stage") != "depth":
+            raise ValueError(f"teacher_depth {depth_path} is a {depth.get('stage')!r} checkpoint, not a depth one")
+        return style, depth, {name: {"file": str(path), "sha256": file_sha256(path)}
+                              for name, path in (("style", cfg.teacher_style), ("depth", depth_path))}
+
+    def train_dataset(self) -> Dataset:
+        data, seed = self.cfg.data, self.cfg.run.seed
+        real = build_dataset(data.real, self.height, self.width, augment=data.flip, seed=seed)
+        self._deployment_camera()
+        if self.cfg.loss.synthetic <= 0:
+            return RealFrames(real)
+        synthetic = build_dataset(data.synthetic, self.height, self.width, augment=data.flip, seed=seed + 1)
+        if "depth" not in synthetic[0]:
+            raise ValueError(f"loss.synthetic > 0 needs synthetic images with depth; data.synthetic "
+                             f"({data.synthetic.kind}) has none")
+        return UnpairedDataset(real, synthetic, seed)
+
+    @torch.no_grad()
+    def teacher(self, image: torch.Tensor) -> torch.Tensor:
+        """Encoded depth [N, 1, H, W] in [-1, 1] of the teacher pipeline on real images [N, 3, H, W]."""
+        with self.autocast():
+            return self.teacher_depth(self.teacher_style(image)).float()
+
+    def train_step(self, batch: dict[str, torch.Tensor], step: int) -> dict[str, torch.Tensor]:
+        cfg = self.cfg.loss
+        real = batch["real"]
+        target = self.teacher(real)
+        with self.autocast():
+            student_real = self.student(real)
+        losses = {"teacher": masked_l1_loss(student_real.float(), target)}
+        loss = cfg.teacher * losses["teacher"]
+        if cfg.synthetic > 0:
+            depth = batch["synthetic_depth"]
+            with self.autocast():
+                student_synthetic = self.student(batch["synthetic"])
+            losses["synthetic"] = masked_l1_loss(student_synthetic.float(),
+                                                 torch.nan_to_num(self.codec.encode(depth), nan=1.0),
+                                                 ~torch.isnan(depth))
+            loss = loss + cfg.synthetic * losses["synthetic"]
+        losses["g"] = loss
+        self.guard(losses, step)
+        opt = self.optimizers["depth"]
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        return {k: v.detach() for k, v in losses.items()}
+
+    def _metres(self, network: torch.nn.Module, image: torch.Tensor) -> torch.Tensor:
+        with self.autocast():
+            return self.codec.decode(network(image).float())
+
+    def validation_set(self) -> Dataset | None:
+        if self._val_set is None:
+            val = build_dataset(self.cfg.data.val, self.height, self.width, augment=False, seed=self.cfg.run.seed)
+            if "depth" not in val[0]:
+                raise ValueError(f"data.val ({self.cfg.data.val.kind}) has no depth: the student is validated "
+                                 "against ground truth on real-domain frames")
+            self._val_set = val
+        return self._val_set
+
+    def validation_samples(self) -> int:
+        return len(self.validation_set()) * (2 if self._teacher_metrics is None else 1)
+
+    def validate(self) -> dict[str, float] | None:
+        student = unwrap(self.student)
+        student.eval()
+        try:
+            if self._teacher_metrics is None:  # once: what the student is distilled from
+                self._teacher_metrics = evaluate_depth(
+                    lambda x: self._metres(self.teacher_depth, self.teacher_style(x)), self.validation_set(),
+                    self.cfg.val, self.ctx.device)
+                LOG.info("teacher (adapter + depth): %s",
+                         " ".join(f"{k}={v:.4f}" for k, v in self._teacher_metrics.items()))
+            metrics = evaluate_depth(lambda x: self._metres(student, x), self.validation_set(), self.cfg.val,
+                                     self.ctx.device)
+        finally:
+            student.train()
+        return {**metrics, **{f"teacher_{k}": v for k, v in self._teacher_metrics.items()}}
+
+    @torch.no_grad()
+    def image_grids(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        student = unwrap(self.student)
+        student.eval()
+        try:
+            real = batch["real"]
+            max_depth = self.codec.max_depth
+            grid = grid_rows(to_display(real), depth_display(self._metres(student, real), max_depth),
+                             depth_display(self.codec.decode(self.teacher(real)), max_depth),
+                             count=self.cfg.val.image_count)
+        finally:
+            student.train()
+        return {"distill/real|student|teacher": grid}
+
+    def deploy(self) -> list[str]:
+        return ["depth"]
+
+    def checkpoint_extras(self) -> dict[str, Any]:
+        return {"input_size": [self.height, self.width], "depth_codec": self.codec.to_dict(),
+                "training_camera": self._teacher_camera, "deployment_camera": self._deployment_camera(),
+                "teacher": self.teacher_paths}
+
+    def _deployment_camera(self) -> dict | None:
+        if not hasattr(self, "_deployment"):
+            self._deployment = deployment_camera(self.cfg.data.real)
+        return self._deployment
