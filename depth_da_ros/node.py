@@ -116,15 +116,15 @@ from .node_topics import (
 from .pipeline import DepthPipeline, frame_contrast
 from .ros_conversions import (
     InvalidMessageError,
+    bgr8_image_cdr,
     camera_info_intrinsics,
-    cloud_to_point_cloud2,
     compressed_to_rgb,
-    depth_to_image,
+    depth_image_cdr,
     image_to_rgb,
     intrinsics_to_camera_info,
+    point_cloud2_cdr,
     restamped_camera_info,
-    rgb_to_bgr8_image,
-    rgb_to_rgb8_image,
+    rgb8_image_cdr,
     stamp_to_ns,
 )
 from .visualization import colorize_depth, draw_colour_legend
@@ -427,7 +427,7 @@ class DepthNode(Node):
         camera, camera_info = self._camera_for(header, height, width, settings)
         window = self._pipeline.window((height, width), settings.aspect_policy)
         depth, _ = scale_depth(depth, settings.scale_mode, camera, self._pipeline.training_camera, window)
-        self._depth_pub.publish(depth_to_image(depth, header))
+        self._depth_pub.publish(depth_image_cdr(depth, header))
         latency_s = (self.get_clock().now().nanoseconds - stamp_to_ns(header.stamp)) * 1e-9
 
         if camera_info is not None:
@@ -439,15 +439,15 @@ class DepthNode(Node):
             if settings.colormap_legend:
                 draw_colour_legend(colors, settings.colormap_min_depth, settings.colormap_max_depth,
                                    settings.colormap_scale)
-            self._colorized_pub.publish(rgb_to_bgr8_image(colors, header))
+            self._colorized_pub.publish(bgr8_image_cdr(colors, header))
         if settings.cloud_enabled and camera is not None and self._points_pub.get_subscription_count() > 0:
             stride = cloud_stride(settings.cloud_decimation, depth.shape, self._pipeline.input_size)
             cloud = build_point_cloud(depth, camera, rgb=rgb if settings.cloud_rgb else None, decimation=stride,
                                       min_depth=settings.cloud_min_depth, max_depth=settings.cloud_max_depth,
                                       organized=settings.cloud_organized)
-            self._points_pub.publish(cloud_to_point_cloud2(cloud, header))
+            self._points_pub.publish(point_cloud2_cdr(cloud, header))
         if styled is not None:
-            self._adapted_pub.publish(rgb_to_rgb8_image(styled, header))
+            self._adapted_pub.publish(rgb8_image_cdr(styled, header))
         now = time.monotonic()
         self._stats.record_output(now, latency_s, now - started, inference_s)
 

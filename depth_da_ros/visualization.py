@@ -11,6 +11,8 @@ span 53% of the colour range and the median (10.3 m) sits at 0.56 (green-yellow)
 """
 from __future__ import annotations
 
+import functools
+
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -35,16 +37,20 @@ def _check(min_depth: float, max_depth: float, scale: str) -> None:
 
 def depth_to_unit(depth: np.ndarray, min_depth: float = DEFAULT_MIN_DEPTH, max_depth: float = DEFAULT_MAX_DEPTH,
                   scale: str = DEFAULT_SCALE) -> np.ndarray:
-    """float metres -> float64 position on the colour map in [0, 1] (1 = ``min_depth``, near;
-    0 = ``max_depth``, far), clipped to the range; invalid depth (NaN, inf, <= 0) maps to 0."""
+    """float metres -> position on the colour map in [0, 1] (1 = ``min_depth``, near; 0 =
+    ``max_depth``, far), clipped to the range; invalid depth (NaN, inf, <= 0) maps to 0. float32
+    for float32 input (the node's depth: a 1242x375 frame in ~1 ms), else float64."""
     _check(min_depth, max_depth, scale)
-    d = np.clip(np.nan_to_num(np.asarray(depth, dtype=np.float64), nan=max_depth, posinf=max_depth,
-                              neginf=max_depth), min_depth, max_depth)
+    dtype = np.float32 if np.asarray(depth).dtype == np.float32 else np.float64
+    d = np.asarray(np.nan_to_num(np.asarray(depth, dtype=dtype), nan=max_depth, posinf=max_depth, neginf=max_depth))
+    np.clip(d, min_depth, max_depth, out=d)  # in place: d is already a copy
     if scale == "log":
-        return np.log(max_depth / d) / np.log(max_depth / min_depth)
+        np.log(d, out=d)
+        return (dtype(np.log(max_depth)) - d) * dtype(1.0 / np.log(max_depth / min_depth))
     if scale == "inverse":
-        return (1.0 / d - 1.0 / max_depth) / (1.0 / min_depth - 1.0 / max_depth)
-    return (max_depth - d) / (max_depth - min_depth)
+        np.reciprocal(d, out=d)
+        return (d - dtype(1.0 / max_depth)) * dtype(1.0 / (1.0 / min_depth - 1.0 / max_depth))
+    return (dtype(max_depth) - d) * dtype(1.0 / (max_depth - min_depth))
 
 
 def colorize_depth(depth: np.ndarray, min_depth: float = DEFAULT_MIN_DEPTH, max_depth: float = DEFAULT_MAX_DEPTH,
@@ -52,7 +58,9 @@ def colorize_depth(depth: np.ndarray, min_depth: float = DEFAULT_MIN_DEPTH, max_
     """float metres (H, W) -> RGB uint8 (H, W, 3): turbo over ``[min_depth, max_depth]`` spread
     by ``scale`` ("log", "inverse" = 1/depth, "linear"). Invalid depth (NaN, inf, <= 0) is black."""
     unit = depth_to_unit(depth, min_depth, max_depth, scale)
-    bgr = cv2.applyColorMap(np.round(unit * 255.0).astype(np.uint8), cv2.COLORMAP_TURBO)
+    unit *= 255.0
+    unit += 0.5  # round half up (unit >= 0)
+    bgr = cv2.applyColorMap(unit.astype(np.uint8), cv2.COLORMAP_TURBO)
     bgr[~(np.isfinite(depth) & (depth > 0))] = 0
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
@@ -103,6 +111,14 @@ def colour_bar(width: int, min_depth: float = DEFAULT_MIN_DEPTH, max_depth: floa
     return bar
 
 
+@functools.lru_cache(maxsize=16)
+def _legend_bar(width: int, min_depth: float, max_depth: float, scale: str) -> np.ndarray:
+    """The legend's colour bar, drawn once per size and range (the node draws one per frame)."""
+    bar = colour_bar(width, min_depth, max_depth, scale, height=30, title="m")
+    bar.setflags(write=False)
+    return bar
+
+
 def draw_colour_legend(rgb: np.ndarray, min_depth: float = DEFAULT_MIN_DEPTH, max_depth: float = DEFAULT_MAX_DEPTH,
                        scale: str = DEFAULT_SCALE) -> np.ndarray:
     """``rgb`` (a colorized depth image, uint8 (H, W, 3)) with a colour bar in metres drawn over
@@ -112,7 +128,7 @@ def draw_colour_legend(rgb: np.ndarray, min_depth: float = DEFAULT_MIN_DEPTH, ma
     if width < 160 or height < 60:
         return rgb
     bar_width = min(width // 2, 360)
-    bar = colour_bar(bar_width, min_depth, max_depth, scale, height=30, title="m")
+    bar = _legend_bar(bar_width, min_depth, max_depth, scale)
     rgb[height - bar.shape[0]:, width - bar_width:] = bar
     return rgb
 

@@ -43,6 +43,7 @@ try:
     from rclpy.parameter import Parameter
     from rclpy.parameter_client import AsyncParameterClient
     from rclpy.qos import QoSProfile, ReliabilityPolicy
+    from rclpy.serialization import deserialize_message
     from rclpy.signals import SignalHandlerOptions
     from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
     from std_msgs.msg import Header
@@ -324,22 +325,26 @@ def test_outputs_follow_rep_118_and_keep_the_header(small_rgb):
     header.stamp.sec, header.stamp.nanosec = 12, 345
     depth = np.random.default_rng(1).uniform(1, 80, (6, 10)).astype(np.float32)
     depth[2, 3] = np.nan
-    msg = conv.depth_to_image(depth, header)
+    # The node publishes serialised CDR: read back with rclpy's own deserialiser.
+    msg = deserialize_message(conv.depth_image_cdr(depth, header), Image)
     assert (msg.encoding, msg.height, msg.width, msg.step) == ("32FC1", 6, 10, 40)
     assert msg.header.frame_id == "camera_color_left" and conv.stamp_to_ns(msg.header.stamp) == 12_000_000_345
     decoded = np.frombuffer(msg.data, ">f4" if msg.is_bigendian else "<f4").reshape(6, 10)
     np.testing.assert_array_equal(decoded, depth)  # NaN stays NaN
 
-    bgr = conv.rgb_to_bgr8_image(small_rgb, header)
+    bgr = deserialize_message(conv.bgr8_image_cdr(small_rgb, header), Image)
     assert bgr.encoding == "bgr8" and bgr.step == 30
     assert np.array_equal(np.frombuffer(bgr.data, np.uint8).reshape(6, 10, 3), small_rgb[..., ::-1])
 
     cam = Intrinsics(10, 6, 8.0, 8.0, 4.5, 2.5)
-    cloud = conv.cloud_to_point_cloud2(build_point_cloud(depth, cam, rgb=small_rgb), header)
+    cloud = deserialize_message(conv.point_cloud2_cdr(build_point_cloud(depth, cam, rgb=small_rgb), header),
+                                PointCloud2)
     assert [(f.name, f.offset, f.datatype, f.count) for f in cloud.fields] == [
         ("x", 0, 7, 1), ("y", 4, 7, 1), ("z", 8, 7, 1), ("rgb", 12, 7, 1)]
     assert (cloud.height, cloud.width, cloud.point_step, cloud.row_step) == (6, 10, 16, 160)
     assert not cloud.is_bigendian and not cloud.is_dense and len(cloud.data) == 960
+    rgb8 = deserialize_message(conv.rgb8_image_cdr(small_rgb, header), Image)
+    assert rgb8.encoding == "rgb8" and np.array_equal(np.frombuffer(rgb8.data, np.uint8).reshape(6, 10, 3), small_rgb)
 
 
 @needs_ros
