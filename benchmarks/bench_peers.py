@@ -2,7 +2,8 @@
 """Our pipelines against peer depth networks on this CPU, side by side in one run (issue 16).
 
     python benchmarks/bench_peers.py                 # ~3 min on 2 cores; records results/peers.md
-    python benchmarks/bench_peers.py --rounds 2 --runs 10 --no-record   # a smoke run
+    python benchmarks/bench_peers.py --rounds 2 --runs 10 --eval-frames 0 --no-record   # a smoke run
+    python benchmarks/bench_peers.py --models former_lite.onnx student.onnx   # candidates beside the bundled model
 
 Contestants, all in ONNX Runtime (CPUExecutionProvider, graph optimisation ALL, fp32, batch 1,
 ``--threads`` intra-op threads):
@@ -22,7 +23,9 @@ Reported: median ms per frame, its ratio to the reference, GFLOP per frame
 (``torch.utils.flop_counter``, 2 per multiply-add, of the torch networks at the size they run
 at) and achieved GFLOP/s as a fraction of the CPU's measured fp32 peak (the best of a 1024^3
 MatMul in ONNX Runtime, same threads). The goal check: the bundled pipeline end to end in at
-most 0.5x the reference's time.
+most 0.5x the reference's time. The model files (bundled and ``--models``) are also evaluated
+on the sim-to-real benchmark's evaluation frames and the holdout (``--eval-frames``), the
+accuracy half of the goal.
 """
 from __future__ import annotations
 
@@ -151,6 +154,32 @@ def model_gflop(meta: ModelMetadata) -> float:
     return preset_gflop(meta.preset, meta.networks, (meta.input_height, meta.input_width))
 
 
+def accuracy_table(models: dict[str, DepthPipeline], eval_frames: int) -> str:
+    """abs_rel and a1 of each model on the sim-to-real benchmark's evaluation frames (real look,
+    seed 1000, rendered at the model's own input size) and on the holdout's real KITTI frames
+    (metric, focal rescaling as the node; see bench_sim2real)."""
+    import bench_sim2real as bench
+
+    holdout = bench.holdout_frames() if bench.HOLDOUT.is_dir() else None
+    lines = ["Accuracy of the model files (weights as shipped): procedural real-look evaluation frames of the "
+             f"sim-to-real benchmark (seed {bench.EVAL_SEED}, {eval_frames} frames at each model's input size, crop "
+             "none, (1e-3, 80] m, metric) and the real KITTI frames of ../shared/data/holdout (evaluation only; Garg "
+             "crop, metric, focal rescaling)" + ("" if holdout else " - holdout absent, skipped") + ".", "",
+             "| model | abs_rel | a1 | holdout depth-benchmark abs_rel | holdout velodyne abs_rel |",
+             "|---|---:|---:|---:|---:|"]
+    for name, pipeline in models.items():
+        frames = bench.procedural_frames("real", eval_frames, bench.EVAL_SEED, pipeline.metadata.input_size)
+        m, _ = bench.evaluate_procedural(pipeline, frames, f"evaluating {name}", 0)
+        cells = [f"{m['abs_rel']:.3f}", f"{m['a1']:.3f}"]
+        if holdout:
+            h = bench.evaluate_holdout(pipeline, holdout)
+            cells += [f"{h[('depth benchmark', False)]['abs_rel']:.3f}", f"{h[('velodyne', False)]['abs_rel']:.3f}"]
+        else:
+            cells += ["-", "-"]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--presets", nargs="*", default=["lite"],
@@ -161,6 +190,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=20, help="timed frames per block")
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--rounds", type=int, default=4)
+    parser.add_argument("--eval-frames", type=int, default=64,
+                        help="real-look evaluation frames of the sim-to-real benchmark per model file (0 = no "
+                             "accuracy table; default: %(default)s)")
     parser.add_argument("--no-record", action="store_true")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
@@ -171,6 +203,7 @@ def main(argv: list[str] | None = None) -> int:
     notes = [f"load average at start: {os.getloadavg()[0]:.2f}"]
 
     fns: dict[str, Callable[[], object]] = {}
+    models: dict[str, DepthPipeline] = {}  # model files: their accuracy is measured too
     flops: dict[str, float] = {}
     kinds: dict[str, str] = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -182,6 +215,7 @@ def main(argv: list[str] | None = None) -> int:
             what = "bundled" if i == 0 else path.name
             name = f"ours: {what} {meta.preset} {size[0]}x{size[1]} ({' + '.join(meta.networks)})"
             fns[name] = lambda p=pipeline: p.predict(frame)
+            models[name] = pipeline
             flops[name] = model_gflop(meta)
             kinds[name] = "end to end, 1242x375 uint8 in, metres out"
             if i == 0:
@@ -233,6 +267,8 @@ def main(argv: list[str] | None = None) -> int:
         "",
         *(f"- {note}" for note in notes),
     ])
+    if args.eval_frames:
+        body += "\n\n" + accuracy_table(models, args.eval_frames)
     print(body)
     if not args.no_record:
         print(f"\nrecorded {record('peers', body)}")

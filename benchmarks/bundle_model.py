@@ -172,8 +172,12 @@ def card(args, chosen, validation, metadata, sha256, size, new_eval, replaced, h
         f"- File: {size / 1e6:.1f} MB, sha256 `{sha256}`, exported {metadata.export_date}.",
         f"- Training camera: KITTI-like, fx {camera.fx:.1f} px at {camera.height}x{camera.width}; the node rescales "
         "depth by focal length for other cameras (`scale_mode: focal`).",
-        f"- `models/{DEPTH_NETWORK}`: its depth network as a stage-1 checkpoint (no optimiser state), to train an "
-        f"adapter for your own camera against it: `train.py style --set depth_checkpoint=models/{DEPTH_NETWORK}`.",
+        (f"- `models/{DEPTH_NETWORK}`: the student's teacher depth network (stage 1, which reads adapted frames) as "
+         "a checkpoint without optimiser state, to train an adapter for your own camera against it and distil "
+         f"again: `train.py style --set depth_checkpoint=models/{DEPTH_NETWORK}`, then `train.py distill`."
+         if chosen == "g" else
+         f"- `models/{DEPTH_NETWORK}`: its depth network as a stage-1 checkpoint (no optimiser state), to train an "
+         f"adapter for your own camera against it: `train.py style --set depth_checkpoint=models/{DEPTH_NETWORK}`."),
         "",
         "## Data and recipe",
         "",
