@@ -101,3 +101,19 @@ def test_bad_teachers_are_refused_with_the_key(teacher, tmp_path, caplog):
         caplog.clear()
         assert distill(teacher, tmp_path / f"run{i}", "run.steps=1", *overrides) == 2, message
         assert message in caplog.text, (message, caplog.text)
+
+
+def test_validation_frames_without_depth_train_unvalidated(teacher, tmp_path, caplog):
+    # A robot's bag often has no depth camera: the student then trains without validation.
+    import cv2
+
+    images = tmp_path / "camera"
+    images.mkdir()
+    for i in range(2):
+        cv2.imwrite(str(images / f"{i}.png"), np.random.default_rng(i).integers(0, 256, (64, 192, 3), np.uint8))
+    caplog.set_level(logging.WARNING)
+    run_dir = tmp_path / "student"
+    assert distill(teacher, run_dir, "run.steps=2", "data.val.kind=image_folder", f"data.val.root={images}") == 0
+    assert "has no depth: the student is not validated" in caplog.text
+    best = load_checkpoint(run_dir / "checkpoints" / "best.pt")
+    assert best["step"] == 2 and best["metrics"] == {}

@@ -86,6 +86,7 @@ class DistillStage(Stage):
         self.networks = {"depth": self.student}
         self.add_optimizer("depth", self.student.parameters(), cfg.optim_g)
         self._val_set: Dataset | None = None
+        self._val_without_depth = False
         self._teacher_metrics: dict[str, float] | None = None
 
     def _teacher_checkpoints(self) -> tuple[dict, dict, dict[str, dict[str, str]]]:
@@ -156,18 +157,25 @@ class DistillStage(Stage):
             return self.codec.decode(network(image).float())
 
     def validation_set(self) -> Dataset | None:
-        if self._val_set is None:
+        """Real-domain frames with depth, built once; None when they have no depth (a robot's bag
+        without a depth camera): then nothing is measured and best.pt is the latest checkpoint."""
+        if self._val_set is None and not self._val_without_depth:
             val = build_dataset(self.cfg.data.val, self.height, self.width, augment=False, seed=self.cfg.run.seed)
-            if "depth" not in val[0]:
-                raise ValueError(f"data.val ({self.cfg.data.val.kind}) has no depth: the student is validated "
-                                 "against ground truth on real-domain frames")
-            self._val_set = val
+            if "depth" in val[0]:
+                self._val_set = val
+            else:
+                LOG.warning("data.val (%s) has no depth: the student is not validated (best.pt is the latest "
+                            "checkpoint)", self.cfg.data.val.kind)
+                self._val_without_depth = True
         return self._val_set
 
     def validation_samples(self) -> int:
-        return len(self.validation_set()) * (2 if self._teacher_metrics is None else 1)
+        val = self.validation_set()
+        return 0 if val is None else len(val) * (2 if self._teacher_metrics is None else 1)
 
     def validate(self) -> dict[str, float] | None:
+        if self.validation_set() is None:
+            return None
         student = unwrap(self.student)
         student.eval()
         try:
