@@ -37,7 +37,12 @@ PatchGAN with ndf 16 and a style PatchGAN with ndf 32. With ndf 64 the discrimin
 of a depth step's time (DESIGN.md, "Facts learned"). Training FLOPs per depth step at batch 8
 (``torch.utils.flop_counter``, forward + backward): U-Net 14.3 G, three discriminator passes
 13.5 G (205 G with ndf 64). The bundled model (``benchmarks/bundle_model.py``) is of this
-preset since 2026-11-29; ``lite`` (192x640) has not yet been retrained with the benchmark's recipe.
+preset since 2026-11-29: a student U-Net distilled from the adapter + depth network
+(``training/distill_stage.py``), 0.60 GFLOP per frame, ~0.1x the time of monodepth2's ResNet-18
+network at 640x192 on the same CPU and more accurate on the benchmark than the lite pipeline it
+replaced (``benchmarks/results/peers.md``). ``lite`` (192x640) has not been retrained with the
+benchmark's recipe; on the AVX-512 EPYC of 2026-11-29 its pipeline took 1.07-1.32x the time of
+that monodepth2 network, not the ~60 ms measured above on 2026-11-26.
 
 Batch norm in the depth U-Net: the official code never calls ``.eval()``, so at inference
 its batch norm normalises with the statistics of the single input frame. Our contract is
