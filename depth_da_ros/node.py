@@ -65,6 +65,7 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 from std_msgs.msg import Header
 
 from .backends import ModelLoadError
+from .console import apply_default_fastdds_profile
 from .geometry import Intrinsics, build_point_cloud, scale_depth
 from .node_diagnostics import (
     DIAGNOSTIC_ERROR,
@@ -580,11 +581,15 @@ def main(args: list[str] | None = None) -> int:
     if problem:
         print(f"[FATAL] [{NODE_NAME}]: cannot start: {problem}", file=sys.stderr)
         return 1
+    profile = apply_default_fastdds_profile()  # before rclpy creates the participant
     rclpy.init(args=args)
     logging.getLogger().setLevel(logging.INFO)
     node = None
     try:
         node = DepthNode()
+        if profile is not None:
+            node.get_logger().info(f"Fast DDS profile {profile} (the package's default for large images; set "
+                                   "FASTDDS_DEFAULT_PROFILES_FILE to use another)")
         rclpy.spin(node)
     except (ParameterError, ModelLoadError):
         return 1  # the node logged why

@@ -7,16 +7,18 @@
 
 Arguments are resolved in an OpaqueFunction, so plain Python decides what to pass: a parameter
 is overridden only when its argument is not empty, and ``kitti:=true`` picks the KITTI topics
-(as kitti2bag names them) unless ``image``/``camera_info`` are given.
+(as kitti2bag names them) unless ``image``/``camera_info`` are given. Unless Fast DDS is configured
+otherwise, the launched processes get the package's Fast DDS profile for large images.
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import yaml
 from ament_index_python.packages import get_package_share_directory
 from launch import LaunchContext, LaunchDescription
-from launch.actions import DeclareLaunchArgument, OpaqueFunction
+from launch.actions import DeclareLaunchArgument, OpaqueFunction, SetEnvironmentVariable
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 from launch_ros.parameter_descriptions import ParameterValue
@@ -83,7 +85,20 @@ def _rviz_missing() -> str | None:
     return None
 
 
-def _launch_setup(context: LaunchContext) -> list[Node]:
+def _fastdds_profile() -> list[SetEnvironmentVariable]:
+    """The package's Fast DDS profile for large images (config/fastdds_large_images.xml: 50 ms
+    heartbeats) for every process of this launch, unless the user configured Fast DDS (a profiles
+    variable, a profiles file in the working directory, another RMW): depth_da_ros.console decides,
+    as the node itself does when started alone."""
+    from depth_da_ros.console import PROFILE, fastdds_profile_choice, profile_variable
+
+    if fastdds_profile_choice(os.environ, Path.cwd()) is not None:
+        return []
+    profile = Path(get_package_share_directory(PACKAGE)) / PROFILE
+    return [SetEnvironmentVariable(profile_variable(os.environ), str(profile))] if profile.is_file() else []
+
+
+def _launch_setup(context: LaunchContext) -> list:
     def arg(name: str) -> str:
         return LaunchConfiguration(name).perform(context).strip()
 
@@ -101,7 +116,7 @@ def _launch_setup(context: LaunchContext) -> list[Node]:
     overrides = {param: arg(name) for name, param in PARAMETER_ARGUMENTS.items() if arg(name)}
     if overrides:
         parameters.append(_typed(overrides))
-    actions = [Node(
+    actions = [*_fastdds_profile(), Node(
         package=PACKAGE, executable=EXECUTABLE, name=NODE_NAME, namespace=namespace,
         parameters=parameters, remappings=list(remapped.items()), output="screen", emulate_tty=True,
     )]

@@ -219,7 +219,16 @@ def test_launch_description_resolves_with_launch_ros():
             entity.execute(context)  # sets the default value
     context.launch_configurations.update({"kitti": "true", "use_rviz": "true", "namespace": "front",
                                           "model": "/models/m.onnx"})
-    node, rviz = module._launch_setup(context)
+    from launch.actions import SetEnvironmentVariable
+    from launch_ros.actions import Node
+
+    actions = module._launch_setup(context)
+    node, rviz = [action for action in actions if isinstance(action, Node)]
+    # The package's Fast DDS profile comes first, unless the user configured Fast DDS.
+    from depth_da_ros.console import fastdds_profile_choice
+
+    if fastdds_profile_choice(os.environ, Path.cwd()) is None:
+        assert isinstance(actions[0], SetEnvironmentVariable)
     node._perform_substitutions(context)
     rviz._perform_substitutions(context)
     assert node.node_package == "depth_da_ros" and node.node_executable == "depth_da_node"

@@ -1,15 +1,21 @@
-"""The README's "adapt to your own robot" recipe on a bag the test writes: train the style adapter
-from the bag (camera_info -> deployment camera), validate on the bag's depth topic, export, and
-read the deployment camera back from the ONNX metadata."""
+"""The README's "adapt to your own robot" recipe: its whole bash block, as written, on the small
+drive it renders (bag -> train.py style with the bundled depth network frozen -> export -> the node
+on the same bag over DDS -> record -> evaluate.py); and its steps 2-3 in-process on a bag the test
+writes (bgr8 images, a camera_info with distinct fx/fy/cx/cy -> deployment camera)."""
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from depth_da_ros.camera import PinholeCamera
+from depth_da_ros.metrics import METRIC_NAMES
 from depth_da_ros.checkpoint import load_checkpoint
 from depth_da_ros.procedural.dataset import ProceduralConfig, ProceduralDataset
 from training.train import main as train_main
@@ -126,3 +132,118 @@ def test_evaluate_node_depth_against_a_bags_depth_topic(tmp_path):
                           "/nope", "--no-progress"]) == 1  # a clear error, naming the topic (logged)
     with pytest.raises(SystemExit):
         evaluate.main(["--gt-depth-topic", "/camera/depth", "--model", "m.onnx"])
+
+
+# --- the README's recipe block, run as written ----------------------------------------------------
+
+ROOT = Path(__file__).resolve().parents[1]
+README = ROOT / "README.md"
+RECIPE_HEADING = "## Adapt to your own robot (train from a ROS 2 bag)"
+RECIPE_FRAMES = 12  # what the block renders (--frames 12) and records (--max-messages 12)
+RECIPE_TIMEOUT_S = 900  # generous: a 2-core machine shared with other jobs; about 1 min when idle
+# Test-only edits of the block, each of which must find its text (so a README change is noticed):
+# two training steps instead of the config's 300, no DataLoader worker process, and a ROS domain of
+# this test's own.
+FAST_TRAINING = "--set run.steps=2 --set run.num_workers=0"
+
+
+def readme_recipe() -> str:
+    """The first ```bash block after the recipe's heading in README.md."""
+    text = README.read_text()
+    start = text.index(RECIPE_HEADING)
+    begin = text.index("```bash\n", start) + len("```bash\n")
+    return text[begin:text.index("```\n", begin)]
+
+
+def recipe_script(domain: int) -> str:
+    script = readme_recipe()
+    for old, new in (("training/train.py style", f"training/train.py style {FAST_TRAINING}"),
+                     ("ROS_DOMAIN_ID=173", f"ROS_DOMAIN_ID={domain}")):
+        assert script.count(old) == 1, f"the README recipe no longer has {old!r} once; update this test"
+        script = script.replace(old, new)
+    return script
+
+
+def constant_median_baseline(gt_root: Path) -> dict[str, float]:
+    """The metrics of the best constant guess per frame (the ground truth's own median): depth that
+    carries no scene structure cannot beat it."""
+    from depth_da_ros.depth_io import read_kitti_depth
+    from depth_da_ros.metrics import evaluate_frames
+
+    pairs = []
+    for path in sorted(gt_root.rglob("*.png")):
+        gt = read_kitti_depth(path)
+        valid = gt[(gt > 1e-3) & (gt <= 80.0)]
+        pairs.append((gt, np.full_like(gt, float(np.median(valid)))))
+    return evaluate_frames(pairs, crop="none")
+
+
+@pytest.mark.slow
+def test_readme_recipe_runs_end_to_end(tmp_path):
+    """The block from README.md in a scratch folder (the checkout's training/, config/ and models/
+    and this venv linked in): every step must succeed, the node must publish depth for every frame
+    of the full-size (1242x375) bag over real DDS with no Fast DDS variable set by anyone but our
+    tools, and what it published must equal the exported model's offline depth and beat a constant
+    guess."""
+    from test_bags import ROS_MISSING, next_domain_id
+
+    if ROS_MISSING:
+        pytest.skip(ROS_MISSING)
+    venv = Path(sys.prefix)
+    if not (venv / "bin" / "depth_da_node").exists():
+        pytest.skip(f"the console scripts are not installed in {venv}/bin (pip install -e .)")
+    for name, target in ((".venv", venv), ("training", ROOT / "training"), ("config", ROOT / "config"),
+                         ("models", ROOT / "models")):
+        (tmp_path / name).symlink_to(target)
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("FASTDDS_DEFAULT_PROFILES_FILE", "FASTRTPS_DEFAULT_PROFILES_FILE", "ROS_DOMAIN_ID")}
+    env.update(PYTHONUNBUFFERED="1", PS4="+ [$(date +%T)] ")
+    log = tmp_path / "recipe.log"
+    with log.open("wb") as out:
+        # A session of its own: the block's background jobs (node, recorder) are in its process group.
+        bash = subprocess.Popen(["bash", "-x", "-euo", "pipefail", "-c", recipe_script(next_domain_id())],
+                                cwd=tmp_path, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        bash.wait(timeout=RECIPE_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        pass
+    finally:  # whatever is left of the block (a failed step leaves the node running)
+        for signum in (signal.SIGTERM, signal.SIGKILL):
+            try:
+                os.killpg(bash.pid, signum)
+            except ProcessLookupError:
+                break
+            try:
+                bash.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                continue
+    output = log.read_text(errors="replace")
+    tail = "\n".join(output.splitlines()[-60:])
+    assert bash.returncode == 0, f"the README recipe failed (code {bash.returncode}):\n{tail}"
+    assert "Traceback" not in output, tail
+
+    # Our three ROS tools applied the package's Fast DDS profile by themselves.
+    assert output.count("Fast DDS profile") == 3, tail
+
+    # Step 3: the bag's camera is the model's deployment camera.
+    from depth_da_ros.model_metadata import read_model_metadata
+
+    deployment = read_model_metadata(tmp_path / "my_robot.onnx").deployment_camera
+    assert (deployment.width, deployment.height, deployment.fx) == (1242, 375, pytest.approx(721.5377))
+
+    # Step 5: depth for every frame reached the bag, matched to its camera frame by stamp ...
+    node = json.loads((tmp_path / "node_eval.json").read_text())["rows"]["node_out"]
+    assert node["metrics"]["frames"] == RECIPE_FRAMES and len(node["per_frame"]) == RECIPE_FRAMES
+    assert not node["skipped"]
+    assert all(np.isfinite(node["metrics"][name]) for name in METRIC_NAMES), node["metrics"]
+    # ... and is what the exported model gives offline on the same frames (decoding, resizing, focal
+    # scaling and stamps all right over DDS) ...
+    (offline,) = json.loads((tmp_path / "model_eval.json").read_text())["rows"].values()
+    assert offline["metrics"]["frames"] == RECIPE_FRAMES
+    for name in METRIC_NAMES:
+        assert node["metrics"][name] == pytest.approx(offline["metrics"][name], rel=1e-3, abs=1e-4), name
+    # ... and carries the scenes' structure at metric scale: better than the best constant guess
+    # (wrong units, a blank adapter output or frames paired with the wrong ground truth are not).
+    baseline = constant_median_baseline(tmp_path / "data" / "recipe" / "real_depth_gt")
+    assert node["metrics"]["abs_rel"] < baseline["abs_rel"], (node["metrics"], baseline)
+    assert node["metrics"]["a1"] > baseline["a1"], (node["metrics"], baseline)

@@ -15,8 +15,10 @@ QoS (``--qos``): ``auto`` (default) subscribes reliable, unless some publisher o
 effort (a reliable subscription would match nothing from it), and transient local when every
 publisher is, as rosbag2's recorder does; ``reliable`` / ``best_effort`` force one.
 
-Stops at SIGINT / SIGTERM, after ``--duration`` seconds or after ``--max-messages`` messages (all
-topics together), then writes the bag's metadata and prints a summary.
+Stops at SIGINT / SIGTERM (Ctrl-C; exit code 0, further signals are ignored while the bag is
+closed), after ``--duration`` seconds or after ``--max-messages`` messages (all topics together),
+then writes the bag's metadata and prints a summary. Unless Fast DDS is configured otherwise, the
+package's Fast DDS profile for large images applies (``depth_da_ros.console``).
 """
 from __future__ import annotations
 
@@ -24,6 +26,7 @@ import argparse
 import logging
 import os
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -33,11 +36,13 @@ import rclpy
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.signals import SignalHandlerOptions
 from rosbags.interfaces import Connection, Qos, QosDurability, QosHistory, QosLiveliness, QosReliability, QosTime
 from rosbags.rosbag2 import Writer
 from rosbags.typesys import get_types_from_msg
 from rosbags.typesys.store import Typestore
 
+from ..console import StopSignals, apply_default_fastdds_profile
 from . import BAG_VERSION, DEFAULT_STORAGE, STORAGES, STREAM_DEPTH, typestore
 from .replay import MessageTypeError, message_class
 
@@ -195,14 +200,16 @@ class Recorder:
 
 
 def record(node: Node, out: Path, topics: Sequence[str], *, storage: str = DEFAULT_STORAGE, qos_mode: str = "auto",
-           duration: float | None = None, max_messages: int | None = None) -> RecordSummary:
-    """Record until SIGINT / SIGTERM (rclpy shuts the context down), ``duration`` or ``max_messages``."""
+           duration: float | None = None, max_messages: int | None = None,
+           stop: threading.Event | None = None) -> RecordSummary:
+    """Record until ``stop`` is set (``main``: SIGINT / SIGTERM), the context shuts down, ``duration``
+    or ``max_messages``; the bag is closed (readable) however it ends."""
     writer = Writer(out, version=BAG_VERSION, storage_plugin=STORAGES[storage])
     writer.open()
     recorder = Recorder(node, writer, topics, qos_mode, max_messages)
     start = time.monotonic()
     try:
-        while rclpy.ok(context=node.context) and not recorder.done:
+        while rclpy.ok(context=node.context) and not recorder.done and not (stop is not None and stop.is_set()):
             if duration is not None and time.monotonic() - start >= duration:
                 break
             rclpy.spin_once(node, timeout_sec=DISCOVERY_PERIOD_S)
@@ -237,15 +244,21 @@ def main(argv: list[str] | None = None) -> int:
     if args.out.exists():
         parser.error(f"{args.out} exists already; choose another name or remove it")
 
-    rclpy.init()
-    node = Node("depth_da_record")
-    try:
-        summary = record(node, args.out, args.topics, storage=args.storage, qos_mode=args.qos,
-                         duration=args.duration, max_messages=args.max_messages)
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
-    print(summary.format())
+    apply_default_fastdds_profile()
+    # SIGINT / SIGTERM end the recording normally (exit code 0, as `ros2 bag record`): our handlers
+    # set a flag the loop polls; rclpy's would shut the context down under a running callback.
+    with StopSignals() as signals:
+        rclpy.init(signal_handler_options=SignalHandlerOptions.NO)
+        node = Node("depth_da_record")
+        try:
+            summary = record(node, args.out, args.topics, storage=args.storage, qos_mode=args.qos,
+                             duration=args.duration, max_messages=args.max_messages, stop=signals.requested)
+        finally:
+            node.destroy_node()
+            rclpy.try_shutdown()
+        if signals.signal_name:
+            LOG.info("stopped by %s", signals.signal_name)
+        print(summary.format(), flush=True)
     return 0
 
 

@@ -15,7 +15,11 @@ Timing: each message goes out at its bag time, relative to the first, divided by
 Start: by default playing waits (up to ``--wait-timeout``) until every played topic has a
 subscriber, so the first frames are not published before discovery has matched the node (they
 would be lost: the publishers are volatile); ``--wait-for-subscribers 0`` plays at once and
-warns about the topics nobody subscribes to yet.
+warns about the topics nobody subscribes to yet; ``--wait-for-topics`` also waits for subscribers of
+topics it does not play (a recorder of the node's output, so the node's first outputs are recorded).
+SIGINT / SIGTERM end the playing with its summary (exit code 0; 130 before playing began). Unless
+Fast DDS is configured otherwise, the package's Fast DDS profile for large images applies
+(``depth_da_ros.console``).
 QoS: each topic's publisher adopts the bag's offered profiles, as ``ros2 bag play`` does:
 reliable unless every recorded publisher was best effort (a reliable publisher also serves
 best-effort subscribers, the reverse matches nothing), transient local when every recorded
@@ -48,6 +52,7 @@ from rosbags.interfaces import Connection, Qos, QosDurability, QosReliability
 from rosgraph_msgs.msg import Clock
 from tqdm import tqdm
 
+from ..console import apply_default_fastdds_profile
 from . import STREAM_DEPTH, TF_STATIC_TOPIC, typestore
 
 LOG = logging.getLogger(__name__)
@@ -275,18 +280,22 @@ class BagPlayer:
     def close(self) -> None:
         self.reader.close()
 
-    def wait_for_subscribers(self, count: int, timeout_s: float) -> bool:
-        """Wait until every played topic has ``count`` matched subscriptions; False (and a warning
+    def wait_for_subscribers(self, count: int, timeout_s: float, also: Sequence[str] = ()) -> bool:
+        """Wait until every played topic has ``count`` matched subscriptions and every topic of
+        ``also`` (not played; absolute names) has a subscriber in the graph; False (and a warning
         naming the topics) on timeout. ``count`` 0 waits for nothing but still warns about topics
         without any subscriber: their messages go to nobody."""
         deadline = time.monotonic() + timeout_s
         while True:
             lacking = [o.name for o in self.outputs.values() if o.publisher.get_subscription_count() < count]
-            if not lacking:
+            unheard = [topic for topic in also if self.node.count_subscribers(topic) < 1]
+            if not lacking and not unheard:
                 break
             if time.monotonic() >= deadline:
-                LOG.warning("after %.1f s, fewer than %d subscriber(s) on %s; playing anyway (their first "
-                            "messages may reach nobody)", timeout_s, count, ", ".join(lacking))
+                problems = ([f"fewer than {count} subscriber(s) on {', '.join(lacking)}"] if lacking else []) + \
+                    ([f"no subscriber on {', '.join(unheard)}"] if unheard else [])
+                LOG.warning("after %.1f s, %s; playing anyway (the first messages may reach nobody)", timeout_s,
+                            " and ".join(problems))
                 return False
             time.sleep(0.05)
         nobody = [o.name for o in self.outputs.values() if o.publisher.get_subscription_count() == 0]
@@ -348,7 +357,14 @@ class BagPlayer:
             time.sleep(max(0.0, wake - now))
 
 
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
 def _interrupt(signum: int, frame: object) -> None:
+    """The first SIGINT / SIGTERM interrupts playing (KeyboardInterrupt); later ones are ignored, so
+    they cannot interrupt the clean-up."""
+    for other in STOP_SIGNALS:
+        signal.signal(other, signal.SIG_IGN)
     raise KeyboardInterrupt
 
 
@@ -367,6 +383,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="before playing, wait until every played topic has N subscribers, so that the first "
                              "messages are not lost to discovery (default: %(default)s; 0: play at once, warning "
                              "about topics nobody subscribes to)")
+    parser.add_argument("--wait-for-topics", nargs="+", default=[], metavar="TOPIC",
+                        help="also wait until each of these topics, which are not played, has a subscriber: e.g. "
+                             "the node's /depth/image that a recorder subscribes to once the node publishes it")
     parser.add_argument("--wait-timeout", type=float, default=WAIT_TIMEOUT_S, metavar="S",
                         help="give up waiting for subscribers after S seconds, warn and play (default: %(default)s)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -384,29 +403,35 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"bag {args.bag} does not exist")
 
     # SIGINT / SIGTERM interrupt the playback (KeyboardInterrupt) and the summary is printed; rclpy's
-    # own handlers would instead invalidate the context under the next publish.
-    rclpy.init(signal_handler_options=SignalHandlerOptions.NO)
-    for signum in (signal.SIGINT, signal.SIGTERM):  # SIGINT too: a background job starts with it ignored
+    # own handlers would instead invalidate the context under the next publish. Installed before
+    # rclpy starts, so an early Ctrl-C ends the tool cleanly too.
+    apply_default_fastdds_profile()
+    for signum in STOP_SIGNALS:  # SIGINT too: a background job starts with it ignored
         signal.signal(signum, _interrupt)
-    node = Node("depth_da_replay")
+    node = player = None
     try:
-        player = BagPlayer(node, args.bag, topics=args.topics, remap=remap, rate=args.rate, loop=args.loop,
-                           clock_hz=args.clock, progress=not args.no_progress)
-    except (ValueError, AnyReaderError, MessageTypeError) as exc:
-        LOG.error("%s", exc)
-        node.destroy_node()
-        rclpy.try_shutdown()
-        return 1
-    try:
-        player.wait_for_subscribers(args.wait_for_subscribers, args.wait_timeout)
-        summary = player.play()
-    except KeyboardInterrupt:  # while waiting for subscribers
+        rclpy.init(signal_handler_options=SignalHandlerOptions.NO)
+        node = Node("depth_da_replay")
+        try:
+            player = BagPlayer(node, args.bag, topics=args.topics, remap=remap, rate=args.rate, loop=args.loop,
+                               clock_hz=args.clock, progress=not args.no_progress)
+        except (ValueError, AnyReaderError, MessageTypeError) as exc:
+            LOG.error("%s", exc)
+            return 1
+        player.wait_for_subscribers(args.wait_for_subscribers, args.wait_timeout, also=args.wait_for_topics)
+        summary = player.play()  # a signal while playing ends it normally, with the summary
+    except KeyboardInterrupt:  # before playing began
+        LOG.info("interrupted before playing")
         return 130
     finally:
-        player.close()
-        node.destroy_node()
+        for signum in STOP_SIGNALS:
+            signal.signal(signum, signal.SIG_IGN)
+        if player is not None:
+            player.close()
+        if node is not None:
+            node.destroy_node()
         rclpy.try_shutdown()
-    print(summary.format())
+    print(summary.format(), flush=True)
     return 0
 
 

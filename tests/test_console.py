@@ -1,0 +1,62 @@
+"""depth_da_ros.console: the package's Fast DDS profile as our ROS tools' default (never over the
+user's own Fast DDS configuration), and SIGINT / SIGTERM as a stop request."""
+from __future__ import annotations
+
+import os
+import signal
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from depth_da_ros import console
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_the_default_profile_is_the_shipped_file_with_50_ms_heartbeats(tmp_path):
+    environ: dict[str, str] = {}
+    profile = console.apply_default_fastdds_profile(environ, cwd=tmp_path)
+    assert profile == ROOT / "config" / "fastdds_large_images.xml"  # the checkout's, first in the search order
+    assert environ == {"FASTDDS_DEFAULT_PROFILES_FILE": str(profile)}  # Fast DDS 3 only: no deprecation warning
+    ns = {"dds": "http://www.eprosima.com"}
+    writer = ET.parse(profile).getroot().find("dds:data_writer", ns)
+    assert writer is not None and writer.get("is_default_profile") == "true"
+    period = writer.find("dds:times/dds:heartbeat_period", ns)
+    assert (period.findtext("dds:sec", namespaces=ns), period.findtext("dds:nanosec", namespaces=ns)) == ("0", "50000000")
+
+
+def test_fast_dds_2_distros_get_the_variable_they_read(tmp_path):
+    environ = {"ROS_DISTRO": "jazzy"}
+    profile = console.apply_default_fastdds_profile(environ, cwd=tmp_path)
+    assert environ["FASTRTPS_DEFAULT_PROFILES_FILE"] == str(profile) and "FASTDDS_DEFAULT_PROFILES_FILE" not in environ
+
+
+@pytest.mark.parametrize("environ, reason", [
+    ({"FASTDDS_DEFAULT_PROFILES_FILE": "/mine.xml"}, "FASTDDS_DEFAULT_PROFILES_FILE=/mine.xml is set"),
+    ({"FASTRTPS_DEFAULT_PROFILES_FILE": "/mine.xml"}, "FASTRTPS_DEFAULT_PROFILES_FILE=/mine.xml is set"),
+    ({"SKIP_DEFAULT_XML_FILE": "1"}, "SKIP_DEFAULT_XML_FILE=1 is set"),
+    ({"RMW_IMPLEMENTATION": "rmw_cyclonedds_cpp"}, "RMW_IMPLEMENTATION=rmw_cyclonedds_cpp is not Fast DDS"),
+])
+def test_the_users_own_fast_dds_configuration_wins(tmp_path, environ, reason):
+    before = dict(environ)
+    assert console.fastdds_profile_choice(environ, tmp_path) == reason
+    assert console.apply_default_fastdds_profile(environ, cwd=tmp_path) is None and environ == before
+
+
+def test_a_profile_file_in_the_working_directory_wins(tmp_path):
+    (tmp_path / "DEFAULT_FASTDDS_PROFILES.xml").write_text("<profiles/>")
+    environ: dict[str, str] = {"RMW_IMPLEMENTATION": "rmw_fastrtps_cpp"}
+    assert console.apply_default_fastdds_profile(environ, cwd=tmp_path) is None
+    assert environ == {"RMW_IMPLEMENTATION": "rmw_fastrtps_cpp"}
+
+
+def test_stop_signals_set_a_flag_once_and_restore_the_handlers():
+    before = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
+    with console.StopSignals() as stop:
+        assert not stop.requested.is_set() and stop.signal_name is None
+        os.kill(os.getpid(), signal.SIGINT)  # no KeyboardInterrupt
+        assert stop.requested.wait(5) and stop.signal_name == "SIGINT"
+        os.kill(os.getpid(), signal.SIGTERM)  # a second signal does not end the process either
+        assert stop.signal_name == "SIGINT"
+    assert {signum: signal.getsignal(signum) for signum in before} == before
