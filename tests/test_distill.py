@@ -114,6 +114,6 @@ def test_validation_frames_without_depth_train_unvalidated(teacher, tmp_path, ca
     caplog.set_level(logging.WARNING)
     run_dir = tmp_path / "student"
     assert distill(teacher, run_dir, "run.steps=2", "data.val.kind=image_folder", f"data.val.root={images}") == 0
-    assert "has no depth: the student is not validated" in caplog.text
+    assert "has no depth: the student is not validated by depth metrics" in caplog.text
     best = load_checkpoint(run_dir / "checkpoints" / "best.pt")
     assert best["step"] == 2 and best["metrics"] == {}

@@ -15,7 +15,7 @@ import torch
 
 from depth_da_ros.checkpoint import load_checkpoint, load_network
 from depth_da_ros.config import load_config
-from training.config import DepthStageConfig, OptimConfig, StyleStageConfig
+from training.config import DepthStageConfig, DistillStageConfig, OptimConfig, StyleStageConfig
 from training.engine import make_scheduler
 from training.style_stage import ImagePool
 from training.train import main as train_main
@@ -178,7 +178,8 @@ def test_two_process_ddp_on_cpu_stays_in_sync(tmp_path):
 
 @pytest.mark.parametrize("name, cls", [("train_depth_lite", DepthStageConfig), ("train_depth_paper", DepthStageConfig),
                                        ("train_depth_bench", DepthStageConfig), ("train_style_lite", StyleStageConfig),
-                                       ("train_style_paper", StyleStageConfig), ("train_style_bench", StyleStageConfig)])
+                                       ("train_style_paper", StyleStageConfig), ("train_style_bench", StyleStageConfig),
+                                       ("train_distill_bench", DistillStageConfig)])
 def test_committed_configs_load(name, cls):
     cfg = load_config(cls, ROOT / "config" / f"{name}.yaml")
     assert cfg.model.preset == name.rsplit("_", 1)[1]

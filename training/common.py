@@ -15,7 +15,7 @@ from depth_da_ros.metrics import METRIC_NAMES, evaluate_frame
 from depth_da_ros.normalization import network_to_image
 from depth_da_ros.visualization import colorize_depth
 from training.config import ValidationConfig
-from training.datasets import DataSpec, source_camera
+from training.datasets import DataSpec, build_dataset, source_camera
 
 LOG = logging.getLogger("training")
 
@@ -55,6 +55,17 @@ def deployment_camera(spec: DataSpec) -> dict | None:
     # Plain Python numbers: checkpoints are loaded with weights_only=True, which refuses NumPy scalars.
     return dataclasses.asdict(PinholeCamera(int(c.width), int(c.height), float(c.fx), float(c.fy), float(c.cx),
                                             float(c.cy)))
+
+
+def depth_validation_set(spec: DataSpec, height: int, width: int, seed: int, what: str) -> Dataset | None:
+    """The validation frames of ``spec`` when they have depth; None, with a warning that ``what``
+    is not validated, when they have none (e.g. a robot's bag without a depth camera)."""
+    dataset = build_dataset(spec, height, width, augment=False, seed=seed)
+    if "depth" in dataset[0]:
+        return dataset
+    LOG.warning("data.val (%s) has no depth: %s is not validated by depth metrics (best.pt is the latest "
+                "checkpoint)", spec.kind, what)
+    return None
 
 
 @torch.no_grad()

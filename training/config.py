@@ -144,7 +144,7 @@ class StyleDataConfig:
     real: DataSpec = field(default_factory=lambda: DataSpec(kind="procedural", domain="real", length=4000, seed=0))
     synthetic: DataSpec = field(default_factory=lambda: DataSpec(kind="procedural", domain="synthetic", length=4000, seed=0))
     # Real frames with ground-truth depth, for validating adapter + depth network together
-    # (needs depth_checkpoint); without depth or without a checkpoint only images are logged.
+    # (needs depth_checkpoint) or a distilled student; without depth only images are logged.
     val: DataSpec = field(default_factory=lambda: DataSpec(kind="procedural", domain="real", length=32, seed=1))
     flip: bool = True
 
@@ -172,19 +172,12 @@ class DistillLossConfig:
 
 
 @dataclass(frozen=True)
-class DistillDataConfig:
-    real: DataSpec = field(default_factory=lambda: DataSpec(kind="procedural", domain="real", length=4000, seed=0))
-    synthetic: DataSpec = field(default_factory=lambda: DataSpec(kind="procedural", domain="synthetic", length=4000, seed=0))
-    # Real frames with ground-truth depth: the student and (once) the teacher are validated on them.
-    val: DataSpec = field(default_factory=lambda: DataSpec(kind="procedural", domain="real", length=32, seed=1))
-    flip: bool = True
-
-
-@dataclass(frozen=True)
 class DistillStageConfig:
     model: ModelConfig = field(default_factory=ModelConfig)  # the student: the preset's depth network
     run: RunConfig = field(default_factory=lambda: RunConfig(batch_size=8, steps=600))
-    data: DistillDataConfig = field(default_factory=DistillDataConfig)
+    # The style stage's data: the student learns on data.real (data.synthetic only with
+    # loss.synthetic > 0) and is validated on data.val (real-domain frames with depth).
+    data: StyleDataConfig = field(default_factory=StyleDataConfig)
     loss: DistillLossConfig = field(default_factory=DistillLossConfig)
     optim_g: OptimConfig = field(default_factory=lambda: OptimConfig(lr=1e-4, decay_steps=300))
     val: ValidationConfig = field(default_factory=ValidationConfig)

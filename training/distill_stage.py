@@ -29,7 +29,8 @@ from torch.utils.data import Dataset
 
 from depth_da_ros.checkpoint import depth_codec, file_sha256, load_checkpoint, load_network
 from depth_da_ros.losses import masked_l1_loss
-from training.common import deployment_camera, depth_display, evaluate_depth, grid_rows, to_display
+from training.common import (deployment_camera, depth_display, depth_validation_set, evaluate_depth, grid_rows,
+                             to_display)
 from training.config import DistillStageConfig
 from training.datasets import build_dataset
 from training.engine import DistContext, Stage, set_requires_grad, unwrap
@@ -157,16 +158,11 @@ class DistillStage(Stage):
             return self.codec.decode(network(image).float())
 
     def validation_set(self) -> Dataset | None:
-        """Real-domain frames with depth, built once; None when they have no depth (a robot's bag
-        without a depth camera): then nothing is measured and best.pt is the latest checkpoint."""
+        """Real-domain frames with depth, built once; None when they have none."""
         if self._val_set is None and not self._val_without_depth:
-            val = build_dataset(self.cfg.data.val, self.height, self.width, augment=False, seed=self.cfg.run.seed)
-            if "depth" in val[0]:
-                self._val_set = val
-            else:
-                LOG.warning("data.val (%s) has no depth: the student is not validated (best.pt is the latest "
-                            "checkpoint)", self.cfg.data.val.kind)
-                self._val_without_depth = True
+            self._val_set = depth_validation_set(self.cfg.data.val, self.height, self.width, self.cfg.run.seed,
+                                                 "the student")
+            self._val_without_depth = self._val_set is None
         return self._val_set
 
     def validation_samples(self) -> int:

@@ -19,7 +19,8 @@ from torch.utils.data import Dataset
 
 from depth_da_ros.checkpoint import depth_codec, load_checkpoint, load_network
 from depth_da_ros.losses import cycle_loss, gradient_penalty, identity_loss, masked_l1_loss
-from training.common import deployment_camera, evaluate_depth, grid_rows, to_display, training_camera
+from training.common import (deployment_camera, depth_validation_set, evaluate_depth, grid_rows, to_display,
+                             training_camera)
 from training.config import StyleStageConfig
 from training.datasets import build_dataset
 from training.engine import DistContext, Stage, set_requires_grad, unwrap
@@ -188,11 +189,9 @@ class StyleStage(Stage):
         if self.depth_net is None:
             return None
         if self._val_set is None and not self._val_without_depth:
-            self._val_set = build_dataset(self.cfg.data.val, self.height, self.width, augment=False,
-                                          seed=self.cfg.run.seed)
-            if "depth" not in self._val_set[0]:
-                LOG.warning("data.val has no depth: the adapter is not validated by depth metrics")
-                self._val_set, self._val_without_depth = None, True
+            self._val_set = depth_validation_set(self.cfg.data.val, self.height, self.width, self.cfg.run.seed,
+                                                 "the adapter")
+            self._val_without_depth = self._val_set is None
         return self._val_set
 
     def validation_samples(self) -> int:
