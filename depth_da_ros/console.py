@@ -2,14 +2,15 @@
 ``depth_da_record``, ``depth_da_replay``): the package's Fast DDS profile as the default, and
 SIGINT / SIGTERM as a request to stop.
 
-**Fast DDS profile.** A reliable Fast DDS writer repairs a lost sample (or fragment of one) when
-its next heartbeat announces it: every 3 s by default. Camera-size messages (hundreds of kB to a
-few MB, sent as 64 kB fragments through a shared-memory segment of 512 kB or UDP) are lost in
-transport whenever the reader's process does not get the CPU in time, so on a busy machine each
-loss costs seconds, and a publisher that exits (a bag replay) takes its unrepaired samples with
-it. ``config/fastdds_large_images.xml`` makes writers announce every 50 ms. Fast DDS reads its
-default profile file from ``FASTDDS_DEFAULT_PROFILES_FILE`` when the process creates its first
-participant, so ``apply_default_fastdds_profile`` must run before ``rclpy.init``. It never
+**Fast DDS profile.** A reliable Fast DDS writer repairs a lost sample (or a lost fragment of
+one) when its next heartbeat announces it: every 3 s by default. Camera-size messages (hundreds of
+kB to a few MB, sent in 64 kB fragments) can be lost in transport, for instance when a buffer fills
+while the reader's process waits for the CPU; each loss then delays the message by up to 3 s (seen
+here: 12 frames recorded in 5.6 s instead of 2.5 s), and a publisher that exits first (a bag replay)
+takes its unrepaired samples with it. ``config/fastdds_large_images.xml`` makes writers announce
+every 50 ms. Fast DDS reads its default profile file from ``FASTDDS_DEFAULT_PROFILES_FILE`` when
+the process creates its first participant, so ``apply_default_fastdds_profile`` must run before
+``rclpy.init``. It never
 overrides a choice of the user: a set ``FASTDDS_DEFAULT_PROFILES_FILE`` (or Fast DDS 2's
 ``FASTRTPS_DEFAULT_PROFILES_FILE``), a ``DEFAULT_FASTDDS_PROFILES.xml`` (Fast DDS 2:
 ``DEFAULT_FASTRTPS_PROFILES.xml``) in the working directory, which Fast DDS loads by itself,
@@ -17,7 +18,7 @@ overrides a choice of the user: a set ``FASTDDS_DEFAULT_PROFILES_FILE`` (or Fast
 
 **Stop signals.** rclpy's own handlers shut the context down under whatever code runs at that
 moment (a recorder's timer then fails to create a subscription: ``RCLError: context is
-invalid``) and a second Ctrl-C interrupts the clean-up. ``StopSignals`` instead turns the first
+invalid``, exit code 1) and a second Ctrl-C killed the recorder (exit code -2). ``StopSignals`` instead turns the first
 SIGINT or SIGTERM into a flag the tool's loop polls and ignores further ones, so the tool closes
 its bag and exits normally.
 """
@@ -101,14 +102,18 @@ def apply_default_fastdds_profile(environ: os._Environ | dict[str, str] | None =
 
 class StopSignals:
     """Context manager: SIGINT and SIGTERM set ``requested`` (a ``threading.Event``) instead of
-    raising, the first one is logged and later ones are ignored; the previous handlers come back
-    on exit. ``signal_name`` names the first signal received (None if none). Main thread only."""
+    raising; ``signal_name`` names the first one received (None if none), later ones change
+    nothing. On exit the previous handlers come back; with ``restore`` False (a tool's ``main``,
+    whose process ends after the block) both signals are ignored instead: the interpreter's
+    shutdown resets Python-level handlers to the default, and a second Ctrl-C arriving then killed
+    the recorder (exit status -SIGINT) after its bag was written. Main thread only."""
 
     SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
-    def __init__(self) -> None:
+    def __init__(self, restore: bool = True) -> None:
         self.requested = threading.Event()
         self.signal_name: str | None = None
+        self.restore = restore
         self._previous: dict[int, object] = {}
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
@@ -123,4 +128,32 @@ class StopSignals:
 
     def __exit__(self, *exc: object) -> None:
         for signum, handler in self._previous.items():
-            signal.signal(signum, handler)
+            signal.signal(signum, handler if self.restore else signal.SIG_IGN)
+
+
+CLEANUP_TIMEOUT_S = 20.0
+
+
+class ExitIfStuck:
+    """Context manager around a tool's final ROS clean-up (``destroy_node``, ``rclpy.try_shutdown``):
+    if it has not finished after ``timeout_s``, the stacks are written to stderr and the process
+    exits with code 1. Once on a loaded machine (2026-11-29, rclpy + Fast DDS 3.2) a recorder's
+    ``destroy_node`` spun forever: Fast DDS waited in ``DomainParticipant::set_listener`` for a
+    discovery callback (``on_writer_discovery``) that waited for a lock the destruction held. The
+    rclpy call holds the GIL, so the watchdog is faulthandler's C thread, not a Python one. Use it
+    only after the tool's output (a bag, a summary) is complete."""
+
+    def __init__(self, timeout_s: float = CLEANUP_TIMEOUT_S) -> None:
+        self.timeout_s = timeout_s
+
+    def __enter__(self) -> ExitIfStuck:
+        import faulthandler
+        import sys
+
+        faulthandler.dump_traceback_later(self.timeout_s, exit=True, file=sys.stderr)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        import faulthandler
+
+        faulthandler.cancel_dump_traceback_later()

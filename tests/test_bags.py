@@ -535,7 +535,8 @@ class ImageStream:
     signal reaches the recorder while it receives and writes."""
 
     def __init__(self, ros: RosSide, topic: str, period_s: float = 0.05) -> None:
-        self.publisher = ros.node.create_publisher(Image, topic, QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE))
+        reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+        self.publisher = ros.node.create_publisher(Image, topic, reliable)
         self.sent = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, args=(period_s,), daemon=True)
@@ -566,7 +567,8 @@ def test_record_stops_on_a_signal_with_a_readable_bag(ros, tmp_path, signals):
     bag, log = tmp_path / "recorded", tmp_path / "record.log"
     try:
         proc = run_cli("depth_da_ros.bags.record", [str(bag), "--topics", "/stop/image"], ros.env, log)
-        subscribed = ros.wait_until(lambda: stream.publisher.get_subscription_count() >= 1 or proc.poll() is not None)
+        subscribed = ros.wait_until(lambda: stream.publisher.get_subscription_count() >= 1
+                                    or proc.poll() is not None)
         assert subscribed and proc.poll() is None, log.read_text(errors="replace")
         start = stream.sent
         assert ros.wait_until(lambda: stream.sent >= start + 10, timeout=30), "the stream stalled"
@@ -582,7 +584,8 @@ def test_record_stops_on_a_signal_with_a_readable_bag(ros, tmp_path, signals):
     recorded = read_bag(bag)["/stop/image"]
     assert len(recorded) == int(summary.group(1)) >= 1, text
     for _, msg in recorded:
-        assert (msg.height, msg.width, msg.encoding, len(msg.data)) == (*KITTI_SIZE, "rgb8", 3 * KITTI_SIZE[0] * KITTI_SIZE[1])
+        size = 3 * KITTI_SIZE[0] * KITTI_SIZE[1]
+        assert (msg.height, msg.width, msg.encoding, len(msg.data)) == (*KITTI_SIZE, "rgb8", size)
 
 
 @needs_ros
@@ -617,3 +620,25 @@ def test_replay_stops_on_signals_and_waits_for_the_topics_it_is_told(ros, tmp_pa
     assert proc.wait(timeout=DISCOVERY_TIMEOUT) == 130
     text = log.read_text(errors="replace")
     assert "interrupted before playing" in text and "Traceback" not in text, text
+
+
+@needs_ros
+def test_record_subscribes_a_typed_topic_before_any_publisher(ros, tmp_path):
+    """TOPIC:TYPE subscribes at start-up: a publisher created afterwards knows the subscription from
+    its first message on (no waiting for the recorder to discover it), and the bag records it."""
+    from depth_da_ros.bags.record import parse_topic
+
+    assert parse_topic("typed/chatter:std_msgs/msg/String") == ("/typed/chatter", "std_msgs/msg/String")
+    with pytest.raises(ValueError, match="TOPIC:package/msg/Type"):
+        parse_topic("/typed/chatter:String")
+    bag, log = tmp_path / "recorded", tmp_path / "record.log"
+    proc = run_cli("depth_da_ros.bags.record", [str(bag), "--topics", "/typed/chatter:std_msgs/msg/String",
+                                                "--max-messages", "1"], ros.env, log)
+    assert ros.wait_until(lambda: ros.node.count_subscribers("/typed/chatter") >= 1 or proc.poll() is not None)
+    assert proc.poll() is None, log.read_text(errors="replace")
+    reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+    publisher = ros.node.create_publisher(String, "/typed/chatter", reliable)
+    publisher.publish(String(data="first"))  # at once: the recorder's subscription was known already
+    text = finish(proc, log)
+    assert "subscribed before any publisher" in text, text
+    assert [m.data for _, m in read_bag(bag)["/typed/chatter"]] == ["first"]

@@ -23,7 +23,8 @@ def test_the_default_profile_is_the_shipped_file_with_50_ms_heartbeats(tmp_path)
     writer = ET.parse(profile).getroot().find("dds:data_writer", ns)
     assert writer is not None and writer.get("is_default_profile") == "true"
     period = writer.find("dds:times/dds:heartbeat_period", ns)
-    assert (period.findtext("dds:sec", namespaces=ns), period.findtext("dds:nanosec", namespaces=ns)) == ("0", "50000000")
+    assert period.findtext("dds:sec", namespaces=ns) == "0"
+    assert period.findtext("dds:nanosec", namespaces=ns) == "50000000"
 
 
 def test_fast_dds_2_distros_get_the_variable_they_read(tmp_path):
@@ -60,3 +61,16 @@ def test_stop_signals_set_a_flag_once_and_restore_the_handlers():
         os.kill(os.getpid(), signal.SIGTERM)  # a second signal does not end the process either
         assert stop.signal_name == "SIGINT"
     assert {signum: signal.getsignal(signum) for signum in before} == before
+
+
+def test_a_clean_up_that_hangs_ends_the_process_with_code_1():
+    import subprocess
+    import sys
+
+    code = ("import time\nfrom depth_da_ros.console import ExitIfStuck\nprint('output complete', flush=True)\n"
+            "with ExitIfStuck(0.5):\n    time.sleep(60)\n")
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=30)
+    assert done.returncode == 1 and done.stdout == "output complete\n"
+    assert "Timeout" in done.stderr  # faulthandler's stacks say where it hung
+    fine = subprocess.run([sys.executable, "-c", code.replace("60", "0")], cwd=ROOT, capture_output=True, timeout=30)
+    assert fine.returncode == 0

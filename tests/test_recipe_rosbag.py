@@ -161,7 +161,8 @@ def recipe_script(domain: int) -> str:
                      ("ROS_DOMAIN_ID=173", f"ROS_DOMAIN_ID={domain}")):
         assert script.count(old) == 1, f"the README recipe no longer has {old!r} once; update this test"
         script = script.replace(old, new)
-    return script
+    # bash -x prints each command; with the time (bash >= 5) the log says which step took how long.
+    return "PS4='+ [${EPOCHREALTIME:-}] '\n" + script
 
 
 def constant_median_baseline(gt_root: Path) -> dict[str, float]:
@@ -197,7 +198,7 @@ def test_readme_recipe_runs_end_to_end(tmp_path):
         (tmp_path / name).symlink_to(target)
     env = {k: v for k, v in os.environ.items()
            if k not in ("FASTDDS_DEFAULT_PROFILES_FILE", "FASTRTPS_DEFAULT_PROFILES_FILE", "ROS_DOMAIN_ID")}
-    env.update(PYTHONUNBUFFERED="1", PS4="+ [$(date +%T)] ")
+    env["PYTHONUNBUFFERED"] = "1"
     log = tmp_path / "recipe.log"
     with log.open("wb") as out:
         # A session of its own: the block's background jobs (node, recorder) are in its process group.

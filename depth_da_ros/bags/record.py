@@ -6,8 +6,10 @@ for installs without a distro.
 
 Each topic is subscribed once a publisher of it appears in the graph (so recording may start
 first), with its type discovered from the graph and imported like rosidl_runtime_py's
-``get_message``. Subscriptions are raw: the serialized CDR bytes go into the bag unchanged, with
-the receive time as bag time (as rosbag2 does). The bag records the definition of each type
+``get_message``; a topic given with its type (``/depth/image:sensor_msgs/msg/Image``) is subscribed
+at once, so a publisher that starts later matches it from its first message on. Subscriptions
+are raw: the serialized CDR bytes go into the bag unchanged, with the receive time as bag time
+(as rosbag2 does). The bag records the definition of each type
 (from rosbags' Kilted typestore, or from the ``.msg`` files of the installed package for types
 it does not know) and the publishers' offered QoS, which replay adopts.
 
@@ -42,7 +44,7 @@ from rosbags.rosbag2 import Writer
 from rosbags.typesys import get_types_from_msg
 from rosbags.typesys.store import Typestore
 
-from ..console import StopSignals, apply_default_fastdds_profile
+from ..console import ExitIfStuck, StopSignals, apply_default_fastdds_profile
 from . import BAG_VERSION, DEFAULT_STORAGE, STORAGES, STREAM_DEPTH, typestore
 from .replay import MessageTypeError, message_class
 
@@ -122,6 +124,16 @@ def subscription_qos(offered: Sequence[QoSProfile], mode: str) -> QoSProfile:
                       durability=DurabilityPolicy.TRANSIENT_LOCAL if transient else DurabilityPolicy.VOLATILE)
 
 
+def parse_topic(item: str) -> tuple[str, str]:
+    """``"/depth/image"`` -> ("/depth/image", ""); ``"depth/image:sensor_msgs/msg/Image"`` ->
+    ("/depth/image", "sensor_msgs/msg/Image"): with its type a topic is subscribed at start-up
+    (a colon cannot occur in a ROS topic name)."""
+    topic, colon, msgtype = item.partition(":")
+    if not topic or (colon and len([part for part in msgtype.split("/") if part]) != 3):
+        raise ValueError(f"expected TOPIC or TOPIC:package/msg/Type, got {item!r}")
+    return (topic if topic.startswith("/") else "/" + topic), msgtype
+
+
 @dataclass
 class RecordSummary:
     bag: Path
@@ -148,13 +160,17 @@ class Recorder:
         if qos_mode not in QOS_MODES:
             raise ValueError(f"unknown QoS mode {qos_mode!r}; known: {', '.join(QOS_MODES)}")
         self.node, self.writer, self.qos_mode, self.max_messages = node, writer, qos_mode, max_messages
-        self.topics = [t if t.startswith("/") else "/" + t for t in topics]
+        typed = dict(parse_topic(t) for t in topics)
+        self.topics = list(typed)
         self.store = typestore()
         self.connections: dict[str, Connection] = {}
         self.counts: dict[str, int] = {}
         self.total = 0
         self._failed: set[str] = set()
         self._subscriptions = []
+        for topic, msgtype in typed.items():
+            if msgtype:  # subscribed now, before any publisher exists
+                self._subscribe(topic, msgtype, [])
         node.create_timer(DISCOVERY_PERIOD_S, self.discover)
 
     @property
@@ -173,23 +189,24 @@ class Recorder:
             types = graph[topic]
             if len(types) > 1:
                 LOG.warning("%s has several types (%s); recording %s", topic, ", ".join(types), types[0])
-            msgtype = types[0]
-            try:
-                cls = message_class(msgtype)
-                register_type(self.store, msgtype)
-            except MessageTypeError as exc:
-                LOG.error("cannot record %s: %s", topic, exc)
-                self._failed.add(topic)
-                continue
-            offered = [info.qos_profile for info in publishers]
-            qos = subscription_qos(offered, self.qos_mode)
-            self.connections[topic] = self.writer.add_connection(
-                topic, msgtype, typestore=self.store, offered_qos_profiles=[bag_qos(p) for p in offered])
-            self.counts[topic] = 0
-            self._subscriptions.append(self.node.create_subscription(
-                cls, topic, lambda data, topic=topic: self._write(topic, data), qos, raw=True))
-            LOG.info("recording %s (%s, %s, %s)", topic, msgtype, qos.reliability.name.lower(),
-                     qos.durability.name.lower())
+            self._subscribe(topic, types[0], [info.qos_profile for info in publishers])
+
+    def _subscribe(self, topic: str, msgtype: str, offered: Sequence[QoSProfile]) -> None:
+        try:
+            cls = message_class(msgtype)
+            register_type(self.store, msgtype)
+        except MessageTypeError as exc:
+            LOG.error("cannot record %s: %s", topic, exc)
+            self._failed.add(topic)
+            return
+        qos = subscription_qos(offered, self.qos_mode)
+        self.connections[topic] = self.writer.add_connection(
+            topic, msgtype, typestore=self.store, offered_qos_profiles=[bag_qos(p) for p in offered])
+        self.counts[topic] = 0
+        self._subscriptions.append(self.node.create_subscription(
+            cls, topic, lambda data, topic=topic: self._write(topic, data), qos, raw=True))
+        LOG.info("recording %s (%s, %s, %s%s)", topic, msgtype, qos.reliability.name.lower(),
+                 qos.durability.name.lower(), "" if offered else "; subscribed before any publisher")
 
     def _write(self, topic: str, data: bytes) -> None:
         if self.done:
@@ -228,7 +245,11 @@ def main(argv: list[str] | None = None) -> int:
         prog="depth_da_record", description="Record ROS 2 topics to a bag (MCAP or sqlite3) with rclpy, like "
         "`ros2 bag record`, for installs without a ROS 2 distro.")
     parser.add_argument("out", type=Path, help="bag folder to create")
-    parser.add_argument("--topics", nargs="+", required=True, metavar="TOPIC", help="topics to record")
+    parser.add_argument("--topics", nargs="+", required=True, metavar="TOPIC[:TYPE]",
+                        help="topics to record; with a type (e.g. /depth/image:sensor_msgs/msg/Image) subscribed "
+                             "at once, before a publisher appears, reliable unless --qos best_effort (a publisher "
+                             "started later then knows this subscription from the start and sends it its first "
+                             "messages); without one, once a publisher appears, with its type and QoS")
     parser.add_argument("--storage", choices=sorted(STORAGES), default=DEFAULT_STORAGE,
                         help="bag storage (default: %(default)s)")
     parser.add_argument("--qos", choices=QOS_MODES, default="auto",
@@ -243,22 +264,27 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--duration and --max-messages must be positive")
     if args.out.exists():
         parser.error(f"{args.out} exists already; choose another name or remove it")
+    try:
+        [parse_topic(t) for t in args.topics]
+    except ValueError as exc:
+        parser.error(str(exc))
 
     apply_default_fastdds_profile()
     # SIGINT / SIGTERM end the recording normally (exit code 0, as `ros2 bag record`): our handlers
     # set a flag the loop polls; rclpy's would shut the context down under a running callback.
-    with StopSignals() as signals:
+    with StopSignals(restore=False) as signals:
         rclpy.init(signal_handler_options=SignalHandlerOptions.NO)
         node = Node("depth_da_record")
         try:
             summary = record(node, args.out, args.topics, storage=args.storage, qos_mode=args.qos,
                              duration=args.duration, max_messages=args.max_messages, stop=signals.requested)
+            if signals.signal_name:
+                LOG.info("stopped by %s", signals.signal_name)
+            print(summary.format(), flush=True)
         finally:
-            node.destroy_node()
-            rclpy.try_shutdown()
-        if signals.signal_name:
-            LOG.info("stopped by %s", signals.signal_name)
-        print(summary.format(), flush=True)
+            with ExitIfStuck():  # the bag is closed and the summary printed by now
+                node.destroy_node()
+                rclpy.try_shutdown()
     return 0
 
 

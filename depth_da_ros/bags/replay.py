@@ -17,7 +17,8 @@ subscriber, so the first frames are not published before discovery has matched t
 would be lost: the publishers are volatile); ``--wait-for-subscribers 0`` plays at once and
 warns about the topics nobody subscribes to yet; ``--wait-for-topics`` also waits for subscribers of
 topics it does not play (a recorder of the node's output, so the node's first outputs are recorded).
-SIGINT / SIGTERM end the playing with its summary (exit code 0; 130 before playing began). Unless
+SIGINT / SIGTERM end the playing with its summary (exit code 0; 130 when it comes before playing
+began or while waiting for the last acknowledgements). Unless
 Fast DDS is configured otherwise, the package's Fast DDS profile for large images applies
 (``depth_da_ros.console``).
 QoS: each topic's publisher adopts the bag's offered profiles, as ``ros2 bag play`` does:
@@ -52,7 +53,7 @@ from rosbags.interfaces import Connection, Qos, QosDurability, QosReliability
 from rosgraph_msgs.msg import Clock
 from tqdm import tqdm
 
-from ..console import apply_default_fastdds_profile
+from ..console import ExitIfStuck, apply_default_fastdds_profile
 from . import STREAM_DEPTH, TF_STATIC_TOPIC, typestore
 
 LOG = logging.getLogger(__name__)
@@ -420,18 +421,19 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         player.wait_for_subscribers(args.wait_for_subscribers, args.wait_timeout, also=args.wait_for_topics)
         summary = player.play()  # a signal while playing ends it normally, with the summary
-    except KeyboardInterrupt:  # before playing began
-        LOG.info("interrupted before playing")
+        print(summary.format(), flush=True)
+    except KeyboardInterrupt:  # while waiting for subscribers, or for the last acknowledgements
+        LOG.info("interrupted before playing finished")
         return 130
     finally:
         for signum in STOP_SIGNALS:
             signal.signal(signum, signal.SIG_IGN)
         if player is not None:
             player.close()
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
-    print(summary.format(), flush=True)
+        with ExitIfStuck():  # every message went out (or playing was stopped) by now
+            if node is not None:
+                node.destroy_node()
+            rclpy.try_shutdown()
     return 0
 
 
