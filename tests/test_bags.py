@@ -266,6 +266,31 @@ def test_procedural_drive_without_velodyne_converts(tmp_path, caplog):
     assert np.allclose(np.asarray(messages[CAMERA_INFO_TOPIC][0][1].p).reshape(3, 4)[:, :3], calib.P_rect[:, :3])
 
 
+def test_an_interrupted_conversion_leaves_a_readable_bag(tmp_path, monkeypatch, caplog):
+    """Ctrl-C (here: a KeyboardInterrupt while the third image is read) closes the bag: exit code
+    130, a warning instead of a traceback, and the frames written so far read back."""
+    write_domain(tmp_path, ProceduralConfig(domain="real", height=64, width=192), 5, workers=1, progress=False)
+    drive = next((tmp_path / "real").glob("*/*_drive_*_sync"))
+    read_rgb, calls = kitti2bag.read_rgb, []
+
+    def interrupted(path):
+        calls.append(path)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return read_rgb(path)
+
+    monkeypatch.setattr(kitti2bag, "read_rgb", interrupted)
+    previous = signal.getsignal(signal.SIGTERM)
+    try:
+        with caplog.at_level(logging.WARNING, logger="depth_da_ros.bags.kitti2bag"):
+            assert kitti2bag.main([str(drive), "--out", str(tmp_path / "bag"), "--no-progress"]) == 130
+    finally:
+        for signum, handler in ((signal.SIGTERM, previous), (signal.SIGINT, signal.default_int_handler)):
+            signal.signal(signum, handler)
+    assert "interrupted" in caplog.text and "readable, incomplete bag" in caplog.text
+    assert len(read_bag(tmp_path / "bag")[IMAGE_TOPIC]) == 2
+
+
 def test_cli_errors_name_the_problem(tmp_path, caplog):
     with caplog.at_level(logging.ERROR):
         assert kitti2bag.main([str(tmp_path / "nowhere"), "--out", str(tmp_path / "bag"), "--no-progress"]) == 1

@@ -51,6 +51,7 @@ import calendar
 import heapq
 import logging
 import re
+import signal
 import sys
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -350,6 +351,7 @@ def convert(drive_dir: str | Path, out: str | Path, storage: str = DEFAULT_STORA
     writer.set_custom_data("depth_da_ros.frames", f"{drive.frames[0]}..{drive.frames[-1]}")
     writer.set_custom_data("depth_da_ros.stamps", drive.stamp_source)
     scans = depth_frames = 0
+    interrupted = False
     with writer:
         def connect(topic: str, msgtype: str, qos: object) -> object:
             return writer.add_connection(topic, msgtype, typestore=store, offered_qos_profiles=[qos])
@@ -365,28 +367,33 @@ def convert(drive_dir: str | Path, out: str | Path, storage: str = DEFAULT_STORA
 
         write(tf_conn, first, messages.tf_static(first))
         total = len(drive.frames) + sum(p is not None for p in drive.velo or [])
-        for (stamp, _, topic), index in tqdm(events, total=total, desc=f"{drive.drive_dir.name} -> {out.name}",
-                                             unit="msg", disable=not progress):
-            if topic == VELO_TOPIC:
-                write(velo_conn, stamp, messages.point_cloud(load_velodyne_points(drive.velo[index]), stamp))
-                scans += 1
-                continue
-            rgb = read_rgb(drive.images[index])
-            if (rgb.shape[1], rgb.shape[0]) != calib.image_size:
-                raise ValueError(f"{drive.images[index]} is {rgb.shape[1]}x{rgb.shape[0]}, but S_rect_02 in "
-                                 f"{drive.calib_dir} says {calib.image_size[0]}x{calib.image_size[1]}")
-            # camera_info first: a subscriber that pairs by stamp has it when the image arrives.
-            write(info_conn, stamp, messages.camera_info(stamp))
-            write(image_conn, stamp, messages.image(rgb, stamp))
-            if depth_conn is not None:
-                depth_path = Path(depth_dir) / drive.images[index].name
-                if depth_path.is_file():
-                    metres = depth_io.read_kitti_depth(depth_path)
-                    if metres.shape != rgb.shape[:2]:
-                        raise ValueError(f"{depth_path} is {metres.shape[1]}x{metres.shape[0]}, but its image "
-                                         f"{drive.images[index]} is {rgb.shape[1]}x{rgb.shape[0]}")
-                    write(depth_conn, stamp, messages.depth(metres, stamp))
-                    depth_frames += 1
+        try:
+            for (stamp, _, topic), index in tqdm(events, total=total, desc=f"{drive.drive_dir.name} -> {out.name}",
+                                                 unit="msg", disable=not progress):
+                if topic == VELO_TOPIC:
+                    write(velo_conn, stamp, messages.point_cloud(load_velodyne_points(drive.velo[index]), stamp))
+                    scans += 1
+                    continue
+                rgb = read_rgb(drive.images[index])
+                if (rgb.shape[1], rgb.shape[0]) != calib.image_size:
+                    raise ValueError(f"{drive.images[index]} is {rgb.shape[1]}x{rgb.shape[0]}, but S_rect_02 in "
+                                     f"{drive.calib_dir} says {calib.image_size[0]}x{calib.image_size[1]}")
+                # camera_info first: a subscriber that pairs by stamp has it when the image arrives.
+                write(info_conn, stamp, messages.camera_info(stamp))
+                write(image_conn, stamp, messages.image(rgb, stamp))
+                if depth_conn is not None:
+                    depth_path = Path(depth_dir) / drive.images[index].name
+                    if depth_path.is_file():
+                        metres = depth_io.read_kitti_depth(depth_path)
+                        if metres.shape != rgb.shape[:2]:
+                            raise ValueError(f"{depth_path} is {metres.shape[1]}x{metres.shape[0]}, but its image "
+                                             f"{drive.images[index]} is {rgb.shape[1]}x{rgb.shape[0]}")
+                        write(depth_conn, stamp, messages.depth(metres, stamp))
+                        depth_frames += 1
+        except KeyboardInterrupt:  # Ctrl-C: close the bag normally, so what was written stays readable
+            interrupted = True
+    if interrupted:
+        raise KeyboardInterrupt
     end = max(drive.image_stamps[-1], (drive.velo_stamps or drive.image_stamps)[-1])
     summary = ConversionSummary(out, storage, len(drive.frames), scans, first, end, drive.stamp_source, depth_frames)
     if depth_dir is not None and depth_frames < len(drive.frames):
@@ -422,16 +429,26 @@ def main(argv: list[str] | None = None) -> int:
     out = args.out or Path(f"kitti_{args.drive.resolve().name}")
     if out.exists():
         parser.error(f"{out} exists already; choose another --out or remove it")
+    signal.signal(signal.SIGTERM, _interrupt)  # as Ctrl-C: the bag is closed on the way out
     try:
         summary = convert(args.drive, out, args.storage, args.start, args.frames, args.calib_dir,
                           progress=not args.no_progress, depth_dir=args.depth_dir)
     except (FileNotFoundError, ValueError, OSError) as exc:
         LOG.error("%s", exc)
         return 1
+    except KeyboardInterrupt:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, signal.SIG_IGN)
+        LOG.warning("interrupted: %s holds the messages written so far (a readable, incomplete bag)", out)
+        return 130
     depth = f", {summary.depth_frames} depth images" if args.depth_dir else ""
     print(f"{summary.bag}: {summary.frames} frames, {summary.scans} velodyne scans{depth}, "
           f"{(summary.end_ns - summary.start_ns) / 1e9:.2f} s ({summary.storage}; stamps: {summary.stamp_source})")
     return 0
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 if __name__ == "__main__":
