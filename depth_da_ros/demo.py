@@ -9,7 +9,8 @@ The whole chain on a procedural drive, with no dataset, GPU or ROS distro:
    (``queue_size`` = the frame count: no frame is skipped, so the metrics cover a fixed frame
    set however busy the machine is) and ``depth_da_record``;
 4. replay the bag into the node over DDS (``depth_da_replay``) on a ROS domain of its own,
-   localhost only, with the shipped Fast DDS profile for large images;
+   localhost only, with the shipped Fast DDS profile for large images (unless Fast DDS is
+   configured otherwise, see ``depth_da_ros.console``);
 5. write ``demo_out/``: picture strips (input | adapted | predicted depth | ground truth, with
    column labels and a colour bar in metres), one point cloud as PLY, the metrics against the
    ground truth, a latency / fps summary (printed too), the sample sheet and each process's log.
@@ -44,6 +45,7 @@ import numpy as np
 from tqdm import tqdm
 
 from .bags import CAMERA_INFO_TOPIC, IMAGE_TOPIC
+from .console import apply_default_fastdds_profile
 from .depth_io import read_kitti_depth
 from .metrics import METRIC_NAMES, evaluate_frames, format_metrics_table
 from .model_metadata import MetadataError, read_model_metadata
@@ -58,7 +60,6 @@ from .visualization import colorize_depth, label_columns, picture_strip, with_co
 LOG = logging.getLogger("depth_da_demo")
 
 CONFIG_FILE = Path("config") / "depth.yaml"
-FASTDDS_PROFILE = Path("config") / "fastdds_large_images.xml"
 # Not a seed of training (0), validation (1) or the sim-to-real evaluation (1000).
 DEMO_SEED = 2000
 MAX_DEPTH = 80.0  # metres: the metrics' cap, as KITTI's
@@ -303,10 +304,12 @@ class ChainResult:
     walls: dict[str, float]
 
 
-def child_environment(domain_id: int, profile: Path) -> dict[str, str]:
+def child_environment(domain_id: int) -> dict[str, str]:
+    """The children's environment: the demo's ROS domain, this host only, and the package's Fast DDS
+    profile for large images unless the user configured Fast DDS (``console.apply_default_fastdds_profile``)."""
     env = dict(os.environ)
-    env.update(ROS_DOMAIN_ID=str(domain_id), ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST",
-               FASTDDS_DEFAULT_PROFILES_FILE=str(profile), PYTHONUNBUFFERED="1")
+    env.update(ROS_DOMAIN_ID=str(domain_id), ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST", PYTHONUNBUFFERED="1")
+    apply_default_fastdds_profile(env)
     return env
 
 
@@ -329,10 +332,11 @@ def run_chain(args: argparse.Namespace, model: Path, work: Path, log_dir: Path) 
     walls["convert"] = time.perf_counter() - tick
 
     tick = time.perf_counter()
-    config, profile = find_package_file(CONFIG_FILE), find_package_file(FASTDDS_PROFILE)
-    env = child_environment(args.domain_id, profile)
-    # The demo's own participant joins the same localhost-only domain with the same profile.
-    os.environ.update({k: env[k] for k in ("ROS_AUTOMATIC_DISCOVERY_RANGE", "FASTDDS_DEFAULT_PROFILES_FILE")})
+    config = find_package_file(CONFIG_FILE)
+    env = child_environment(args.domain_id)
+    # The demo's own participant joins the same localhost-only domain with the same Fast DDS profile.
+    os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+    apply_default_fastdds_profile()
     children = ChildProcesses(env, log_dir, STOP_TIMEOUT_S)
     watcher = None
     try:
