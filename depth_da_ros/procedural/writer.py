@@ -26,6 +26,7 @@ import logging
 import multiprocessing
 import os
 import shutil
+import signal
 import sys
 import time
 from datetime import datetime, timedelta
@@ -174,7 +175,7 @@ def write_domain(root: Path, config: ProceduralConfig, frames: int, workers: int
     indices = range(frames)
     bar = tqdm(total=frames, desc=f"rendering {config.domain}", unit="frame", disable=not progress)
     if workers > 1:
-        with multiprocessing.get_context("fork").Pool(workers, _init_worker, (config, frames, root)) as pool:
+        with multiprocessing.get_context("fork").Pool(workers, _init_pool_worker, (config, frames, root)) as pool:
             for _ in pool.imap_unordered(_write_frame, indices, chunksize=8):
                 bar.update()
     else:
@@ -197,6 +198,19 @@ def write_domain(root: Path, config: ProceduralConfig, frames: int, workers: int
     LOG.info("wrote %d %s frames to %s in %.1f s (%.1f frames/s)", frames, config.domain, domain_dir, elapsed,
              frames / elapsed)
     return domain_dir
+
+
+def _init_pool_worker(config: ProceduralConfig, frames: int, root: Path) -> None:
+    """A pool worker ignores Ctrl-C (a terminal sends it to the whole process group) and dies
+    quietly on SIGTERM (how the pool is stopped), whatever handlers it inherited from ``main``: the
+    parent stops the pool, and the workers print no tracebacks of their own."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    _init_worker(config, frames, root)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -223,11 +237,18 @@ def main(argv: list[str] | None = None) -> int:
                                args.overrides)
     except ConfigError as exc:
         parser.error(str(exc))
+    signal.signal(signal.SIGTERM, _interrupt)  # as Ctrl-C
     for domain in args.domains:
         try:
             write_domain(args.out, dataclasses.replace(base, domain=domain), args.frames, max(args.workers, 1))
         except FileExistsError as exc:
             parser.exit(2, f"{parser.prog}: error: {exc}\n")
+        except KeyboardInterrupt:
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                signal.signal(signum, signal.SIG_IGN)
+            LOG.warning("interrupted: %s is incomplete (its dataset.json says so; the next render into %s "
+                        "replaces it)", args.out / domain, args.out)
+            return 130
     return 0
 
 
