@@ -19,7 +19,7 @@ augmentation draws), and reported as mean and spread over the seeds. Rows:
     loss saw network (a, b), not (c);
 (g) a student U-Net (``training/train.py distill``) trained on the real-look training frames to
     reproduce pipeline (d), starting from network (a, b)'s weights: at inference it runs alone
-    on camera frames, a third of (d)'s FLOPs (benchmarks/results/peers.md).
+    on camera frames, 0.60 of (d)'s 3.30 GFLOP (benchmarks/results/peers.md).
 
 Data: training frames of data seed 0 (both domains, unpaired); validation seed 1 (best
 checkpoints, the choice of row f; the depth stage validates on synthetic frames, the style

@@ -157,8 +157,12 @@ def to_half(module: nn.Module) -> nn.Module:
 
 
 def _source_record(path: str | Path, payload: dict[str, Any]) -> dict[str, Any]:
-    return {"file": Path(path).name, "sha256": file_sha256(path),
-            "stage": payload.get("stage"), "step": payload.get("step")}
+    record = {"file": Path(path).name, "sha256": file_sha256(path),
+              "stage": payload.get("stage"), "step": payload.get("step")}
+    if "teacher" in payload:  # a distilled student: the checkpoints it learnt from
+        record["teacher"] = {name: {"file": Path(t["file"]).name, "sha256": t["sha256"]}
+                             for name, t in payload["teacher"].items()}
+    return record
 
 
 def load_inference_module(
@@ -192,6 +196,9 @@ def load_inference_module(
     paths = {"depth": depth_checkpoint, "style": style_checkpoint}
     networks = tuple(name for name in NETWORK_NAMES if paths[name] is not None)
     payloads = {name: load_checkpoint(paths[name]) for name in networks}
+    if "style" in networks and payloads.get("depth", {}).get("stage") == "distill":
+        raise ExportError(f"{paths['depth']} is a distilled student: it reads camera frames itself, so it takes no "
+                          "style adapter in front; drop the style checkpoint (--style)")
     modules = {name: load_network(payloads[name], name) for name in networks}
     primary = payloads["depth" if "depth" in networks else "style"]
 

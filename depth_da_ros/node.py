@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import signal
 import sys
 import threading
@@ -65,7 +66,7 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 from std_msgs.msg import Header
 
 from .backends import ModelLoadError
-from .console import apply_default_fastdds_profile
+from .console import apply_default_fastdds_profile, profile_variable
 from .geometry import Intrinsics, build_point_cloud, scale_depth
 from .node_diagnostics import (
     DIAGNOSTIC_ERROR,
@@ -589,7 +590,7 @@ def main(args: list[str] | None = None) -> int:
         node = DepthNode()
         if profile is not None:
             node.get_logger().info(f"Fast DDS profile {profile} (the package's default for large images; set "
-                                   "FASTDDS_DEFAULT_PROFILES_FILE to use another)")
+                                   f"{profile_variable(os.environ)} to use another)")
         rclpy.spin(node)
     except (ParameterError, ModelLoadError):
         return 1  # the node logged why

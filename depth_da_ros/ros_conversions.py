@@ -128,7 +128,9 @@ def _checked_rgb(rgb: np.ndarray, height: int, width: int, label: str) -> np.nda
 
 @functools.cache
 def _typestore() -> Any:
-    return get_typestore(Stores.ROS2_KILTED)
+    # Image, PointCloud2 and Header are the same in every ROS 2 distro; rosbags releases
+    # before Kilted's store serialise them as well.
+    return get_typestore(getattr(Stores, "ROS2_KILTED", Stores.ROS2_HUMBLE))
 
 
 def _cdr(msgtype: str, **fields: Any) -> bytes:
@@ -150,8 +152,10 @@ def _header(header: Header) -> Any:
 def _image(header: Header, pixels: np.ndarray, encoding: str, is_bigendian: bool) -> bytes:
     pixels = np.ascontiguousarray(pixels)
     height, width = pixels.shape[:2]
+    # The packed row, not strides[0]: a one-row view of a wider array is contiguous with the parent's stride.
+    step = pixels[0].nbytes if height else 0
     return _cdr("sensor_msgs/msg/Image", header=_header(header), height=height, width=width, encoding=encoding,
-                is_bigendian=int(is_bigendian), step=pixels.strides[0], data=pixels.reshape(-1).view(np.uint8))
+                is_bigendian=int(is_bigendian), step=step, data=pixels.reshape(-1).view(np.uint8))
 
 
 def depth_image_cdr(depth: np.ndarray, header: Header) -> bytes:

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from depth_da_ros.checkpoint import file_sha256, load_checkpoint, load_network
-from depth_da_ros.export import export_onnx
+from depth_da_ros.export import ExportError, export_onnx
 from depth_da_ros.pipeline import DepthPipeline
 from test_training import DEPTH_DATA, STYLE_DATA, TINY, args, losses
 from training.train import main as train_main
@@ -57,6 +57,10 @@ def test_student_run_is_a_deployable_depth_checkpoint(teacher, tmp_path):
     depth = DepthPipeline(tmp_path / "student.onnx", "onnxruntime").predict(
         np.random.default_rng(0).integers(0, 256, (100, 300, 3), dtype=np.uint8))
     assert depth.shape == (100, 300) and np.isfinite(depth).any()
+    assert metadata.sources["depth"]["teacher"]["style"]["sha256"] == file_sha256(teacher["style"])
+    # An adapter in front of a student that already reads camera frames would be a wrong pipeline.
+    with pytest.raises(ExportError, match="distilled student"):
+        export_onnx(tmp_path / "bad.onnx", run_dir / "checkpoints" / "best.pt", teacher["style"])
 
 
 @pytest.mark.parametrize("init", [True, False])
@@ -96,11 +100,40 @@ def test_bad_teachers_are_refused_with_the_key(teacher, tmp_path, caplog):
         ([f"teacher_depth={teacher['style']}"], "is a 'style' checkpoint, not a depth one"),
         ([f"teacher_depth={tmp_path / 'missing.pt'}"], "does not exist"),
         (["model.depth_encoding=linear"], "model.depth_encoding"),
+        ([f"teacher_style={tmp_path / 'missing.pt'}"], "teacher_style: checkpoint"),
+        (["model.height=128", "model.width=384"], "the student runs at 128x384, but the teacher's style network was "
+                                                  "trained at 64x192"),
+        (["model.preset=bench", "model.height=64", "model.width=192"], "preset 'lite'"),  # names the teacher's
     ]
     for i, (overrides, message) in enumerate(cases):
         caplog.clear()
         assert distill(teacher, tmp_path / f"run{i}", "run.steps=1", *overrides) == 2, message
         assert message in caplog.text, (message, caplog.text)
+        assert not (tmp_path / f"run{i}").exists()  # refused before the run folder is made
+
+
+def test_teacher_given_as_a_run_folder(teacher, tmp_path):
+    assert distill(teacher, tmp_path / "student", "run.steps=1", f"teacher_style={teacher['style'].parents[1]}") == 0
+
+
+def test_resume_refuses_another_teacher_file_or_data(teacher, tmp_path, caplog):
+    import shutil
+
+    style = tmp_path / "style.pt"
+    shutil.copyfile(teacher["style"], style)
+    run_dir = tmp_path / "student"
+    assert distill(teacher, run_dir, "run.steps=2", f"teacher_style={style}") == 0
+    caplog.set_level(logging.ERROR)
+    # The same key, but loss.synthetic switched on: other training samples and order.
+    assert train_main(["distill", "--resume", str(run_dir), *args("run.steps=3", "loss.synthetic=0.5")]) == 2
+    assert "cannot switch loss.synthetic" in caplog.text
+    # The same path with another file behind it: the student would have had two teachers.
+    payload = torch.load(style, weights_only=True)
+    payload["step"] = payload["step"] + 1
+    torch.save(payload, style)
+    assert train_main(["distill", "--resume", str(run_dir), *args("run.steps=3")]) == 2
+    assert "is not the file this run started with" in caplog.text
+    assert load_checkpoint(run_dir / "checkpoints" / "last.pt")["step"] == 2
 
 
 def test_validation_frames_without_depth_train_unvalidated(teacher, tmp_path, caplog):

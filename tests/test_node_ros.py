@@ -352,6 +352,9 @@ def test_outputs_follow_rep_118_and_keep_the_header(small_rgb):
         ("x", 0, 7, 1), ("y", 4, 7, 1), ("z", 8, 7, 1), ("rgb", 12, 7, 1)]
     assert (cloud.height, cloud.width, cloud.point_step, cloud.row_step) == (6, 10, 16, 160)
     assert not cloud.is_bigendian and not cloud.is_dense and len(cloud.data) == 960
+    # A one-row view of a wider array is contiguous but keeps the parent's row stride: step is the packed row.
+    row = deserialize_message(conv.depth_image_cdr(np.zeros((3, 20), np.float32)[0:1, 0:5], header), Image)
+    assert (row.height, row.width, row.step, len(row.data)) == (1, 5, 20, 20)
     rgb8 = deserialize_message(conv.rgb8_image_cdr(small_rgb, header), Image)
     assert rgb8.encoding == "rgb8" and np.array_equal(np.frombuffer(rgb8.data, np.uint8).reshape(6, 10, 3), small_rgb)
 

@@ -186,8 +186,10 @@ class DistillStageConfig:
     init_from_teacher: bool = True  # start the student from the teacher's depth weights (same architecture)
 
 
-# The defaults of each class are its stage's lite config (config/train_<stage>_lite.yaml; a test
-# keeps them equal), so `python training/train.py <stage>` with no arguments runs the lite preset.
+# The defaults of the depth and style classes are their stage's lite config
+# (config/train_<stage>_lite.yaml; a test keeps them equal), so `python training/train.py <stage>`
+# with no arguments runs the lite preset. Distillation needs a teacher, so it has no such default
+# run; its model config must match the teacher's (preset, widths, size: checked at start).
 STAGE_CONFIGS = {"depth": DepthStageConfig, "style": StyleStageConfig, "distill": DistillStageConfig}
 
 

@@ -27,7 +27,8 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset
 
-from depth_da_ros.checkpoint import depth_codec, file_sha256, load_checkpoint, load_network
+from depth_da_ros.checkpoint import (CheckpointError, depth_codec, file_sha256, load_checkpoint, load_network,
+                                     resolve_checkpoint)
 from depth_da_ros.losses import masked_l1_loss
 from training.common import (deployment_camera, depth_display, depth_validation_set, evaluate_depth, grid_rows,
                              to_display)
@@ -37,6 +38,16 @@ from training.engine import DistContext, Stage, set_requires_grad, unwrap
 from training.style_stage import UnpairedDataset
 
 LOG = logging.getLogger("training.distill")
+
+
+def _load_teacher(key: str, path: str | Path) -> tuple[Path, dict]:
+    """(file, payload) of a teacher checkpoint or run folder (its best.pt, else last.pt); a
+    ValueError names ``key`` when it cannot be read."""
+    try:
+        resolved = resolve_checkpoint(path)
+        return resolved, load_checkpoint(resolved, map_location="cpu")
+    except CheckpointError as exc:
+        raise ValueError(f"{key}: {exc}") from None
 
 
 class RealFrames(Dataset):
@@ -63,10 +74,17 @@ class DistillStage(Stage):
         super().__init__(cfg, ctx)
         self.height, self.width = cfg.model.input_size
         style_ckpt, depth_ckpt, self.teacher_paths = self._teacher_checkpoints()
+        teacher = self._describe(depth_ckpt)
         self.codec = depth_codec(depth_ckpt)  # the student predicts in the teacher's encoding
         if self.codec != cfg.model.codec:
             raise ValueError(f"model.depth_encoding / preset range give {cfg.model.codec}, but the teacher's depth "
-                             f"network ({self.teacher_paths['depth']['file']}) uses {self.codec}: set them equal")
+                             f"network uses {self.codec} ({teacher}): set them equal")
+        for name, ckpt in (("style", style_ckpt), ("depth", depth_ckpt)):
+            # The teachers run at the student's size: the size they were trained at (and a stride they take).
+            if [int(v) for v in ckpt.get("input_size", ())] != [self.height, self.width]:
+                raise ValueError(f"model.height / model.width (or model.preset): the student runs at {self.height}x"
+                                 f"{self.width}, but the teacher's {name} network was trained at "
+                                 f"{'x'.join(map(str, ckpt.get('input_size', ['?'])))} ({teacher}): set them equal")
         self._teacher_camera = depth_ckpt.get("training_camera")
         device = ctx.device
         self.teacher_style = load_network(style_ckpt, "style").to(device).eval()
@@ -80,8 +98,8 @@ class DistillStage(Stage):
                 student.load_state_dict(self.teacher_depth.state_dict())
             except RuntimeError as exc:
                 raise ValueError(f"init_from_teacher: the student ({spec.name} {spec.kwargs}) does not have the "
-                                 f"architecture of the teacher's depth network ({self.teacher_paths['depth']['file']}); "
-                                 "set init_from_teacher=false or model.depth_kwargs to match") from exc
+                                 f"architecture of the teacher's depth network ({teacher}): set model.preset and "
+                                 "model.depth_kwargs to the teacher's, or init_from_teacher=false") from exc
         self.specs = {"depth": spec}
         self.student = self.wrap(student)
         self.networks = {"depth": self.student}
@@ -90,26 +108,32 @@ class DistillStage(Stage):
         self._val_without_depth = False
         self._teacher_metrics: dict[str, float] | None = None
 
+    def _describe(self, depth_ckpt: dict) -> str:
+        """'file, preset P, unet {...}, at HxW': what to match the student's config to."""
+        spec = depth_ckpt["networks"]["depth"]["spec"]
+        size = "x".join(map(str, depth_ckpt.get("input_size", ["?"])))
+        return (f"{self.teacher_paths['depth']['file']}: preset {depth_ckpt.get('preset')!r}, {spec['name']} "
+                f"{spec['kwargs']}, at {size}")
+
     def _teacher_checkpoints(self) -> tuple[dict, dict, dict[str, dict[str, str]]]:
-        """The style and depth checkpoints of the teacher; ValueError naming the key when wrong."""
+        """The style and depth checkpoints of the teacher and their {file, sha256}; ValueError naming
+        the key when one is missing, unreadable or of the wrong stage."""
         cfg = self.cfg
         if not cfg.teacher_style:
             raise ValueError("teacher_style is required: the stage-2 (style) checkpoint of the adapter to distil")
-        style = load_checkpoint(cfg.teacher_style, map_location="cpu")
+        style_path, style = _load_teacher("teacher_style", cfg.teacher_style)
         if style.get("stage") != "style":
-            raise ValueError(f"teacher_style {cfg.teacher_style} is a {style.get('stage')!r} checkpoint, not a style one")
-        depth_path = cfg.teacher_depth or style.get("depth_checkpoint") or ""
-        if not depth_path:
-            raise ValueError(f"teacher_depth is empty and {cfg.teacher_style} records no depth_checkpoint: "
+            raise ValueError(f"teacher_style {style_path} is a {style.get('stage')!r} checkpoint, not a style one")
+        recorded = style.get("depth_checkpoint") or ""
+        if not (cfg.teacher_depth or recorded):
+            raise ValueError(f"teacher_depth is empty and {style_path} records no depth_checkpoint: "
                              "set teacher_depth to the stage-1 checkpoint the adapter feeds")
-        if not Path(depth_path).is_file():
-            key = "teacher_depth" if cfg.teacher_depth else f"the depth_checkpoint recorded in {cfg.teacher_style}"
-            raise ValueError(f"{key}: {depth_path} does not exist")
-        depth = load_checkpoint(depth_path, map_location="cpu")
+        key = "teacher_depth" if cfg.teacher_depth else f"the depth_checkpoint recorded in {style_path}"
+        depth_path, depth = _load_teacher(key, cfg.teacher_depth or recorded)
         if depth.get("stage") != "depth":
             raise ValueError(f"teacher_depth {depth_path} is a {depth.get('stage')!r} checkpoint, not a depth one")
         return style, depth, {name: {"file": str(path), "sha256": file_sha256(path)}
-                              for name, path in (("style", cfg.teacher_style), ("depth", depth_path))}
+                              for name, path in (("style", style_path), ("depth", depth_path))}
 
     def train_dataset(self) -> Dataset:
         data, seed = self.cfg.data, self.cfg.run.seed
@@ -208,6 +232,22 @@ class DistillStage(Stage):
         return {"input_size": [self.height, self.width], "depth_codec": self.codec.to_dict(),
                 "training_camera": self._teacher_camera, "deployment_camera": self._deployment_camera(),
                 "teacher": self.teacher_paths}
+
+    def extra_state(self) -> dict[str, Any]:
+        return {"teacher": self.teacher_paths, "synthetic_data": self.cfg.loss.synthetic > 0}
+
+    def load_extra_state(self, state: dict[str, Any]) -> None:
+        """On resume: the teachers must be the files the run started with, and the training data
+        the same (loss.synthetic switched on or off changes the samples and their order)."""
+        for name, record in state.get("teacher", {}).items():
+            now = self.teacher_paths[name]
+            if record["sha256"] != now["sha256"]:
+                raise ValueError(f"--resume: the teacher's {name} checkpoint {now['file']} is not the file this run "
+                                 f"started with (sha256 {record['sha256'][:12]}..., now {now['sha256'][:12]}...); "
+                                 "start a new run for another teacher")
+        if "synthetic_data" in state and state["synthetic_data"] != (self.cfg.loss.synthetic > 0):
+            raise ValueError("--resume cannot switch loss.synthetic between 0 and > 0: it changes the training data "
+                             "and its order; start a new run for that")
 
     def _deployment_camera(self) -> dict | None:
         if not hasattr(self, "_deployment"):

@@ -38,8 +38,9 @@ LOG = logging.getLogger("training.export")
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--depth", type=Path, help="depth-stage checkpoint (network 'depth'), or its run folder "
-                                                   "(checkpoints/best.pt, else last.pt)")
+    parser.add_argument("--depth", type=Path, help="depth-stage or distill-stage checkpoint (network 'depth'), or "
+                                                   "its run folder (checkpoints/best.pt, else last.pt); a distilled "
+                                                   "student takes no --style")
     parser.add_argument("--style", type=Path, help="style-stage checkpoint (network 'style'), the optional adapter, "
                                                    "or its run folder")
     parser.add_argument("--out", type=Path, required=True, help="output .onnx file")

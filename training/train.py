@@ -7,8 +7,8 @@
     python training/train.py depth --resume RUN --set run.steps=4000 --set optim_g.lr=1e-5
     torchrun --nproc_per_node 2 training/train.py depth ...        # DistributedDataParallel
     python training/train.py depth --help                          # every config key, type, default
-    python training/train.py distill --config config/train_distill_bench.yaml \
-        --set teacher_style=runs/<style run>/checkpoints/best.pt    # adapter + depth -> one network
+    python training/train.py distill --config config/train_distill_bench.yaml --set teacher_style=runs/STYLE_RUN
+                                                                   # adapter + depth -> one student network
 
 Without --config each stage runs its lite defaults on procedural data generated on the fly.
 Every run gets a directory with config.yaml, meta.json (seed, git revision, resumes), train.log,
