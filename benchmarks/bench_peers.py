@@ -30,6 +30,8 @@ accuracy half of the goal.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import logging
 import os
 import statistics
@@ -50,11 +52,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # runs from a plai
 
 from bench_pipeline import write_models  # noqa: E402
 from peers import PEERS  # noqa: E402
-from recording import record  # noqa: E402
+from recording import machine_summary, record  # noqa: E402
 
 from depth_da_ros.camera import KITTI_HEIGHT, KITTI_WIDTH  # noqa: E402
 from depth_da_ros.model_metadata import ModelMetadata  # noqa: E402
-from depth_da_ros.models import get_preset  # noqa: E402
+from depth_da_ros.models import count_parameters, get_preset  # noqa: E402
 from depth_da_ros.pipeline import DepthPipeline  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -118,8 +120,9 @@ def measured_peak_gflops(threads: int, n: int = 1024, runs: int = 30) -> float:
 
 
 def export_peer(module: torch.nn.Module, size: tuple[int, int], path: Path) -> None:
-    torch.onnx.export(module, (torch.rand(1, 3, *size),), str(path), input_names=["x"], output_names=["y"],
-                      opset_version=18, dynamo=True, external_data=False)
+    with contextlib.redirect_stdout(io.StringIO()):  # the exporter prints its progress
+        torch.onnx.export(module, (torch.rand(1, 3, *size),), str(path), input_names=["x"], output_names=["y"],
+                          opset_version=18, dynamo=True, external_data=False, verbose=False)
     onnx.checker.check_model(str(path))
 
 
@@ -149,9 +152,25 @@ def preset_gflop(preset_name: str, networks: tuple[str, ...] = ("style", "depth"
     return sum(gflop(getattr(preset, name).build().eval(), size) for name in networks)
 
 
-def model_gflop(meta: ModelMetadata) -> float:
-    """Forward GFLOP of an exported model, from its metadata (preset, networks, input size)."""
+def model_gflop(path: Path, meta: ModelMetadata) -> float | None:
+    """Forward GFLOP of an exported model, from its metadata (preset, networks, input size); None
+    when the model's weights do not count as the preset's networks (within 2%: batch-norm
+    statistics and the like), i.e. the model was trained with other widths than its preset's."""
+    preset = get_preset(meta.preset)
+    expected = sum(count_parameters(getattr(preset, name).build()) for name in meta.networks)
+    stored = sum(int(np.prod(t.dims)) for t in onnx.load(str(path)).graph.initializer)
+    if abs(stored - expected) > 0.02 * expected:
+        return None
     return preset_gflop(meta.preset, meta.networks, (meta.input_height, meta.input_width))
+
+
+def describe_model(meta: ModelMetadata) -> str:
+    """'bench 96x320, distilled student' and the like, for a row label."""
+    if meta.networks == ("depth",):
+        kind = "distilled student" if meta.sources.get("depth", {}).get("stage") == "distill" else "depth network"
+    else:
+        kind = "adapter + depth"
+    return f"{meta.preset} {meta.input_height}x{meta.input_width}, {kind}"
 
 
 def accuracy_table(models: dict[str, DepthPipeline], eval_frames: int) -> str:
@@ -186,15 +205,18 @@ def main(argv: list[str] | None = None) -> int:
                         help="presets also timed end to end with fresh weights (default: lite)")
     parser.add_argument("--models", nargs="*", type=Path, default=[],
                         help="exported .onnx models also timed end to end (e.g. a candidate for the bundle)")
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--runs", type=int, default=20, help="timed frames per block")
-    parser.add_argument("--warmup", type=int, default=5)
-    parser.add_argument("--rounds", type=int, default=4)
+    parser.add_argument("--threads", type=int, default=2, help="intra-op threads of every session (default: 2)")
+    parser.add_argument("--runs", type=int, default=20, help="timed frames per block (default: 20)")
+    parser.add_argument("--warmup", type=int, default=5, help="untimed frames per contestant first (default: 5)")
+    parser.add_argument("--rounds", type=int, default=4, help="blocks per contestant, in rotating order (default: 4)")
     parser.add_argument("--eval-frames", type=int, default=64,
                         help="real-look evaluation frames of the sim-to-real benchmark per model file (0 = no "
                              "accuracy table; default: %(default)s)")
-    parser.add_argument("--no-record", action="store_true")
+    parser.add_argument("--no-record", action="store_true", help="print only; do not write results/peers.md")
     args = parser.parse_args(argv)
+    missing = [str(p) for p in args.models if not p.is_file()]
+    if missing:
+        parser.error(f"--models: no such file: {', '.join(missing)}")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     torch.manual_seed(0)
     torch.set_num_threads(args.threads)
@@ -212,11 +234,10 @@ def main(argv: list[str] | None = None) -> int:
             pipeline = DepthPipeline(path, "onnxruntime", threads=args.threads)
             meta = pipeline.metadata
             size = (meta.input_height, meta.input_width)
-            what = "bundled" if i == 0 else path.name
-            name = f"ours: {what} {meta.preset} {size[0]}x{size[1]} ({' + '.join(meta.networks)})"
+            name = f"ours: {'bundled' if i == 0 else path.name} ({describe_model(meta)})"
             fns[name] = lambda p=pipeline: p.predict(frame)
             models[name] = pipeline
-            flops[name] = model_gflop(meta)
+            flops[name] = model_gflop(path, meta)
             kinds[name] = "end to end, 1242x375 uint8 in, metres out"
             if i == 0:
                 ours, b_size = name, size
@@ -244,10 +265,14 @@ def main(argv: list[str] | None = None) -> int:
     peak_used = max(peak, peak_after)
     rows = []
     for name in fns:
-        achieved = flops[name] / (med[name] / 1e3)
         p10, p90 = np.percentile(times[name], [10, 90])
+        if flops[name] is None:
+            cost = "n/a | n/a | n/a"  # widths other than its preset's: not counted
+        else:
+            achieved = flops[name] / (med[name] / 1e3)
+            cost = f"{flops[name]:.2f} | {achieved:.0f} | {achieved / peak_used:.0%}"
         rows.append(f"| {name} | {kinds[name]} | {med[name]:.1f} ({p10:.1f}-{p90:.1f}) | {med[name] / ref:.2f} | "
-                    f"{med[name] / med[ours]:.2f} | {flops[name]:.2f} | {achieved:.0f} | {achieved / peak_used:.0%} |")
+                    f"{med[name] / med[ours]:.2f} | {cost} |")
     ratio = med[ours] / ref
     verdict = "meets" if ratio <= GOAL_RATIO else "MISSES"
     notes += [f"measured fp32 peak (1024^3 MatMul, {args.threads} threads, best of 30): {peak:.0f} GFLOP/s before, "
@@ -259,7 +284,10 @@ def main(argv: list[str] | None = None) -> int:
         f"ONNX Runtime {ort.__version__}, CPUExecutionProvider, {args.threads} intra-op threads, fp32, batch 1; "
         f"{args.rounds} rounds of one block of {args.runs} frames per contestant in rotating order after "
         f"{args.warmup} warm-up frames each. Peers have random weights (speed only). "
-        "Cells: median ms (p10-p90).",
+        "Cells: median ms (p10-p90); GFLOP/s and the share of the measured peak count the networks' FLOPs "
+        "over the whole time, pre- and post-processing included for ours. Our sessions keep idle threads "
+        "from spinning (as the node needs), the peers' use ONNX Runtime's default: if anything, that "
+        f"favours the peers. Machine: {machine_summary()}.",
         "",
         "| contestant | what is timed | ms | x reference | x ours | GFLOP | GFLOP/s | of peak |",
         "|---|---|---:|---:|---:|---:|---:|---:|",
