@@ -42,6 +42,7 @@ from depth_da_ros.bags.kitti2bag import convert, parse_kitti_timestamp, quaterni
 from depth_da_ros.kitti import KittiCalibration, load_velodyne_points
 from depth_da_ros.procedural.dataset import ProceduralConfig
 from depth_da_ros.procedural.writer import write_domain
+from interrupts import interrupted_on_call
 
 try:
     import rclpy
@@ -271,22 +272,9 @@ def test_an_interrupted_conversion_leaves_a_readable_bag(tmp_path, monkeypatch, 
     130, a warning instead of a traceback, and the frames written so far read back."""
     write_domain(tmp_path, ProceduralConfig(domain="real", height=64, width=192), 5, workers=1, progress=False)
     drive = next((tmp_path / "real").glob("*/*_drive_*_sync"))
-    read_rgb, calls = kitti2bag.read_rgb, []
-
-    def interrupted(path):
-        calls.append(path)
-        if len(calls) == 3:
-            raise KeyboardInterrupt
-        return read_rgb(path)
-
-    monkeypatch.setattr(kitti2bag, "read_rgb", interrupted)
-    previous = signal.getsignal(signal.SIGTERM)
-    try:
-        with caplog.at_level(logging.WARNING, logger="depth_da_ros.bags.kitti2bag"):
-            assert kitti2bag.main([str(drive), "--out", str(tmp_path / "bag"), "--no-progress"]) == 130
-    finally:
-        for signum, handler in ((signal.SIGTERM, previous), (signal.SIGINT, signal.default_int_handler)):
-            signal.signal(signum, handler)
+    with interrupted_on_call(monkeypatch, kitti2bag, "read_rgb"), \
+            caplog.at_level(logging.WARNING, logger="depth_da_ros.bags.kitti2bag"):
+        assert kitti2bag.main([str(drive), "--out", str(tmp_path / "bag"), "--no-progress"]) == 130
     assert "interrupted" in caplog.text and "readable, incomplete bag" in caplog.text
     assert len(read_bag(tmp_path / "bag")[IMAGE_TOPIC]) == 2
 

@@ -57,27 +57,13 @@ def test_an_interrupted_render_says_so_and_is_marked_incomplete(tmp_path, monkey
     """Ctrl-C (here: a KeyboardInterrupt while the third frame is written): exit code 130 and a
     warning instead of a traceback; the folder's dataset.json says the render is incomplete.
     (With a worker pool the workers ignore Ctrl-C and the parent stops them: checked by hand.)"""
-    import signal
-
     from depth_da_ros.procedural import writer
+    from interrupts import interrupted_on_call
 
-    write_frame, calls = writer._write_frame, []
-
-    def interrupted(index):
-        calls.append(index)
-        if len(calls) == 3:
-            raise KeyboardInterrupt
-        return write_frame(index)
-
-    monkeypatch.setattr(writer, "_write_frame", interrupted)
-    previous = signal.getsignal(signal.SIGTERM)
-    try:
-        with caplog.at_level(logging.WARNING, logger="depth_da_ros.procedural.writer"):
-            assert render_main(["--out", str(tmp_path), "--domains", "real", "--frames", "5", "--workers", "1",
-                                "--height", "64", "--width", "192"]) == 130
-    finally:
-        for signum, handler in ((signal.SIGTERM, previous), (signal.SIGINT, signal.default_int_handler)):
-            signal.signal(signum, handler)
+    with interrupted_on_call(monkeypatch, writer, "_write_frame"), \
+            caplog.at_level(logging.WARNING, logger="depth_da_ros.procedural.writer"):
+        assert render_main(["--out", str(tmp_path), "--domains", "real", "--frames", "5", "--workers", "1",
+                            "--height", "64", "--width", "192"]) == 130
     assert "interrupted" in caplog.text and "incomplete" in caplog.text
     assert json.loads((tmp_path / "real" / "dataset.json").read_text())["complete"] is False
 
