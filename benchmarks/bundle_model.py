@@ -3,8 +3,9 @@
 
 The candidates are the pipelines of one training seed of ``benchmarks/bench_sim2real.py``:
 the depth network alone (b), the augmented depth network alone (c), the adapters in front
-of them (d, e, f) and the student distilled from (d) (g). The one with the lowest abs_rel on the validation split (real-look frames of
-seed 1, never the evaluation frames) is exported as one fused ONNX graph. It replaces the
+of them (d, e, f) and the student distilled from (d) (g). The one with the lowest abs_rel on
+the validation split (real-look frames of seed 1, never the evaluation frames) is exported as
+one fused ONNX graph. It replaces the
 current bundled model only if it is better on the benchmark's evaluation frames (real look,
 seed 1000, each model at its own input size over the same scenes); either way the comparison
 is printed, and the card records both, with the holdout KITTI frames (evaluation only).
@@ -28,7 +29,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import bench_sim2real as bench  # noqa: E402
-from bench_peers import interleaved_blocks, reference_timer  # noqa: E402
+from bench_peers import describe_model, interleaved_blocks, reference_timer  # noqa: E402
 from recording import cpu_flags, cpu_model  # noqa: E402
 
 from depth_da_ros.camera import KITTI_HEIGHT, KITTI_WIDTH  # noqa: E402
@@ -107,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         with tempfile.TemporaryDirectory() as peers_tmp:
             latency = bench_latency(new, old, Path(peers_tmp))
-        old_name = describe(old.metadata) if old else None
+        old_name = describe_model(old.metadata) if old else None
         holdout = bench.evaluate_holdout(new, bench.holdout_frames()) if bench.HOLDOUT.is_dir() else None
         args.models.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(candidate, model)
@@ -118,12 +119,6 @@ def main(argv: list[str] | None = None) -> int:
                               (old_name, old_eval), holdout, latency, fp16_weights))
     print(f"wrote {model} ({model.stat().st_size / 1e6:.1f} MB), {args.models / DEPTH_NETWORK} and {card_path}")
     return 0
-
-
-def describe(meta) -> str:
-    """'bench 96x320, adapter + depth' for a model's metadata."""
-    what = {("style", "depth"): "adapter + depth", ("depth",): "one network"}.get(meta.networks, "+".join(meta.networks))
-    return f"{meta.preset} {meta.input_height}x{meta.input_width}, {what}"
 
 
 def bench_latency(new: DepthPipeline, old: DepthPipeline | None, folder: Path, warmup: int = 5, runs: int = 20,
@@ -145,7 +140,8 @@ def card(args, chosen, validation, metadata, sha256, size, new_eval, replaced, h
     """MODEL_CARD.md: what the bundled model is, how it was chosen and made, its metrics and limits."""
     camera = metadata.training_camera
     old_name, old_eval = replaced
-    ratio_old = f", {latency['candidate'] / latency['replaced']:.2f}x the model it replaced" if "replaced" in latency else ""
+    ratio_old = (f", {latency['candidate'] / latency['replaced']:.2f}x the model it replaced"
+                 if "replaced" in latency else "")
     lines = [
         "# Bundled model: `models/depth.onnx`",
         "",
@@ -155,7 +151,8 @@ def card(args, chosen, validation, metadata, sha256, size, new_eval, replaced, h
         "## What it is",
         "",
         f"- Pipeline: ({chosen}) {bench.ROWS[chosen].removeprefix('real, ')}; `{metadata.preset}` preset at "
-        f"{metadata.input_height}x{metadata.input_width}, chosen among the rows {CANDIDATES[0]}-{CANDIDATES[-1]} of training seed {args.seed} by "
+        f"{metadata.input_height}x{metadata.input_width}, chosen among the rows {CANDIDATES[0]}-{CANDIDATES[-1]} "
+        f"of training seed {args.seed} by "
         f"abs_rel on the validation split (real look, seed {bench.VAL_SEED}): "
         + ", ".join(f"({r}) {v:.3f}" for r, v in validation.items()) + ".",
         f"- One fused ONNX graph (opset {metadata.opset}): uint8 RGB `image` [N, H, W, 3] in, float32 metres `depth` "
