@@ -32,7 +32,7 @@ depth in (1e-3, 80] m, per image then averaged, no scaling. Gap recovered by a r
 The networks of the first seed are also evaluated on the real KITTI frames in
 ``../shared/data/holdout`` (evaluation only; nothing is fitted or chosen on them).
 
-    python benchmarks/bench_sim2real.py                    # 3 seeds; about 75 minutes on 2 cores
+    python benchmarks/bench_sim2real.py                    # 3 seeds; about 100 minutes on 2 cores
     python benchmarks/bench_sim2real.py --quick            # a smoke run (~2 min), written under --work only
     python benchmarks/bench_sim2real.py --work runs/bench_sim2real/<time>   # resume: finished runs are kept
 
@@ -389,7 +389,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     for key, value in defaults.items():
         if getattr(args, key) is None:
             setattr(args, key, value)
-    if min(args.depth_steps, args.style_steps, args.distill_steps, args.batch, args.style_batch, args.train_frames, args.eval_frames,
+    if min(args.depth_steps, args.style_steps, args.distill_steps, args.batch, args.style_batch, args.train_frames,
+           args.eval_frames,
            args.strip_frames) < 1:
         parser.error("steps, batches and frame counts must be positive")
     if args.train_frames < args.batch:
@@ -448,6 +449,7 @@ def main(argv: list[str] | None = None) -> Path:
     total_s = time.perf_counter() - started
 
     in_domain = [per_seed[s]["a"]["abs_rel"] for s in args.seeds]
+    student_gain = [per_seed[s]["g"]["abs_rel"] - per_seed[s]["d"]["abs_rel"] for s in args.seeds]
     best_adapter = max(("d", "e", "f"), key=lambda r: np.mean(gaps[r]))
     lines = [
         f"`{PRESET}` preset at {SIZE[0]}x{SIZE[1]} ({args.encoding} depth encoding), procedural data, one "
@@ -477,9 +479,9 @@ def main(argv: list[str] | None = None) -> Path:
         f"(target {TARGET_GAP_RECOVERED:.0%}: **{'met' if np.mean(gaps[best_adapter]) >= TARGET_GAP_RECOVERED else 'NOT met'}**) "
         f"against {np.mean(gaps['c']):.0%} for photometric augmentation alone (row c: **"
         f"{'beaten' if np.mean(gaps[best_adapter]) > np.mean(gaps['c']) else 'NOT beaten'}**).",
-        f"- the student (g) against its teacher (d), abs_rel per seed: "
+        "- the student (g) against its teacher (d), abs_rel per seed: "
         + ", ".join(f"{per_seed[s]['g']['abs_rel']:.3f} vs {per_seed[s]['d']['abs_rel']:.3f}" for s in args.seeds)
-        + f"; mean difference {np.mean([per_seed[s]['g']['abs_rel'] - per_seed[s]['d']['abs_rel'] for s in args.seeds]):+.3f}.",
+        + f"; mean difference {np.mean(student_gain):+.3f}.",
         "",
         "Row f's adapter, chosen per seed by validation abs_rel (real-look frames of seed 1, adapter + network (a, b)):",
         "",
