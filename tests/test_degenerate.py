@@ -15,7 +15,7 @@ from depth_da_ros.models.layers import GuardedInstanceNorm2d, make_norm
 from depth_da_ros.pipeline import frame_contrast, is_low_contrast
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-import bench_norm_guard  # noqa: E402  (its constant frames, shared with the benchmark)
+import bench_norm_guard  # noqa: E402  (its constant frames and plain(), shared with the benchmark)
 
 SIZE = (64, 192)
 
@@ -35,15 +35,6 @@ def adapter(tmp_path_factory) -> tuple[Path, Path]:
 def run_adapter(module: nn.Module, frame: np.ndarray, dtype: torch.dtype) -> np.ndarray:
     with torch.no_grad():
         return module.to(dtype)(torch.from_numpy(frame)).double().numpy()
-
-
-def plain_instance_norm(module: nn.Module) -> nn.Module:
-    """The same network with torch's InstanceNorm2d in place of the guarded one (the old layer)."""
-    for parent in list(module.modules()):
-        for name, child in parent.named_children():
-            if isinstance(child, GuardedInstanceNorm2d):
-                setattr(parent, name, nn.InstanceNorm2d(child.num_features))
-    return module
 
 
 def test_guarded_instance_norm_is_instance_norm_on_signal_and_zero_on_constants():
@@ -78,8 +69,8 @@ def test_without_the_guard_a_constant_frame_is_rounding_noise(adapter):
     """The control: the same network with the plain layer disagrees with float64 on an exactly
     constant frame (otherwise the test above would test nothing)."""
     checkpoint, _ = adapter
-    module = plain_instance_norm(load_inference_module(None, checkpoint, only="style")[0])
-    reference = plain_instance_norm(load_inference_module(None, checkpoint, only="style")[0])
+    module = bench_norm_guard.plain(load_inference_module(None, checkpoint, only="style")[0])
+    reference = bench_norm_guard.plain(load_inference_module(None, checkpoint, only="style")[0])
     frame = bench_norm_guard.constant_frames(SIZE)["255"]
     assert np.abs(run_adapter(module, frame, torch.float32) - run_adapter(reference, frame, torch.float64)).max() > 5
 
