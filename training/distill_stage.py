@@ -20,6 +20,7 @@ checkpoints with their SHA-256.
 """
 from __future__ import annotations
 
+import functools
 import logging
 from pathlib import Path
 from typing import Any
@@ -104,8 +105,6 @@ class DistillStage(Stage):
         self.student = self.wrap(student)
         self.networks = {"depth": self.student}
         self.add_optimizer("depth", self.student.parameters(), cfg.optim_g)
-        self._val_set: Dataset | None = None
-        self._val_without_depth = False
         self._teacher_metrics: dict[str, float] | None = None
 
     def _describe(self, depth_ckpt: dict) -> str:
@@ -181,31 +180,28 @@ class DistillStage(Stage):
         with self.autocast():
             return self.codec.decode(network(image).float())
 
-    def validation_set(self) -> Dataset | None:
+    @functools.cached_property
+    def _val_set(self) -> Dataset | None:
         """Real-domain frames with depth, built once; None when they have none."""
-        if self._val_set is None and not self._val_without_depth:
-            self._val_set = depth_validation_set(self.cfg.data.val, self.height, self.width, self.cfg.run.seed,
-                                                 "the student")
-            self._val_without_depth = self._val_set is None
-        return self._val_set
+        return depth_validation_set(self.cfg.data.val, self.height, self.width, self.cfg.run.seed, "the student")
 
     def validation_samples(self) -> int:
-        val = self.validation_set()
+        val = self._val_set
         return 0 if val is None else len(val) * (2 if self._teacher_metrics is None else 1)
 
     def validate(self) -> dict[str, float] | None:
-        if self.validation_set() is None:
+        if self._val_set is None:
             return None
         student = unwrap(self.student)
         student.eval()
         try:
             if self._teacher_metrics is None:  # once: what the student is distilled from
                 self._teacher_metrics = evaluate_depth(
-                    lambda x: self._metres(self.teacher_depth, self.teacher_style(x)), self.validation_set(),
+                    lambda x: self._metres(self.teacher_depth, self.teacher_style(x)), self._val_set,
                     self.cfg.val, self.ctx.device)
                 LOG.info("teacher (adapter + depth): %s",
                          " ".join(f"{k}={v:.4f}" for k, v in self._teacher_metrics.items()))
-            metrics = evaluate_depth(lambda x: self._metres(student, x), self.validation_set(), self.cfg.val,
+            metrics = evaluate_depth(lambda x: self._metres(student, x), self._val_set, self.cfg.val,
                                      self.ctx.device)
         finally:
             student.train()

@@ -8,6 +8,7 @@ synthetic image must keep its depth: ``depth_aware * L1(depth(G_AB(G_BA(y))), de
 """
 from __future__ import annotations
 
+import functools
 import itertools
 import logging
 import random
@@ -100,8 +101,6 @@ class StyleStage(Stage):
                            cfg.optim_d)
         self.pool_real, self.pool_synthetic = ImagePool(cfg.loss.pool_size), ImagePool(cfg.loss.pool_size)
         self.depth_net = self._load_depth_network()
-        self._val_set: Dataset | None = None
-        self._val_without_depth = False
         self._baseline: dict[str, float] | None = None
 
     def _load_depth_network(self) -> torch.nn.Module | None:
@@ -184,23 +183,19 @@ class StyleStage(Stage):
         opt_d.step()
         return {k: v.detach() for k, v in losses.items()}
 
-    def _validation_set(self) -> Dataset | None:
+    @functools.cached_property
+    def _val_set(self) -> Dataset | None:
         """Real frames with depth, built once; None when there is nothing to measure."""
         if self.depth_net is None:
             return None
-        if self._val_set is None and not self._val_without_depth:
-            self._val_set = depth_validation_set(self.cfg.data.val, self.height, self.width, self.cfg.run.seed,
-                                                 "the adapter")
-            self._val_without_depth = self._val_set is None
-        return self._val_set
+        return depth_validation_set(self.cfg.data.val, self.height, self.width, self.cfg.run.seed, "the adapter")
 
     def validation_samples(self) -> int:
         # Adapted and (once) unadapted: two passes over the set at the first validation.
-        val_set = self._validation_set()
-        return 0 if val_set is None else 2 * len(val_set)
+        return 0 if self._val_set is None else 2 * len(self._val_set)
 
     def validate(self) -> dict[str, float] | None:
-        if self._validation_set() is None:
+        if self._val_set is None:
             return None
         g_ab = unwrap(self.g_ab)
         g_ab.eval()
