@@ -16,9 +16,10 @@ Contestants, all in ONNX Runtime (CPUExecutionProvider, graph optimisation ALL, 
   reference of the issue's goal), the same network at our bundled size, FastDepth at 224x224
   (``benchmarks/peers.py``; random weights: speed only).
 
-Timing: every contestant is warmed up, then timed in blocks of ``--runs`` frames, the blocks of
-all contestants in rotating order over ``--rounds`` rounds with a pause between blocks (ONNX
-Runtime's spinning pool threads would otherwise slow the next block; see bench_pipeline.bench).
+Timing (``bench_pipeline.interleaved_blocks``): every contestant in blocks of ``--warmup``
+untimed then ``--runs`` timed frames, the blocks of all contestants in rotating order over
+``--rounds`` rounds with a pause before each block (spinning runtime threads would otherwise
+slow the next block).
 Reported: median ms per frame, its ratio to the reference, GFLOP per frame
 (``torch.utils.flop_counter``, 2 per multiply-add, of the torch networks at the size they run
 at) and achieved GFLOP/s as a fraction of the CPU's measured fp32 peak (the best of a 1024^3
@@ -50,7 +51,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # runs from a plain checkout
 
-from bench_pipeline import write_models  # noqa: E402
+from bench_pipeline import interleaved_blocks, write_models  # noqa: E402
 from peers import PEERS  # noqa: E402
 from recording import machine_summary, record  # noqa: E402
 
@@ -63,28 +64,6 @@ ROOT = Path(__file__).resolve().parents[1]
 BUNDLED = ROOT / "models" / "depth.onnx"
 REFERENCE = "monodepth2_resnet18 192x640"
 GOAL_RATIO = 0.5
-BLOCK_PAUSE_S = 1.0
-
-
-def interleaved_blocks(fns: dict[str, Callable[[], object]], runs: int, warmup: int,
-                       rounds: int) -> dict[str, list[float]]:
-    """Per-call wall times (ms) of each callable: all warmed up, then ``rounds`` rounds of one
-    block of ``runs`` calls per callable, the block order rotating by one each round."""
-    names = list(fns)
-    for fn in fns.values():
-        for _ in range(warmup):
-            fn()
-    times: dict[str, list[float]] = {name: [] for name in names}
-    for r in range(rounds):
-        for name in names[r % len(names):] + names[:r % len(names)]:
-            time.sleep(BLOCK_PAUSE_S)
-            for _ in range(runs):
-                start = time.perf_counter()
-                fns[name]()
-                times[name].append((time.perf_counter() - start) * 1e3)
-    return times
-
-
 def session(path: Path, threads: int) -> ort.InferenceSession:
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -207,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="exported .onnx models also timed end to end (e.g. a candidate for the bundle)")
     parser.add_argument("--threads", type=int, default=2, help="intra-op threads of every session (default: 2)")
     parser.add_argument("--runs", type=int, default=20, help="timed frames per block (default: 20)")
-    parser.add_argument("--warmup", type=int, default=5, help="untimed frames per contestant first (default: 5)")
+    parser.add_argument("--warmup", type=int, default=5, help="untimed frames at the start of each block (default: 5)")
     parser.add_argument("--rounds", type=int, default=4, help="blocks per contestant, in rotating order (default: 4)")
     parser.add_argument("--eval-frames", type=int, default=64,
                         help="real-look evaluation frames of the sim-to-real benchmark per model file (0 = no "
@@ -257,7 +236,8 @@ def main(argv: list[str] | None = None) -> int:
             kinds[name] = "network only, float input at its size"
 
         peak = measured_peak_gflops(args.threads)
-        times = interleaved_blocks(fns, args.runs, args.warmup, args.rounds)
+        times = {name: [ms for ms, _ in calls]
+                 for name, calls in interleaved_blocks(fns, args.runs, args.warmup, args.rounds).items()}
         peak_after = measured_peak_gflops(args.threads)
 
     med = {name: statistics.median(t) for name, t in times.items()}
@@ -282,8 +262,8 @@ def main(argv: list[str] | None = None) -> int:
               f"({verdict} <= {GOAL_RATIO})"]
     body = "\n".join([
         f"ONNX Runtime {ort.__version__}, CPUExecutionProvider, {args.threads} intra-op threads, fp32, batch 1; "
-        f"{args.rounds} rounds of one block of {args.runs} frames per contestant in rotating order after "
-        f"{args.warmup} warm-up frames each. Peers have random weights (speed only). "
+        f"{args.rounds} rounds of one block per contestant in rotating order, each block {args.warmup} warm-up "
+        f"and {args.runs} timed frames. Peers have random weights (speed only). "
         "Cells: median ms (p10-p90); GFLOP/s and the share of the measured peak count the networks' FLOPs "
         "over the whole time, pre- and post-processing included for ours. Our sessions keep idle threads "
         "from spinning (as the node needs), the peers' use ONNX Runtime's default: if anything, that "

@@ -27,7 +27,9 @@ import os
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
+from typing import Callable, TypeVar
 
 import cv2
 import numpy as np
@@ -50,6 +52,7 @@ LOG = logging.getLogger("bench_pipeline")
 STAGES = ("pre_ms", "infer_ms", "post_ms", "total_ms")
 TARGET_MS = 100.0
 BLOCK_PAUSE_S = 1.0
+T = TypeVar("T")
 
 
 def write_models(preset: ModelPreset, root: Path, onnx: bool = True) -> dict[str, Path]:
@@ -68,24 +71,39 @@ def write_models(preset: ModelPreset, root: Path, onnx: bool = True) -> dict[str
     return paths
 
 
+def interleaved_blocks(fns: dict[str, Callable[[], T]], per_block: int, warmup: int,
+                       rounds: int) -> dict[str, list[tuple[float, T]]]:
+    """Each callable in its own blocks (``warmup`` untimed calls, then ``per_block`` timed ones),
+    the blocks of all callables in rotating order over ``rounds``, with a pause before each block.
+    Returns, per callable, (wall ms, result) of every timed call. Not call-by-call interleaving:
+    on 2 cores the worker threads one runtime leaves spinning (ONNX Runtime's pool, torch's OpenMP
+    team) slow down the next one's call; measured for lite, torch took 98 ms interleaved with ONNX
+    Runtime and 66 ms alone."""
+    names = list(fns)
+    calls: dict[str, list[tuple[float, T]]] = {name: [] for name in names}
+    for r in range(rounds):
+        for name in names[r % len(names):] + names[:r % len(names)]:
+            time.sleep(BLOCK_PAUSE_S)  # lets the previous block's spinning threads go to sleep
+            for _ in range(warmup):
+                fns[name]()
+            for _ in range(per_block):
+                start = time.perf_counter()
+                result = fns[name]()
+                calls[name].append(((time.perf_counter() - start) * 1e3, result))
+    return calls
+
+
 def bench(pipelines: dict[str, DepthPipeline], frame: np.ndarray, runs: int, warmup: int,
           rounds: int) -> dict[str, list[StageTiming]]:
-    """Each backend in its own block (warm-up, then timed frames), blocks in alternating order
-    over ``rounds``. Not frame-by-frame interleaving: on 2 cores the worker threads one runtime
-    leaves spinning (ONNX Runtime's pool, torch's OpenMP team) slow down the next backend's
-    frame; measured for lite, torch took 98 ms interleaved with ONNX Runtime and 66 ms alone."""
-    timings: dict[str, list[StageTiming]] = {name: [] for name in pipelines}
-    names = list(pipelines)
-    for r in range(rounds):
-        for name in names if r % 2 == 0 else names[::-1]:
-            pipeline = pipelines[name]
-            time.sleep(BLOCK_PAUSE_S)  # lets the previous backend's spinning threads go to sleep
-            for _ in range(warmup):
-                pipeline.predict(frame)
-            for _ in range(max(1, runs // rounds)):
-                pipeline.predict(frame)
-                timings[name].append(pipeline.last_timing)
-    return timings
+    """The StageTiming of each timed ``predict`` per backend, ``runs`` frames in all spread over
+    ``rounds`` blocks (``interleaved_blocks``)."""
+    def timed(pipeline: DepthPipeline) -> StageTiming:
+        pipeline.predict(frame)
+        return pipeline.last_timing
+
+    calls = interleaved_blocks({name: partial(timed, p) for name, p in pipelines.items()}, max(1, runs // rounds),
+                               warmup, rounds)
+    return {name: [timing for _, timing in series] for name, series in calls.items()}
 
 
 def main() -> None:

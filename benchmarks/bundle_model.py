@@ -29,7 +29,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import bench_sim2real as bench  # noqa: E402
-from bench_peers import describe_model, interleaved_blocks, reference_timer  # noqa: E402
+from bench_peers import describe_model, reference_timer  # noqa: E402
+from bench_pipeline import interleaved_blocks  # noqa: E402
 from recording import cpu_flags, cpu_model  # noqa: E402
 
 from depth_da_ros.camera import KITTI_HEIGHT, KITTI_WIDTH  # noqa: E402
@@ -131,8 +132,8 @@ def bench_latency(new: DepthPipeline, old: DepthPipeline | None, folder: Path, w
     fns = {"candidate": lambda: new.predict(frame), "reference": reference}
     if old is not None:
         fns["replaced"] = lambda: old.predict(frame)
-    times = interleaved_blocks(fns, runs, warmup, rounds)
-    return {name: float(np.median(t)) for name, t in times.items()}
+    calls = interleaved_blocks(fns, runs, warmup, rounds)
+    return {name: float(np.median([ms for ms, _ in series])) for name, series in calls.items()}
 
 
 def card(args, chosen, validation, metadata, sha256, size, new_eval, replaced, holdout, latency,
