@@ -189,6 +189,38 @@ def network_window(frame_size: tuple[int, int], network_size: tuple[int, int], p
     return NetworkWindow((width - window_width) // 2, 0, window_width, height)
 
 
+def horizon_window(frame_size: tuple[int, int], network_size: tuple[int, int], source_cy: float,
+                   target_cy: float) -> NetworkWindow:
+    """The window of the network's aspect ratio inside a frame, placed so that the frame's
+    principal-point row lands where the training camera has it (a crop for training frames).
+
+    ``frame_size`` and ``network_size`` are (height, width) in pixels; ``source_cy`` and
+    ``target_cy`` are the principal point's row as a fraction of the image height (frame and
+    training camera). A frame taller than the network's aspect keeps its full width and gets a
+    horizontal band with the principal point at ``target_cy`` of the band (clamped to the
+    frame); a wider frame keeps its full height and gets a centred window. The horizon of a
+    level road camera passes through the principal point, so this keeps a dash camera's road
+    and horizon where a KITTI-like training camera sees them, instead of squashing a 16:9
+    frame into 10:3 (which a ``stretch`` would do, bending every slope and size cue).
+    Raises ValueError for non-positive sizes or fractions outside [0, 1].
+    """
+    height, width = frame_size
+    net_height, net_width = network_size
+    if min(height, width, net_height, net_width) <= 0:
+        raise ValueError(f"sizes must be positive, got frame {frame_size} and network {network_size}")
+    if not (0.0 <= source_cy <= 1.0 and 0.0 <= target_cy <= 1.0):
+        raise ValueError(f"principal-point rows must be fractions in [0, 1], got {source_cy} and {target_cy}")
+    net_aspect = net_width / net_height
+    if abs(width / height / net_aspect - 1.0) <= ASPECT_TOLERANCE:
+        return NetworkWindow.whole(height, width)
+    if width / height < net_aspect:  # taller: a band of full width
+        band = max(1, min(height, round(width / net_aspect)))
+        top = round(source_cy * height - target_cy * band)
+        return NetworkWindow(0, int(np.clip(top, 0, height - band)), width, band)
+    window_width = max(1, min(width, round(height * net_aspect)))
+    return NetworkWindow((width - window_width) // 2, 0, window_width, height)
+
+
 def focal_scale(camera: Intrinsics, training: PinholeCamera, window: NetworkWindow | None = None) -> float:
     """Factor that turns the network's depth into metres for ``camera``: f_camera / f_training.
 

@@ -6,10 +6,12 @@ types are errors), and the final config is saved in the run directory.
 """
 from __future__ import annotations
 
+import math
 import typing
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from depth_da_ros.camera import PinholeCamera
 from depth_da_ros.models import NetworkSpec, get_preset
 from depth_da_ros.normalization import DEPTH_ENCODINGS, DepthCodec
 from training.datasets import DataSpec
@@ -26,10 +28,16 @@ class ModelConfig:
     style_kwargs: dict[str, Any] = field(default_factory=dict)
     discriminator_kwargs: dict[str, Any] = field(default_factory=dict)
     depth_encoding: str = "linear"
+    # > 0: the depth network predicts a residual over a flat road this many metres under a level
+    # camera with the procedural world's KITTI-like intrinsics (models/unet.py, ground_prior_logit).
+    ground_prior: float = 0.0
 
     def __post_init__(self) -> None:
         if self.depth_encoding not in DEPTH_ENCODINGS:
             raise ValueError(f"depth_encoding must be one of {', '.join(DEPTH_ENCODINGS)}")
+        if not (self.ground_prior >= 0 and math.isfinite(self.ground_prior)):
+            raise ValueError(f"model.ground_prior must be a camera height in metres >= 0 (0 = off), "
+                             f"got {self.ground_prior}")
         if (self.height == 0) != (self.width == 0) or self.height < 0 or self.width < 0:
             raise ValueError("set both model.height and model.width (or neither, for the preset size)")
 
@@ -49,6 +57,11 @@ class ModelConfig:
         base: NetworkSpec = getattr(get_preset(self.preset), role)
         extra = {"depth": self.depth_kwargs, "style": self.style_kwargs}.get(role, self.discriminator_kwargs)
         name = "patchgan_critic" if gan == "wgan-gp" and role.endswith("discriminator") else base.name
+        if role == "depth" and self.ground_prior:
+            codec, camera = self.codec, PinholeCamera.kitti_like()
+            extra = {"ground_prior": {"height": self.ground_prior, "fy": camera.fy / camera.height,
+                                      "cy": camera.cy / camera.height, "min_depth": codec.min_depth,
+                                      "max_depth": codec.max_depth, "encoding": codec.encoding}, **extra}
         return NetworkSpec(name, {**base.kwargs, **extra})
 
 

@@ -48,7 +48,8 @@ from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as TF
 from tqdm import tqdm
 
-from depth_da_ros.camera import PinholeCamera
+from depth_da_ros.camera import KITTI_CY, KITTI_HEIGHT, PinholeCamera
+from depth_da_ros.geometry import horizon_window
 from depth_da_ros.depth_io import (KITTI_SCALE, read_carla_depth, read_kitti_depth, read_rgb, read_synthia_depth,
                                    read_vkitti2_depth)
 from depth_da_ros.normalization import image_to_network
@@ -90,7 +91,9 @@ class DataSpec:
     domain), from ``root`` or from ``split_file`` lines relative to ``root``;
     ``image_folder`` reads every image under ``root`` and, when ``depth_format`` is not
     "none", the depth file at the same relative path under ``depth_root``. ``depth_scale``
-    is png16's codes per metre (0 = no measurement).
+    is png16's codes per metre (0 = no measurement). ``road_frames`` reads every image under
+    ``root`` of any size and aspect (real, unlabelled road frames, e.g. ../shared/data/real_unlabeled)
+    and crops each to the network's aspect around the horizon (``RoadFrameSource``).
 
     ``rosbag`` reads the ROS 2 bag ``root`` (MCAP or sqlite3 folder): images of ``topic`` (Image of
     any encoding the node accepts, or CompressedImage), optionally REP 118 depth of
@@ -421,6 +424,71 @@ def _build_image_folder(spec: DataSpec, height: int, width: int, augment: bool, 
     suffix = ".npy" if spec.depth_format == "npy" else ".png"
     items = _pair(images, _list_files(depth_root, (suffix,)), root, depth_root, suffix)
     return _file_dataset(spec, items, spec.depth_format, f"{root} + {depth_root}", height, width, augment, seed)
+
+
+# KITTI's colour-camera frames of every raw date (1242x375, 1241x376, 1238x374, 1226x370, 1224x370) have
+# their principal point about 46% down the image (2011_09_26 P_rect_02: cy 172.85 of 375 rows).
+KITTI_SIZES = ((1224, 1242), (370, 376))
+KITTI_CY_FRACTION = KITTI_CY / KITTI_HEIGHT
+
+
+def road_frame_cy(width: int, height: int) -> float:
+    """The principal point's row as a fraction of the height, estimated from the frame size:
+    KITTI's for KITTI's sizes, the image centre (a dash camera's default) for any other."""
+    (w0, w1), (h0, h1) = KITTI_SIZES
+    return KITTI_CY_FRACTION if w0 <= width <= w1 and h0 <= height <= h1 else 0.5
+
+
+class RoadFrameSource:
+    """Real road frames of any size and aspect, cropped by ``geometry.horizon_window`` to the
+    network's aspect with the principal point where the KITTI-like training camera has it, then
+    shrunk to the network size (kept in memory: ``len x H x W x 3`` bytes, 19 MB for 207 frames
+    at 96x320). Images only (no depth): the unlabelled real domain of the style and distillation
+    stages. The focal length is not normalised: frames keep their own field of view."""
+
+    has_depth = False
+
+    def __init__(self, images: list[Path], height: int, width: int, where: str) -> None:
+        self.images = images
+        self.size = (height, width)
+        self.where = where
+        self._frames: dict[int, np.ndarray] = {}
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def load(self, index: int) -> tuple[np.ndarray, np.ndarray | None]:
+        frame = self._frames.get(index)
+        if frame is None:
+            path = self.images[index]
+            try:
+                rgb = read_rgb(path)
+            except OSError as exc:
+                raise DatasetError(str(exc)) from None
+            height, width = rgb.shape[:2]
+            window = horizon_window((height, width), self.size, road_frame_cy(width, height), KITTI_CY_FRACTION)
+            crop = rgb[window.y:window.y + window.height, window.x:window.x + window.width]
+            frame = cv2.resize(crop, self.size[::-1], interpolation=cv2.INTER_AREA)
+            self._frames[index] = frame
+        return frame, None
+
+    def describe(self) -> str:
+        return (f"road frames from {self.where}, cropped to the network's aspect around the horizon "
+                "(principal point: KITTI's for KITTI sizes, else the image centre)")
+
+
+@DATASETS.register("road_frames")
+def _build_road_frames(spec: DataSpec, height: int, width: int, augment: bool, seed: int) -> TrainingDataset:
+    root = _existing_dir(spec.root)
+    images = list(_list_files(root, IMAGE_SUFFIXES).values())
+    if not images:
+        raise DatasetError(f"no images found under {root} (looked for **/*{{{','.join(IMAGE_SUFFIXES)}}})")
+    if spec.limit and spec.limit < len(images):
+        LOG.info("using the first %d of %d files of %s (limit)", spec.limit, len(images), root)
+        images = images[: spec.limit]
+    if spec.verify:
+        check_files([(path, None) for path in images], "none", str(root))
+    return TrainingDataset(RoadFrameSource(images, height, width, str(root)), height, width, augment, seed)
 
 
 @DATASETS.register("vkitti2")

@@ -94,6 +94,12 @@ class DistillStage(Stage):
             set_requires_grad(net, False)
         spec = cfg.model.spec("depth")
         student = spec.build()
+        teacher_prior = depth_ckpt["networks"]["depth"]["spec"]["kwargs"].get("ground_prior")
+        if cfg.init_from_teacher and spec.kwargs.get("ground_prior") != teacher_prior:
+            # Same parameters either way (the prior is a constant bias), so load_state_dict would not notice.
+            raise ValueError(f"init_from_teacher: the student's ground prior ({spec.kwargs.get('ground_prior')}) is "
+                             f"not the teacher's ({teacher_prior}, {teacher}): set model.ground_prior to the "
+                             "teacher's camera height (0 = none)")
         if cfg.init_from_teacher:
             try:
                 student.load_state_dict(self.teacher_depth.state_dict())

@@ -12,9 +12,20 @@ down-samplings, ngf 64, batch norm and 3 -> 1 channels (pix2pix ``unet_256``) it
 
 ``upsample="resize"`` replaces each transposed conv by a nearest x2 resize and a 3x3 conv
 (``layers.make_upsample``): no checkerboard artefacts, and cheaper on a CPU.
+
+``ground_prior`` (``ground_prior_logit``): the network predicts a residual over the depth of a
+flat road under a level camera. The final tanh gets a per-row bias, atanh of the encoded
+flat-ground depth z(v) = fy * h / (v - cy) (``max_depth`` at and above the horizon), so an
+untrained or unsure network outputs the flat road, and what it learns is where the scene
+departs from it (cars, walls, slopes). The bias is a constant of the input size: exports carry
+it, and nothing at inference needs the camera height.
 """
 from __future__ import annotations
 
+import math
+from typing import Any
+
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -22,6 +33,38 @@ from depth_da_ros.models.layers import check_spatial_size, conv_bias, make_norm,
 from depth_da_ros.models.registry import NETWORKS
 
 MIN_DOWNS = 5  # the fixed outer blocks: ngf -> 2 -> 4 -> 8 -> 8 (innermost)
+GROUND_PRIOR_KEYS = ("height", "fy", "cy", "min_depth", "max_depth", "encoding")
+PRIOR_CODE_LIMIT = 0.98  # the prior's codes are kept inside (-1, 1), where atanh is finite
+
+
+def ground_prior_logit(prior: dict[str, Any], height: int) -> np.ndarray:
+    """float32 (height, 1): atanh of the encoded flat-ground depth per image row.
+
+    ``prior``: ``height`` (camera above the road, metres), ``fy`` and ``cy`` (focal length and
+    principal-point row as fractions of the image height), ``min_depth`` / ``max_depth``
+    (metres) and ``encoding`` ("linear" or "log") of the depth codec
+    (``depth_da_ros.normalization.DepthCodec``). Row v (pixel index, as the procedural renderer's
+    rays) below the principal point sees the road at z = fy * h / (v - cy) metres; rows at or
+    above it get ``max_depth``. Raises ValueError for missing keys or non-positive values.
+    """
+    missing = [key for key in GROUND_PRIOR_KEYS if key not in prior]
+    if missing or set(prior) - set(GROUND_PRIOR_KEYS):
+        raise ValueError(f"ground_prior needs exactly the keys {', '.join(GROUND_PRIOR_KEYS)}; got {sorted(prior)}")
+    if min(prior["height"], prior["fy"], prior["min_depth"]) <= 0 or prior["max_depth"] <= prior["min_depth"]:
+        raise ValueError(f"ground_prior: height, fy and min_depth must be > 0 and max_depth > min_depth, got {prior}")
+    fy, cy = prior["fy"] * height, prior["cy"] * height
+    below = np.arange(height, dtype=np.float64) - cy
+    with np.errstate(divide="ignore"):
+        z = np.where(below > 0, fy * prior["height"] / np.where(below > 0, below, 1.0), prior["max_depth"])
+    z = np.clip(z, prior["min_depth"], prior["max_depth"])
+    if prior["encoding"] == "linear":
+        unit = z / prior["max_depth"]
+    elif prior["encoding"] == "log":
+        unit = np.log(z / prior["min_depth"]) / math.log(prior["max_depth"] / prior["min_depth"])
+    else:
+        raise ValueError(f"ground_prior: unknown encoding {prior['encoding']!r}; known: linear, log")
+    code = np.clip(unit * 2.0 - 1.0, -PRIOR_CODE_LIMIT, PRIOR_CODE_LIMIT)
+    return np.arctanh(code).astype(np.float32)[:, None]
 
 
 class UnetSkipConnectionBlock(nn.Module):
@@ -91,6 +134,7 @@ class UnetGenerator(nn.Module):
         norm: str = "batch",
         use_dropout: bool = False,
         upsample: str = "transpose",
+        ground_prior: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         if num_downs < MIN_DOWNS:
@@ -112,8 +156,16 @@ class UnetGenerator(nn.Module):
         # double back to the same size exactly.
         self.num_downs = num_downs
         self.size_multiple = 2**num_downs
+        self.ground_prior = dict(ground_prior) if ground_prior else None
+        if self.ground_prior is not None:
+            ground_prior_logit(self.ground_prior, 1)  # validate now, not at the first forward
+            self.model.model[-1] = nn.Identity()  # the tanh moves to forward, after the prior's bias
 
     def forward(self, x: Tensor) -> Tensor:
         network = f"unet with {self.num_downs} down-samplings"
         check_spatial_size(x.shape[-2], x.shape[-1], self.size_multiple, network)
-        return self.model(x)
+        out = self.model(x)
+        if self.ground_prior is None:
+            return out
+        bias = torch.from_numpy(ground_prior_logit(self.ground_prior, x.shape[-2])).to(out.device, out.dtype)
+        return torch.tanh(out + bias)
