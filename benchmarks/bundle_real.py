@@ -1,0 +1,233 @@
+#!/usr/bin/env python3
+"""Make the bundled model (models/depth.onnx + models/MODEL_CARD.md) from real-camera benchmark runs.
+
+The candidates are every learnt row (b, c, d, e, g) and training seed of one or more
+``benchmarks/bench_real.py`` folders (e.g. renderer v1 and v2, with and without the ground
+prior). The declared rule: the candidate with the lowest abs_rel on the validation frames (the
+two real KITTI frames of ``../shared/data/kitti_raw_sample``, velodyne ground truth, metric,
+Garg crop; never a holdout frame) is exported as one fused ONNX graph, and it replaces the
+bundled model only if its validation abs_rel is lower than the bundled model's (``--force``
+replaces it anyway). The card records the choice, the real holdout rows as measured (the six
+2011_09_26 frames and the flat-ground prior beside them), the latency against monodepth2 in the
+same run, and the licences of the real frames used in training.
+
+    python benchmarks/bundle_real.py runs/bench_real/v1 runs/bench_real/v2 [--force]
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import bench_real as bench  # noqa: E402
+from bundle_model import DEPTH_NETWORK, MODEL_LIMIT_BYTES, bench_latency, write_depth_network  # noqa: E402
+from bench_peers import describe_model  # noqa: E402
+from recording import cpu_flags, cpu_model  # noqa: E402
+
+from depth_da_ros.export import describe_precision, export_onnx, quiet_exporter_logs  # noqa: E402
+from depth_da_ros.metrics import format_metrics_table  # noqa: E402
+from depth_da_ros.pipeline import DepthPipeline  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+LEARNT_ROWS = ("b", "c", "d", "e", "g")
+LICENCES = ("KITTI (CC BY-NC-SA 3.0), nuScenes (CC BY-NC-SA 4.0), BDD100K (educational, research and not-for-profit "
+            "use), TuSimple (no licence stated: treat as research-only), Udacity CarND (MIT repositories, Udacity's "
+            "own footage)")
+
+
+def candidates(folders: list[Path]) -> list[dict]:
+    """One entry per (folder, learnt row, seed) with its validation abs_rel and its model files."""
+    out = []
+    for folder in folders:
+        results = json.loads((folder / "results.json").read_text())
+        args = results["args"]
+        for row, per_seed in results["validation"].items():
+            if row not in LEARNT_ROWS:
+                continue
+            for seed, metrics in zip(args["seeds"], per_seed):
+                runs = folder / f"seed{seed}"
+                best = {key: runs / key / "checkpoints" / "best.pt"
+                        for key in ("depth", "depth_aug", "style_cyclegan", "style_depth_aware", "distill")}
+                depth = {"c": best["depth_aug"], "g": best["distill"]}.get(row, best["depth"])
+                style = {"d": best["style_cyclegan"], "e": best["style_depth_aware"]}.get(row)
+                out.append({"folder": folder, "row": row, "seed": seed, "abs_rel": metrics["abs_rel"],
+                            "a1": metrics["a1"], "depth": depth, "style": style, "renderer": args["renderer"],
+                            "ground_prior": args.get("ground_prior", 0.0),
+                            # The stage-1 network users adapt against: the teacher's for a student.
+                            "stage1": best["depth_aug"] if row == "c" else best["depth"]})
+    return out
+
+
+def holdout_rows(pipeline: DepthPipeline, frames: list) -> tuple[dict, dict, list]:
+    """(this model's mean over the six headline frames, the prior's, per-frame pairs)."""
+    headline = [f for f in frames if "val/000134" not in f.name]
+    mine = bench.per_frame([bench.metric_depth(pipeline, f) for f in frames], frames)
+    prior = bench.per_frame([bench.flat_ground_prior(f.camera) for f in frames], frames)
+    pick = [i for i, f in enumerate(frames) if f in headline]
+    return (bench.mean_metrics([mine[i] for i in pick]), bench.mean_metrics([prior[i] for i in pick]),
+            list(zip(frames, mine, prior)))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("work", type=Path, nargs="+", help="finished bench_real.py folders (runs/bench_real/v1 ...)")
+    parser.add_argument("--force", action="store_true", help="replace the bundled model even if it is not better")
+    parser.add_argument("--models", type=Path, default=ROOT / "models",
+                        help="folder of depth.onnx and MODEL_CARD.md (default: %(default)s)")
+    args = parser.parse_args(argv)
+    model, card_path = args.models / "depth.onnx", args.models / "MODEL_CARD.md"
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    quiet_exporter_logs()
+    for folder in args.work:
+        if not (folder / "results.json").is_file():
+            parser.error(f"{folder} has no results.json: run benchmarks/bench_real.py with --work {folder} first")
+    pool = candidates(args.work)
+    if not pool:
+        parser.error("no learnt row in these folders (an --only-depth run has row b; was it finished?)")
+    chosen = min(pool, key=lambda c: c["abs_rel"])
+    validation = bench.validation_frames()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        candidate = Path(tmp) / "depth.onnx"
+        metadata = export_onnx(candidate, chosen["depth"], chosen["style"])
+        fp16_weights = candidate.stat().st_size > MODEL_LIMIT_BYTES
+        if fp16_weights:  # fp32 arithmetic on fp16 weights: half the file at fp32 speed on a CPU
+            metadata = export_onnx(candidate, chosen["depth"], chosen["style"], fp16_weights=True)
+        new = DepthPipeline(candidate, backend="onnxruntime")
+        new_val = bench.mean_metrics(bench.per_frame([bench.metric_depth(new, f) for f in validation], validation))
+        old = DepthPipeline(model, backend="onnxruntime") if model.is_file() else None
+        old_val = (bench.mean_metrics(bench.per_frame([bench.metric_depth(old, f) for f in validation], validation))
+                   if old else None)
+        better = old_val is None or new_val["abs_rel"] < old_val["abs_rel"]
+        print(f"chosen: ({chosen['row']}) seed {chosen['seed']} of {bench.shown(chosen['folder'])}, validation "
+              f"abs_rel {chosen['abs_rel']:.3f} (exported: {new_val['abs_rel']:.3f})")
+        print(format_metrics_table({"candidate": new_val, **({"bundled model": old_val} if old_val else {})}))
+        if not (better or args.force):
+            print("the candidate is not better on the validation frames: the bundled model stays")
+            return 1
+        with tempfile.TemporaryDirectory() as peers_tmp:
+            latency = bench_latency(new, old, Path(peers_tmp))
+        old_name = describe_model(old.metadata) if old else None
+        holdout = holdout_rows(new, bench.holdout_frames()) if bench.HOLDOUT.is_dir() else None
+        old_holdout = holdout_rows(old, bench.holdout_frames()) if bench.HOLDOUT.is_dir() and old else None
+        args.models.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(candidate, model)
+    model.chmod(0o644)
+    write_depth_network(chosen["stage1"], args.models / DEPTH_NETWORK)
+    sha256 = hashlib.sha256(model.read_bytes()).hexdigest()
+    card_path.write_text(card(args, pool, chosen, metadata, sha256, model.stat().st_size, (new_val, old_val),
+                              old_name, holdout, old_holdout, latency, fp16_weights))
+    print(f"wrote {model} ({model.stat().st_size / 1e6:.1f} MB), {args.models / DEPTH_NETWORK} and {card_path}")
+    return 0
+
+
+def card(args, pool, chosen, metadata, sha256, size, validation, old_name, holdout, old_holdout, latency,
+         fp16_weights) -> str:
+    """MODEL_CARD.md: what the bundled model is, how it was chosen and made, its metrics, licences and limits."""
+    camera = metadata.training_camera
+    new_val, old_val = validation
+    variant = f"renderer v{chosen['renderer']}" + (f", ground prior {chosen['ground_prior']:g} m"
+                                                   if chosen["ground_prior"] else "")
+    real_rows = chosen["row"] in ("d", "e", "g")
+    lines = [
+        "# Bundled model: `models/depth.onnx`",
+        "",
+        "The default model of `depth_da_node` (no `model_path` needed) and of `make demo`. Written by "
+        "`benchmarks/bundle_real.py` from `benchmarks/bench_real.py` runs; do not edit by hand.",
+        "",
+        "## What it is",
+        "",
+        f"- Pipeline: ({chosen['row']}) {bench.ROWS[chosen['row']]}; training seed {chosen['seed']}, {variant}; "
+        f"`{metadata.preset}` preset at {metadata.input_height}x{metadata.input_width}.",
+        f"- Chosen by the declared rule: the lowest abs_rel on the validation frames (the two real KITTI frames of "
+        f"`../shared/data/kitti_raw_sample`, velodyne, metric, Garg crop; never a holdout frame) among "
+        f"{len(pool)} candidates: ({chosen['row']}) seed {chosen['seed']} with {chosen['abs_rel']:.3f}"
+        + (f", against {old_val['abs_rel']:.3f} for the model it replaced ({old_name})" if old_val else "") + ".",
+        f"- One fused ONNX graph (opset {metadata.opset}): uint8 RGB `image` [N, H, W, 3] in, float32 metres `depth` "
+        f"[N, 1, H, W] out, up to {metadata.max_depth:g} m" + (", and the adapted frame `styled`." if
+                                                                 metadata.outputs_styled else "."),
+        f"- Precision: {describe_precision(metadata)}" + (" (fp16 storage keeps the file under the repository's "
+                                                          f"{MODEL_LIMIT_BYTES / 1e6:g} MB limit)" if fp16_weights
+                                                          else "") + ".",
+        f"- Latency: {latency['candidate']:.0f} ms median per 1242x375 frame end to end (ONNX Runtime, 2 threads) on "
+        f"{cpu_model()} (flags: {cpu_flags()}), {time.strftime('%Y-%m-%d', time.gmtime())}; in the same run, "
+        f"**{latency['candidate'] / latency['reference']:.2f}x** the time of monodepth2's ResNet-18 network at "
+        f"640x192 ({latency['reference']:.0f} ms)"
+        + (f", {latency['candidate'] / latency['replaced']:.2f}x the model it replaced" if "replaced" in latency
+           else "") + ". Absolute times hold for this CPU only; the ratios travel better.",
+        f"- File: {size / 1e6:.1f} MB, sha256 `{sha256}`, exported {metadata.export_date}.",
+        f"- Training camera: KITTI-like, fx {camera.fx:.1f} px at {camera.height}x{camera.width}; the node rescales "
+        "depth by focal length for other cameras (`scale_mode: focal`)."
+        + (f" The network predicts a residual over a flat road {chosen['ground_prior']:g} m under a level camera "
+           "(`model.ground_prior`): mounted much higher or lower, or pitched, its depth is biased."
+           if chosen["ground_prior"] else ""),
+        f"- `models/{DEPTH_NETWORK}`: its stage-1 depth network (for a student, the teacher's) as a checkpoint "
+        f"without optimiser state, to train an adapter for your own camera: `train.py style --set "
+        f"depth_checkpoint=models/{DEPTH_NETWORK}`" + (", then `train.py distill`." if chosen["row"] == "g" else "."),
+        "",
+        "## Data, recipe and licences",
+        "",
+        f"Synthetic: the procedural street world (`depth_da_ros.procedural`, renderer v{chosen['renderer']}), exact "
+        "depth. "
+        + ("Real: the 207 unlabelled road frames of `../shared/data/real_unlabeled` (kind `road_frames`), which "
+           "reached training through the style adapter" + (" and the distillation" if chosen["row"] == "g" else "")
+           + ". No real depth label was used for training; the choice used the two kitti_raw_sample frames. "
+           f"**Licences of those frames: {LICENCES}. A model trained on them is for non-commercial research "
+           "only.**" if real_rows else
+           "No real image reached this network's training; its choice used the two real kitti_raw_sample frames.")
+        + " Every row, command and picture strip: `benchmarks/results/real-*.md`.",
+        "",
+        "## Regenerate",
+        "",
+        "```bash",
+        *(f"python benchmarks/bench_real.py --renderer {c['renderer']}"
+          + (f" --ground-prior {c['ground_prior']:g}" if c["ground_prior"] else "") + f"   # {bench.shown(c['folder'])}"
+          for c in {str(c["folder"]): c for c in pool}.values()),
+        "python benchmarks/bundle_real.py " + " ".join(bench.shown(f) for f in args.work),
+        "```",
+        "",
+        "## Metrics",
+        "",
+        "Validation frames (kitti_raw_sample, 2 frames, metric, Garg crop, (1e-3, 80] m):",
+        "",
+        format_metrics_table({"this model": new_val, **({f"the model it replaced ({old_name})": old_val}
+                                                        if old_val else {})}),
+        "",
+    ]
+    if holdout is not None:
+        mine, prior, frames = holdout
+        lines += ["Real KITTI holdout frames of `../shared/data/holdout` (evaluation only; nothing was trained, "
+                  "tuned or chosen on them), the six 2011_09_26 frames, metric, Garg crop, (1e-3, 80] m, focal "
+                  "rescaling as the node, per frame then averaged:", "",
+                  format_metrics_table({"this model": mine, "flat-ground prior (no learning)": prior,
+                                        **({f"the model it replaced ({old_name})": old_holdout[0]}
+                                           if old_holdout else {})}),
+                  "", "Per frame (abs_rel / a1):", "", "| frame | this model | flat-ground prior |",
+                  "|---|---:|---:|",
+                  *(f"| {f.name} | {m['abs_rel']:.3f} / {m['a1']:.3f} | {p['abs_rel']:.3f} / {p['a1']:.3f} |"
+                    for f, m, p in frames), ""]
+    lines += [
+        "## Limits",
+        "",
+        "- Trained on procedural scenes" + (" and a few hundred unlabelled real frames" if real_rows else "")
+        + ": a research model, **not for real vehicles**, robots or any safety-related use. Compare it with the "
+        "flat-ground prior above before trusting its depth on a real road.",
+        f"- It predicts at {metadata.input_height}x{metadata.input_width}: depth and clouds are coarse on a "
+        "full-resolution camera.",
+        f"- Metric scale comes from one KITTI-like camera; other cameras rely on focal rescaling. Depth beyond "
+        f"{metadata.max_depth:g} m saturates.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
