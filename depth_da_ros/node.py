@@ -116,6 +116,7 @@ from .node_topics import (
     choose_reliability,
 )
 from .pipeline import DepthPipeline, frame_contrast
+from .rectify import DistortedCamera, Rectifier
 from .ros_conversions import (
     InvalidMessageError,
     bgr8_image_cdr,
@@ -194,6 +195,7 @@ class DepthNode(Node):
         self._clock_throttle = WarningThrottle(SIM_CLOCK_WARNING_PERIOD_S)
         self._calibrations: CalibrationCache[CameraInfo] = CalibrationCache()
         self._frame_checks = FrameChecks()
+        self._rectifier = Rectifier()
 
         self._depth_pub = self._output(Image, DEPTH_TOPIC)
         self._info_pub = self._output(CameraInfo, DEPTH_INFO_TOPIC)
@@ -407,6 +409,8 @@ class DepthNode(Node):
         rgb = compressed_to_rgb(msg) if isinstance(msg, CompressedImage) else image_to_rgb(msg)
         header = self._output_header(msg.header, settings)
         height, width = rgb.shape[:2]
+        camera, camera_info = self._camera_for(header, height, width, settings)
+        rgb, camera_info = self._rectified(rgb, camera_info, settings)
         contrast = frame_contrast(rgb) if settings.min_contrast > 0 else math.inf
         if contrast < settings.min_contrast:  # is_low_contrast, computed once for the message too
             # Nothing in the frame to estimate depth from (and the adapter's instance norm would
@@ -426,7 +430,6 @@ class DepthNode(Node):
             else:
                 depth, styled = predict(rgb), None
             inference_s = self._pipeline.last_timing.total_ms * 1e-3
-        camera, camera_info = self._camera_for(header, height, width, settings)
         window = self._pipeline.window((height, width), settings.aspect_policy)
         depth, _ = scale_depth(depth, settings.scale_mode, camera, self._pipeline.training_camera, window)
         self._depth_pub.publish(depth_image_cdr(depth, header))
@@ -512,6 +515,28 @@ class DepthNode(Node):
                 "arrives, its depth is published as the network predicts it for its training camera (no focal "
                 "rescaling), without depth/camera_info and point cloud; /diagnostics warns. (Said once per camera.)")
         return None, None
+
+    def _rectified(self, rgb: np.ndarray, info: CameraInfo | None, settings: NodeSettings
+                   ) -> tuple[np.ndarray, CameraInfo | None]:
+        """The frame to infer on and its camera_info: rectified (D zero, K from P) when its
+        calibration has distortion and the ``rectify`` parameter is on (depth_da_ros.rectify)."""
+        if info is None:
+            return rgb, None
+        camera = DistortedCamera.from_fields(info.width, info.height, info.distortion_model, info.d, info.k,
+                                             info.r, info.p)
+        roi = info.roi
+        full_frame = (info.binning_x <= 1 and info.binning_y <= 1
+                      and roi.x_offset == 0 and roi.y_offset == 0
+                      and (roi.width, roi.height) in ((0, 0), (info.width, info.height)))
+        done = self._rectifier.apply(rgb, camera, settings.rectify, full_frame=full_frame, topic=self._image_topic)
+        if done.note:
+            self.get_logger().info(done.note)
+        if done.problem:
+            self._warn(*done.problem)
+        if done.fields is None:
+            return done.image, info
+        return done.image, CameraInfo(header=info.header, height=info.height, width=info.width,
+                                      binning_x=info.binning_x, binning_y=info.binning_y, roi=info.roi, **done.fields)
 
     def _warn(self, key: str, message: str) -> None:
         suppressed = self._throttle.check(key, time.monotonic())

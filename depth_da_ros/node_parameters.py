@@ -81,6 +81,10 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
                   "fixed calibration, 0 demands the same stamp (e.g. a zoom camera)", minimum=0.0, maximum=10.0),
     ParameterSpec("intrinsics", (), "[fx, fy, cx, cy] in pixels of the image, used for frames without a "
                   "valid camera_info (uncalibrated cameras); empty: none"),
+    ParameterSpec("rectify", True, "Undistort and rectify frames whose camera_info has a non-zero D (a driver's "
+                  "image_raw) before inference, with maps built once per calibration (K, D, R, P; plumb_bob, "
+                  "rational_polynomial, equidistant); depth, points and depth/camera_info are then in the rectified "
+                  "geometry (D zero, K from P). false: frames are used as if rectified (image_rect streams)"),
     ParameterSpec("scale_mode", "focal", "'focal': depth x f_camera / f_training when the camera's focal "
                   "length (at the network size) differs from the training camera's; 'none': as predicted",
                   choices=SCALE_MODES),
@@ -146,6 +150,7 @@ class NodeSettings:
     output_reliability: str
     camera_info_tolerance: float
     intrinsics: tuple[float, ...]
+    rectify: bool
     scale_mode: str
     frame_id: str
     aspect_policy: str
