@@ -115,6 +115,7 @@ from .node_topics import (
     BEST_EFFORT,
     choose_reliability,
 )
+from .parameter_guard import guard_parameter_services
 from .pipeline import DepthPipeline, frame_contrast
 from .rectify import DistortedCamera, Rectifier
 from .ros_conversions import (
@@ -220,6 +221,8 @@ class DepthNode(Node):
             self.create_timer(QOS_CHECK_PERIOD_S, self._subscribe_inputs, clock=self._steady)
         self.create_timer(settings.diagnostics_period, self._publish_diagnostics, clock=self._steady)
         self.add_on_set_parameters_callback(self._on_set_parameters)
+        guard_parameter_services(self.services, lambda reason: self._warn("parameter_request",
+                                                                          f"set_parameters: {reason}"))
 
         self._worker = threading.Thread(target=self._run_worker, name="depth_inference", daemon=True)
         self._worker.start()
@@ -246,9 +249,12 @@ class DepthNode(Node):
             if spec.name == "model_path" and bundled is not None:
                 value = str(bundled)
             elif isinstance(spec.default, tuple):
-                value = Parameter.Type.DOUBLE_ARRAY  # typed but unset: an empty list has no ROS type
+                value = Parameter.Type.DOUBLE_ARRAY  # an empty list has no ROS type: typed here, set below
             try:
-                self.declare_parameter(spec.name, value, descriptor)
+                declared = self.declare_parameter(spec.name, value, descriptor)
+                if declared.type_ == Parameter.Type.NOT_SET:  # no override: give it its (empty) value, or
+                    # get_parameters naming it answers nothing (ros2 param dump, rqt show no parameters)
+                    self.set_parameters([Parameter(spec.name, value, list(spec.default))])
             except ParameterException as exc:  # wrong type or out of range in an override
                 problems.append(f"{spec.name}: {exc}")
         # rclpy ignores overrides of undeclared names: a misspelt one would leave the default in force.
@@ -260,7 +266,7 @@ class DepthNode(Node):
         return settings_from_parameters(self._parameter_values(), model_search=looked)
 
     def _parameter_values(self) -> dict[str, Any]:
-        # get_parameter_or: an unset array parameter (intrinsics) reads as None instead of raising.
+        # get_parameter_or: a parameter that is somehow unset reads as None (its default) instead of raising.
         return {name: self.get_parameter_or(name).value for name in PARAMETER_NAMES}
 
     def _on_set_parameters(self, parameters: list[Parameter]) -> SetParametersResult:

@@ -1186,3 +1186,43 @@ def test_distorted_image_raw_is_rectified_before_inference(running, model):
         ray = np.array([np.mean(xyz[near, 0] / xyz[near, 2]), np.mean(xyz[near, 1] / xyz[near, 2])])
         np.testing.assert_allclose(ray, [(u - cx) / fx, (v - cy) / fy], rtol=0.02)
     assert process.wait_for_log("rectifying each frame before inference"), process.text()[-3000:]
+
+
+@needs_ros
+def test_every_parameter_has_a_value_and_a_malformed_set_request_fails_without_stopping_the_node(running):
+    """get_parameters (ros2 param dump, rqt) answers every declared parameter, intrinsics (an
+    empty double array) included; a SetParameters request with an invalid type id is answered as
+    failed and the node goes on (rclpy's own handler would raise and end the node)."""
+    from rcl_interfaces.msg import Parameter as ParameterMsg, ParameterType, ParameterValue
+    from rcl_interfaces.srv import GetParameters, SetParameters, SetParametersAtomically
+
+    tester, process = running
+    node = tester.node
+
+    def call(srv_type: Any, name: str, request: Any) -> Any:
+        client = node.create_client(srv_type, f"/{NODE_NAME}/{name}")
+        try:
+            assert client.wait_for_service(timeout_sec=10.0)
+            future = client.call_async(request)
+            assert tester.wait_until(future.done, 10.0), f"no answer from {name}; node log:\n{process.text()[-3000:]}"
+            return future.result()
+        finally:
+            node.destroy_client(client)
+
+    got = call(GetParameters, "get_parameters", GetParameters.Request(names=list(PARAMETER_NAMES)))
+    assert len(got.values) == len(PARAMETER_NAMES)
+    kinds = dict(zip(PARAMETER_NAMES, got.values))
+    assert all(v.type != ParameterType.PARAMETER_NOT_SET for v in got.values), kinds
+    assert kinds["intrinsics"].type == ParameterType.PARAMETER_DOUBLE_ARRAY
+
+    bad = ParameterMsg(name="colormap_max_depth", value=ParameterValue(type=99))
+    answer = call(SetParameters, "set_parameters", SetParameters.Request(parameters=[bad]))
+    assert len(answer.results) == 1 and not answer.results[0].successful and "malformed" in answer.results[0].reason
+    answer = call(SetParametersAtomically, "set_parameters_atomically",
+                  SetParametersAtomically.Request(parameters=[bad]))
+    assert not answer.result.successful
+    assert process.proc.poll() is None, process.text()[-3000:]
+    # Still working: a valid update is applied and frames still give outputs.
+    assert tester.set_parameter("colormap_max_depth", 70.0).successful
+    assert tester.set_parameter("colormap_max_depth", 80.0).successful
+    send_whole_frame(tester, process, seed=3)
