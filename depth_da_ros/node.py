@@ -93,6 +93,7 @@ from .node_parameters import (
     PARAMETER_NAMES,
     PARAMETERS,
     NodeSettings,
+    params_file_sections_problem,
     ParameterError,
     cloud_stride,
     find_bundled_model,
@@ -619,6 +620,8 @@ def main(args: list[str] | None = None) -> int:
     node = None
     try:
         node = DepthNode()
+        if sections_problem := params_file_sections_problem(argv[ros_start:], node.get_fully_qualified_name()):
+            node.get_logger().warning(sections_problem)
         if profile is not None:
             node.get_logger().info(f"Fast DDS profile {profile} (the package's default for large images; set "
                                    f"{profile_variable(os.environ)} to use another)")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import re
 import sys
 import textwrap
 from dataclasses import dataclass
@@ -240,10 +241,43 @@ def unknown_parameters(names: Iterable[str]) -> str | None:
     return (f"unknown parameter(s) {', '.join(hints)}; depth_da_node --help lists the parameters")
 
 
+def section_applies(key: str, node_fqn: str) -> bool:
+    """Whether a params file's section ``key`` applies to the node ``node_fqn`` ('/front/depth_da_node'),
+    as rcl matches them: a key without a leading '/' is in the root namespace, '/**' matches any
+    number of namespace levels (none too), '/*' one."""
+    key = key if key.startswith("/") else "/" + key
+    pattern = "".join("(/[^/]+)*" if part == "**" else "/[^/]+" if part == "*" else "/" + re.escape(part)
+                      for part in key.strip("/").split("/"))
+    return re.fullmatch(pattern or "/", node_fqn) is not None
+
+
+def params_file_sections_problem(ros_args: Sequence[str], node_fqn: str) -> str | None:
+    """A ``--params-file`` among ``ros_args`` with ``ros__parameters`` sections none of which
+    applies to ``node_fqn`` (rcl ignores them silently: e.g. a 'depth_da_node:' section for a node
+    in a namespace), or None. Files that cannot be read or parsed are left to rcl."""
+    import yaml
+
+    problems = []
+    for flag, path in zip(ros_args, ros_args[1:]):
+        if flag != "--params-file":
+            continue
+        try:
+            data = yaml.safe_load(Path(path).read_text())
+        except (OSError, yaml.YAMLError):
+            continue
+        keys = [key for key, value in (data or {}).items() if isinstance(key, str) and isinstance(value, dict)] \
+            if isinstance(data, dict) else []
+        if not any(section_applies(key, node_fqn) for key in keys):
+            problems.append(f"--params-file {path}: none of its sections ({', '.join(map(repr, keys)) or 'none'}) "
+                            f"applies to this node ({node_fqn}), so none of its parameters is used; name the "
+                            "section '/**/depth_da_node:' (any namespace), '/**:' or the node's full name")
+    return "; ".join(problems) or None
+
+
 def parameter_help() -> str:
     """Every parameter with its type, default, range or choices and description, for
     ``depth_da_node --help`` (no ROS needed)."""
-    lines = ["Parameters (-p NAME:=VALUE, or a --params-file with a 'depth_da_node: ros__parameters:' section;",
+    lines = ["Parameters (-p NAME:=VALUE, or a --params-file with a '/**/depth_da_node: ros__parameters:' section;",
              "'start-up only' ones cannot change while the node runs):", ""]
     for spec in PARAMETERS:
         kind = "double[]" if isinstance(spec.default, tuple) else {bool: "bool", int: "int", float: "double",

@@ -41,18 +41,19 @@ def _is_true(value: str) -> bool:
 
 
 def _node_parameters(params_file: str) -> dict:
-    """The node's parameters from ``params_file`` (a ``depth_da_node:`` or ``/**:`` section).
+    """The node's parameters from ``params_file`` (a ``depth_da_node:``, ``/**/depth_da_node:`` or
+    ``/**:`` section).
 
     Passed to the node as a dict, which launch_ros applies whatever the namespace: given as a
     file, a ``depth_da_node:`` section would only match a node in the root namespace.
     """
     data = yaml.safe_load(Path(params_file).read_text()) or {}
     parameters: dict = {}
-    for key in ("/**", NODE_NAME, f"/{NODE_NAME}"):
+    for key in ("/**", f"/**/{NODE_NAME}", NODE_NAME, f"/{NODE_NAME}"):
         section = data.get(key) or {}
         parameters.update(section.get("ros__parameters") or {})
     if not parameters:
-        raise RuntimeError(f"{params_file}: no ros__parameters under '{NODE_NAME}:' or '/**:'")
+        raise RuntimeError(f"{params_file}: no ros__parameters under '{NODE_NAME}:', '/**/{NODE_NAME}:' or '/**:'")
     return parameters
 
 
@@ -143,7 +144,7 @@ def generate_launch_description() -> LaunchDescription:
         DeclareLaunchArgument("backend", default_value="",
                               description="auto | onnxruntime | tensorrt | torch; empty: the params file's"),
         DeclareLaunchArgument("params_file", default_value=str(share / "config" / "depth.yaml"),
-                              description="Node parameters (YAML, 'depth_da_node: ros__parameters:')"),
+                              description="Node parameters (YAML, '/**/depth_da_node: ros__parameters:')"),
         DeclareLaunchArgument("namespace", default_value="", description="Namespace of the node (and RViz)"),
         DeclareLaunchArgument("image", default_value="",
                               description="Image topic the node's 'image' is remapped to; empty: 'image' "

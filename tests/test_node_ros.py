@@ -62,6 +62,11 @@ LAUNCH_FILE = ROOT / "launch" / "depth.launch.py"
 PARAMS_FILE = ROOT / "config" / "depth.yaml"
 RVIZ_FILE = ROOT / "config" / "depth.rviz"
 SPECS = {spec.name: spec for spec in PARAMETERS}
+PARAMS_SECTION = f"/**/{NODE_NAME}"  # config/depth.yaml's section: the node in any namespace
+
+
+def shipped_parameters() -> dict[str, Any]:
+    return yaml.safe_load(PARAMS_FILE.read_text())[PARAMS_SECTION]["ros__parameters"]
 KITTI_P = [KITTI_FX, 0.0, KITTI_CX, 0.0, 0.0, KITTI_FX, KITTI_CY, 0.0, 0.0, 0.0, 1.0, 0.0]
 
 
@@ -94,8 +99,8 @@ def declared_launch_arguments() -> list[str]:
 
 def test_params_file_sets_declared_parameters_with_their_types():
     data = yaml.safe_load(PARAMS_FILE.read_text())
-    assert list(data) == [NODE_NAME] and list(data[NODE_NAME]) == ["ros__parameters"]
-    parameters = data[NODE_NAME]["ros__parameters"]
+    assert list(data) == [PARAMS_SECTION] and list(data[PARAMS_SECTION]) == ["ros__parameters"]
+    parameters = shipped_parameters()
     assert set(parameters) <= set(PARAMETER_NAMES), set(parameters) - set(PARAMETER_NAMES)
     for name, value in parameters.items():
         # rclpy types parameters statically: 1 is not a double, so the YAML must say 1.0.
@@ -120,7 +125,7 @@ def test_launch_file_sets_only_declared_parameters_and_declares_its_arguments():
     # The params file the launch file passes as a dict holds only declared parameters.
     node_parameters = launch_functions("_node_parameters")["_node_parameters"]
     parameters = node_parameters(str(PARAMS_FILE))
-    assert parameters == yaml.safe_load(PARAMS_FILE.read_text())[NODE_NAME]["ros__parameters"]
+    assert parameters == shipped_parameters()
 
 
 def test_launch_file_reads_wildcard_params_files(tmp_path):
@@ -615,7 +620,7 @@ def check_frame(outputs: dict[str, Any], stamp: int, stride: int = 1) -> None:
     depth = depth[::stride, ::stride]
     assert (cloud.height, cloud.width, cloud.point_step) == (*depth.shape, 16)  # organised
     points = np.frombuffer(cloud.data, "<f4").reshape(*depth.shape, 4)[..., :3]
-    parameters = yaml.safe_load(PARAMS_FILE.read_text())[NODE_NAME]["ros__parameters"]
+    parameters = shipped_parameters()
     in_range = (depth >= parameters["cloud_min_depth"]) & (depth <= parameters["cloud_max_depth"])
     np.testing.assert_array_equal(np.isfinite(points[..., 2]), in_range)
     z = np.where(in_range, depth, np.nan)
@@ -807,7 +812,7 @@ def test_a_camera_keeps_its_scale_on_frames_without_their_own_camera_info(runnin
 
 def node_parameters() -> dict[str, Any]:
     """The parameters the module's node runs with (the repository's params file)."""
-    return yaml.safe_load(PARAMS_FILE.read_text())[NODE_NAME]["ros__parameters"]
+    return shipped_parameters()
 
 
 def check_frame_cloud(outputs: dict[str, Any], fx: float) -> None:
@@ -1127,7 +1132,7 @@ def test_ros2_launch_starts_a_working_node(dds_env, tiny_checkpoint, tmp_path):
         # The shipped params file's cloud decimation (automatic: about one point per network pixel).
         from model_fixtures import TINY_SIZE
 
-        decimation = yaml.safe_load(PARAMS_FILE.read_text())[NODE_NAME]["ros__parameters"]["cloud_decimation"]
+        decimation = shipped_parameters()["cloud_decimation"]
         check_frame({t: side.outputs[t][stamp] for t in OUTPUTS}, stamp,
                     stride=cloud_stride(decimation, (KITTI_HEIGHT, KITTI_WIDTH), TINY_SIZE))
     finally:
@@ -1226,3 +1231,37 @@ def test_every_parameter_has_a_value_and_a_malformed_set_request_fails_without_s
     assert tester.set_parameter("colormap_max_depth", 70.0).successful
     assert tester.set_parameter("colormap_max_depth", 80.0).successful
     send_whole_frame(tester, process, seed=3)
+
+
+def namespaced_node(dds_env: dict[str, str], checkpoint: Path, log: Path, namespace: str, *ros_args: str
+                    ) -> NodeProcess:
+    return NodeProcess(node_command("-r", f"__ns:=/{namespace}", "-p", f"model_path:={checkpoint}",
+                                    "-p", "backend:=torch", "-p", "device:=cpu", "-p", "threads:=1", *ros_args),
+                       dds_env, log)
+
+
+@needs_ros
+def test_params_file_applies_in_a_namespace_and_a_section_for_another_is_warned(dds_env, tiny_checkpoint, tmp_path):
+    """The shipped file's section applies to a node in /front; a file whose only section is
+    'depth_da_node:' (root namespace only, ignored by rcl) is warned about, naming the file."""
+    shipped = yaml.safe_load(PARAMS_FILE.read_text())
+    shipped[PARAMS_SECTION]["ros__parameters"]["colormap_max_depth"] = 55.0
+    edited = tmp_path / "depth.yaml"
+    edited.write_text(yaml.safe_dump(shipped))
+    rooted = tmp_path / "rooted.yaml"
+    rooted.write_text(yaml.safe_dump({NODE_NAME: {"ros__parameters": {"colormap_min_depth": 3.0}}}))
+    process = namespaced_node(dds_env, tiny_checkpoint, tmp_path / "node.log", "front",
+                              "--params-file", str(edited), "--params-file", str(rooted))
+    side = RosSide(int(dds_env["ROS_DOMAIN_ID"]), namespace="front")
+    try:
+        client = AsyncParameterClient(side.node, NODE_NAME)  # /front/depth_da_node
+        assert client.wait_for_services(timeout_sec=DISCOVERY_TIMEOUT_S), process.text()[-3000:]
+        future = client.get_parameters(["colormap_max_depth", "colormap_min_depth"])
+        assert side.wait_until(future.done, 10.0)
+        values = [v.double_value for v in future.result().values]
+        assert values == [55.0, shipped[PARAMS_SECTION]["ros__parameters"]["colormap_min_depth"]]
+        assert process.wait_for_log(f"--params-file {rooted}: none of its sections"), process.text()[-3000:]
+        assert "/front/depth_da_node" in process.text() and f"--params-file {edited}" not in process.text()
+    finally:
+        side.close()
+        process.stop()
