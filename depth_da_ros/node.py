@@ -198,6 +198,7 @@ class DepthNode(Node):
         self._calibrations: CalibrationCache[CameraInfo] = CalibrationCache()
         self._frame_checks = FrameChecks()
         self._rectifier = Rectifier()
+        self._zero_stamp_said = False  # read and set by the inference thread only
 
         self._depth_pub = self._output(Image, DEPTH_TOPIC)
         self._info_pub = self._output(CameraInfo, DEPTH_INFO_TOPIC)
@@ -415,6 +416,12 @@ class DepthNode(Node):
         settings = self._settings
         rgb = compressed_to_rgb(msg) if isinstance(msg, CompressedImage) else image_to_rgb(msg)
         header = self._output_header(msg.header, settings)
+        if not self._zero_stamp_said and stamp_to_ns(msg.header.stamp) == 0:
+            self._zero_stamp_said = True
+            self.get_logger().warning(
+                f"images on {self._image_topic} are stamped 0 (a driver or simulator without a clock?): each takes "
+                "the newest camera_info stamped 0, latency is not measured, and tf2 users get the latest transform "
+                "instead of the frame's. (Said once.)")
         height, width = rgb.shape[:2]
         camera, camera_info = self._camera_for(header, height, width, settings)
         rgb, camera_info = self._rectified(rgb, camera_info, settings)

@@ -383,3 +383,23 @@ def test_stamp_matcher_waits_for_the_first_item_when_told_it_is_on_its_way():
     start = time.monotonic()
     assert empty.match(5_000_000_000, wait_s=0.05, wait_when_empty=True) is None  # gave up after wait_s
     assert 0.04 <= time.monotonic() - start < 1.0
+
+
+def test_stamp_matcher_ties_go_to_the_newest_item():
+    """Drivers without a clock stamp everything 0: a changed calibration must win over older ones."""
+    matcher: StampMatcher[str] = StampMatcher(tolerance_s=0.2, capacity=30)
+    for n in range(30):
+        matcher.add(0, f"fx 721 #{n}")
+    matcher.add(0, "fx 500")
+    assert matcher.match(0) == "fx 500"
+    matcher.add(10, "a")
+    matcher.add(-10, "b")  # equally near 0 as 'a', and newer
+    assert matcher.match(0) == "fx 500"  # nearest still wins over newest
+    assert matcher.match(0 + 0) == "fx 500"
+    matcher.add(5, "c")
+    matcher.add(-5, "d")
+    assert matcher.match(0) == "fx 500" and StampMatcher(1.0).match(0) is None
+    ties: StampMatcher[str] = StampMatcher(tolerance_s=0.2)
+    ties.add(100, "older")
+    ties.add(300, "newer")
+    assert ties.match(200) == "newer"

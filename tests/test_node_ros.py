@@ -1265,3 +1265,23 @@ def test_params_file_applies_in_a_namespace_and_a_section_for_another_is_warned(
     finally:
         side.close()
         process.stop()
+
+
+@needs_ros
+def test_zero_stamps_take_the_newest_camera_info_and_are_warned_once(running):
+    """Image and camera_info all stamped 0: a calibration change (fx 721 -> 500) is picked up."""
+    tester, process = running
+    header = Header(frame_id="clockless_camera")  # stamp 0
+    depth_infos = tester.outputs["depth/camera_info"]
+    for fx in (KITTI_FX, 500.0, 500.0):
+        image, info = kitti_frame(header, seed=5)
+        info.p = [fx, 0.0, KITTI_CX, 0.0, 0.0, fx, KITTI_CY, 0.0, 0.0, 0.0, 1.0, 0.0]
+        for _ in range(3):  # resent until this calibration comes back (a camera_info may be repaired late)
+            tester.info_pub.publish(info)
+            tester.image_pub.publish(image)
+            if tester.wait_until(lambda: 0 in depth_infos and depth_infos[0].p[0] == fx, 5.0):
+                break
+        else:
+            pytest.fail(f"fx {fx} never used; last depth/camera_info fx "
+                        f"{depth_infos[0].p[0] if 0 in depth_infos else None}; log:\n{process.text()[-3000:]}")
+    assert process.text().count("are stamped 0") == 1, process.text()[-3000:]
