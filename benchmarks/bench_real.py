@@ -34,7 +34,7 @@ by focal length as the node does. Without the holdout folder the real rows are s
 message.
 
     python benchmarks/bench_real.py                          # renderer 1, 3 seeds, ~80 min on 2 cores
-    python benchmarks/bench_real.py --renderer 2 --only-depth  # rows prior and b only (renderer comparison)
+    python benchmarks/bench_real.py --renderer 2 --only-depth  # rows prior, b, c only (renderer comparison)
     python benchmarks/bench_real.py --ground-prior 1.65      # every network a residual over the flat road
     python benchmarks/bench_real.py --quick                  # smoke run (~3 min), written under --work only
 
@@ -89,7 +89,7 @@ ROWS = {
     "e": f"depth-aware cycle adapter (loss.depth_aware={DEPTH_AWARE_WEIGHT:g}) trained on real frames + network (b)",
     "g": "student distilled on real frames from the better adapter (d or e, by validation)",
 }
-DEPTH_ROWS = ("prior", "b")
+DEPTH_ROWS = ("prior", "b", "c")
 TARGET_ABS_REL, TARGET_A1 = 0.20, 0.75
 
 
@@ -172,10 +172,10 @@ def plan_seed(args: argparse.Namespace, work: Path, seed: int, cache: Path) -> d
              f"run.val_every={max(args.depth_steps // 3, 1)}", f"run.checkpoint_every={args.depth_steps}",
              "model.depth_encoding=log", f"data.train.cache={cache}", f"data.val.cache={cache}",
              f"data.train.length={args.train_frames}", *renderer, *quick_val]
-    runs = {"depth": Run("depth", seed, folder / "depth", "depth", tuple(depth))}
+    runs = {"depth": Run("depth", seed, folder / "depth", "depth", tuple(depth)),
+            "depth_aug": Run("depth_aug", seed, folder / "depth_aug", "depth", (*depth, "data.photometric=true"))}
     if args.only_depth:
         return runs
-    runs["depth_aug"] = Run("depth_aug", seed, folder / "depth_aug", "depth", (*depth, "data.photometric=true"))
     real = (f"data.real={{kind: road_frames, root: {REAL_ARG}}}", f"data.val={{kind: road_frames, root: "
             f"{VALIDATION_ARG}}}")
     decay = max(args.style_steps // 2, 1)
@@ -308,7 +308,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--ground-prior", type=float, default=0.0, metavar="METRES",
                         help="model.ground_prior of every network: a residual over a flat road this far under the "
                              "camera (default: 0 = off)")
-    parser.add_argument("--only-depth", action="store_true", help="rows prior and b only (a renderer comparison)")
+    parser.add_argument("--only-depth", action="store_true", help="rows prior, b and c only (the depth stage: a renderer comparison)")
     parser.add_argument("--seeds", type=int, nargs="+", help="training seeds (default 0 1 2; --quick 0)")
     parser.add_argument("--depth-steps", type=int, help="steps of each depth run (default 600; --quick 3)")
     parser.add_argument("--style-steps", type=int, help="steps of each style run (default 300; --quick 2)")
