@@ -366,7 +366,8 @@ class DepthNode(Node):
             intrinsics = camera_info_intrinsics(msg)
         except InvalidMessageError:
             return  # reported when a frame would use it
-        if self._calibrations.remember(frame_id, intrinsics, msg, stamp):
+        if (self._calibrations.remember(frame_id, intrinsics, msg, stamp)
+                and self._throttle.check("new_calibration", time.monotonic()) is not None):
             self.get_logger().info(
                 f"calibration of camera {frame_id!r} at {intrinsics.width}x{intrinsics.height}: fx={intrinsics.fx:.2f} "
                 f"fy={intrinsics.fy:.2f} cx={intrinsics.cx:.2f} cy={intrinsics.cy:.2f}; kept for its frames "
@@ -522,12 +523,13 @@ class DepthNode(Node):
         if problem is not None:
             self._warn(problem.kind, f"{problem}; publishing depth without camera_info, point cloud or focal rescaling")
         if self._calibrations.first_miss(header.frame_id, height, width):
-            kept = ", ".join(f"{f!r} at {w}x{h}" for f, h, w in self._calibrations.cameras()) or "none"
-            self.get_logger().warning(
+            kept = self._calibrations.describe()  # bounded: the cache is, and only a few are named
+            self._warn("no_calibration",
                 f"no calibration for camera {header.frame_id!r} at {width}x{height}: no valid camera_info on "
                 f"{self._info_topic} yet (calibrations kept: {kept}) and no intrinsics parameter. Until one "
                 "arrives, its depth is published as the network predicts it for its training camera (no focal "
-                "rescaling), without depth/camera_info and point cloud; /diagnostics warns. (Said once per camera.)")
+                "rescaling), without depth/camera_info and point cloud; /diagnostics warns. (Said once per camera, "
+                "at most once per warning_period.)")
         return None, None
 
     def _rectified(self, rgb: np.ndarray, info: CameraInfo | None, settings: NodeSettings

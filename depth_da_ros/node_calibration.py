@@ -11,6 +11,7 @@ driver's binning or ROI mode) is another calibration. Stamps are integer nanosec
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
@@ -38,6 +39,11 @@ class Calibration(Generic[T]):
 
 
 CameraKey = tuple[str, int, int]  # (frame_id, height, width)
+# Cameras whose calibration (and "no calibration" announcement) is kept; beyond that the least
+# recently used is forgotten, so a publisher whose frame_id or size changes every frame cannot
+# grow the node's memory. A robot's node reads one camera: 64 leaves room for ROI/binning modes.
+CAMERAS_KEPT = 64
+CAMERAS_NAMED = 5  # cameras a message lists before "and N more"
 
 
 class CalibrationCache(Generic[T]):
@@ -45,13 +51,21 @@ class CalibrationCache(Generic[T]):
 
     ``remember`` is called for every valid camera_info as it arrives (not only for those
     matched to an image), so a camera whose camera_info always arrives after its image still
-    gets its calibration from the second frame on.
+    gets its calibration from the second frame on. At most ``capacity`` cameras are kept (least
+    recently used forgotten first), and as many "no calibration" announcements.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, capacity: int = CAMERAS_KEPT) -> None:
+        self.capacity = capacity
         self._lock = threading.Lock()
-        self._entries: dict[CameraKey, Calibration[T]] = {}
-        self._announced: set[CameraKey] = set()
+        self._entries: OrderedDict[CameraKey, Calibration[T]] = OrderedDict()
+        self._announced: OrderedDict[CameraKey, None] = OrderedDict()
+
+    def _keep(self, table: OrderedDict, key: CameraKey, value: object) -> None:
+        table[key] = value
+        table.move_to_end(key)
+        while len(table) > self.capacity:
+            table.popitem(last=False)
 
     def remember(self, frame_id: str, intrinsics: Intrinsics, message: T, stamp_ns: int) -> bool:
         """Keep ``intrinsics`` as the camera's calibration (replacing the one kept); True when
@@ -59,13 +73,16 @@ class CalibrationCache(Generic[T]):
         key = (frame_id, intrinsics.height, intrinsics.width)
         with self._lock:
             first = key not in self._entries
-            self._entries[key] = Calibration(intrinsics, message, stamp_ns, FROM_CACHE)
+            self._keep(self._entries, key, Calibration(intrinsics, message, stamp_ns, FROM_CACHE))
             return first
 
     def recall(self, frame_id: str, height: int, width: int) -> Calibration[T] | None:
         """The kept calibration of this camera at this image size, or None."""
+        key = (frame_id, height, width)
         with self._lock:
-            return self._entries.get((frame_id, height, width))
+            if key in self._entries:
+                self._entries.move_to_end(key)
+            return self._entries.get(key)
 
     def recall_only(self, height: int, width: int) -> tuple[str, Calibration[T]] | None:
         """(frame_id, calibration) when exactly one camera of this image size has one: the node
@@ -79,13 +96,21 @@ class CalibrationCache(Generic[T]):
         with self._lock:
             return sorted(self._entries)
 
+    def describe(self, limit: int = CAMERAS_NAMED) -> str:
+        """The kept cameras for a log line, at most ``limit`` named (most recently used first)."""
+        with self._lock:
+            keys = list(reversed(self._entries))
+        named = ", ".join(f"{frame_id!r} at {w}x{h}" for frame_id, h, w in keys[:limit]) or "none"
+        return named + (f" and {len(keys) - limit} more" if len(keys) > limit else "")
+
     def first_miss(self, frame_id: str, height: int, width: int) -> bool:
         """True the first time a frame of this camera finds no calibration at all (say so once)."""
         key = (frame_id, height, width)
         with self._lock:
             if key in self._announced:
+                self._announced.move_to_end(key)
                 return False
-            self._announced.add(key)
+            self._keep(self._announced, key, None)
             return True
 
 

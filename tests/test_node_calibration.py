@@ -88,3 +88,48 @@ def test_merging_frame_checks_into_the_status():
         ok, "publishing", [("a", "1"), ("b", "2")])
     assert merge_frame_checks(ok, "publishing", [], "degenerate", [], warn)[:2] == (warn, "degenerate")
     assert merge_frame_checks(error, "no depth", [], "degenerate", [], warn)[:2] == (error, "no depth; degenerate")
+
+
+def test_cameras_are_bounded_least_recently_used_and_described_briefly():
+    from depth_da_ros.node_calibration import CAMERAS_KEPT
+
+    cache: CalibrationCache[str] = CalibrationCache(capacity=3)
+    for name in "abcd":
+        cache.remember(name, KITTI, name, 0)
+    assert [c[0] for c in cache.cameras()] == ["b", "c", "d"]  # 'a' forgotten
+    cache.recall("b", 375, 1242)  # used: now the most recent
+    cache.remember("e", KITTI, "e", 0)
+    assert [c[0] for c in cache.cameras()] == ["b", "d", "e"]
+    assert cache.describe(limit=2) == "'e' at 1242x375, 'b' at 1242x375 and 1 more"
+    assert CalibrationCache().capacity == CAMERAS_KEPT
+
+
+def test_memory_and_messages_stay_flat_over_10000_frames_whose_frame_id_and_size_change():
+    """Issue 24: a publisher changing frame_id or size every frame grew the node by ~1.8 KB a
+    frame and its warning listed every camera ever seen. What the node keeps per frame
+    (calibration, "no calibration" announcement, the warning's camera list) is bounded."""
+    import tracemalloc
+
+    cache: CalibrationCache[bytes] = CalibrationCache()
+
+    def frames(start: int, stop: int) -> int:
+        longest = 0
+        for n in range(start, stop):
+            intrinsics = Intrinsics(100 + n % 50, 80 + n % 7, 700.0, 700.0, 50.0, 40.0)
+            cache.remember(f"camera_{n}", intrinsics, b"x" * 200, n)
+            cache.recall(f"camera_{n}", intrinsics.height, intrinsics.width)
+            cache.recall_only(intrinsics.height, intrinsics.width)
+            if cache.first_miss(f"other_{n}", 10, 10):
+                longest = max(longest, len(cache.describe()))
+        return longest
+
+    frames(0, 1000)  # fill the caches
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        longest = frames(1000, 11000)
+        grown = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert grown < 64 * 1024, f"grew {grown} bytes over 10,000 frames"
+    assert longest < 200 and len(cache.cameras()) == cache.capacity

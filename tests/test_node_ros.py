@@ -1285,3 +1285,33 @@ def test_zero_stamps_take_the_newest_camera_info_and_are_warned_once(running):
             pytest.fail(f"fx {fx} never used; last depth/camera_info fx "
                         f"{depth_infos[0].p[0] if 0 in depth_infos else None}; log:\n{process.text()[-3000:]}")
     assert process.text().count("are stamped 0") == 1, process.text()[-3000:]
+
+
+@needs_ros
+def test_a_frame_id_and_size_changing_every_frame_gives_throttled_short_warnings(running):
+    """Issue 24: each new camera used to log a line, and the "no calibration" line listed every
+    camera ever seen (100 KB lines). Now the per-camera caches are bounded (LRU, CAMERAS_KEPT; the
+    memory side is tests/test_node_calibration.py) and those lines are throttled and short."""
+    from depth_da_ros.node_calibration import CAMERAS_KEPT
+
+    tester, process = running
+    start = len(process.text())
+    started = time.monotonic()
+    sizes = ((24, 32), (30, 40))
+    for n in range(3 * CAMERAS_KEPT):
+        height, width = sizes[n % 2]
+        header = Header(stamp=tester.node.get_clock().now().to_msg(), frame_id=f"moving_{n}")
+        info_header = Header(stamp=header.stamp, frame_id=f"info_{n}")  # kept as calibrations, never used
+        tester.info_pub.publish(CameraInfo(header=info_header, width=width, height=height,
+                                           p=[30.0, 0.0, 16.0, 0.0, 0.0, 30.0, 12.0, 0.0, 0.0, 0.0, 1.0, 0.0]))
+        tester.image_pub.publish(rgb_image(np.full((height, width, 3), n % 256, np.uint8), header=header))
+        time.sleep(0.005)
+    last = send_whole_frame(tester, process, seed=7)[0]  # the node still works, and has caught up
+    elapsed = time.monotonic() - started
+    lines = process.text()[start:].splitlines()
+    throttled = 2 + elapsed / 0.1  # the fixture's warning_period
+    for needle in ("no calibration for camera", "calibration of camera"):
+        said = [line for line in lines if needle in line]
+        assert len(said) <= throttled, (needle, len(said), elapsed)
+    assert max(map(len, lines)) < 1500, max(lines, key=len)[:300]
+    assert last in tester.outputs["points"]
