@@ -112,9 +112,12 @@ from .node_topics import (
     DIAGNOSTICS_TOPIC,
     IMAGE_TOPIC,
     NODE_NAME,
+    OUTPUT_CHECK_PERIOD_S,
+    OUTPUT_CHECK_UNTIL_S,
     POINTS_TOPIC,
     BEST_EFFORT,
     choose_reliability,
+    shared_outputs,
 )
 from .parameter_guard import guard_parameter_services
 from .pipeline import DepthPipeline, frame_contrast
@@ -222,6 +225,8 @@ class DepthNode(Node):
         if settings.input_reliability == "auto":
             self.create_timer(QOS_CHECK_PERIOD_S, self._subscribe_inputs, clock=self._steady)
         self.create_timer(settings.diagnostics_period, self._publish_diagnostics, clock=self._steady)
+        self._shared_said: set[tuple[str, str]] = set()
+        self._output_check = self.create_timer(OUTPUT_CHECK_PERIOD_S, self._check_shared_outputs, clock=self._steady)
         self.add_on_set_parameters_callback(self._on_set_parameters)
         guard_parameter_services(self.services, lambda reason: self._warn("parameter_request",
                                                                           f"set_parameters: {reason}"))
@@ -345,6 +350,18 @@ class DepthNode(Node):
             f"{self.resolve_topic_name(topic)}: a subscriber requests QoS this {self._settings.output_reliability} "
             f"publisher does not offer (policy {qos_policy_name_from_kind(info.last_policy_kind)}), so it receives "
             f"nothing; {fix}")
+
+    def _check_shared_outputs(self) -> None:
+        """At start-up: warn about another node publishing on one of this node's output topics."""
+        if time.monotonic() - self._started > OUTPUT_CHECK_UNTIL_S:
+            self.destroy_timer(self._output_check)
+            return
+        topics = (DEPTH_TOPIC, DEPTH_INFO_TOPIC, COLORIZED_TOPIC, POINTS_TOPIC)
+        publishers = {self.resolve_topic_name(t): [
+            f"{info.node_namespace.rstrip('/')}/{info.node_name}"
+            for info in self.get_publishers_info_by_topic(self.resolve_topic_name(t))] for t in topics}
+        for warning in shared_outputs(self.get_fully_qualified_name(), publishers, self._shared_said):
+            self.get_logger().warning(warning)
 
     # --- callbacks (executor thread: store and return) ----------------------------------------
 

@@ -2,7 +2,7 @@
 namespace and remapping re-target them) and the choice of input reliability."""
 from __future__ import annotations
 
-from typing import Iterable
+from typing import Iterable, Mapping
 
 NODE_NAME = "depth_da_node"
 
@@ -32,3 +32,29 @@ def choose_reliability(mode: str, offered: Iterable[str]) -> str:
     if mode != "auto":
         return mode
     return BEST_EFFORT if BEST_EFFORT in set(offered) else RELIABLE
+
+
+# How long after start-up the node looks for other publishers on its output topics (discovery
+# takes a moment), and how often within that time.
+OUTPUT_CHECK_UNTIL_S = 10.0
+OUTPUT_CHECK_PERIOD_S = 2.0
+
+
+def shared_outputs(own_node: str, publishers: Mapping[str, Iterable[str]], said: set[tuple[str, str]]
+                   ) -> list[str]:
+    """Warnings for output topics (resolved name -> fully qualified names of their publishers'
+    nodes) that another node publishes too, e.g. two depth nodes started without a namespace
+    each; pairs already in ``said`` are skipped, new ones added. /diagnostics is shared by design."""
+    warnings = []
+    for topic, nodes in publishers.items():
+        if topic == DIAGNOSTICS_TOPIC:
+            continue
+        others = sorted({n for n in nodes if n != own_node and (topic, n) not in said})
+        if not others:
+            continue
+        said.update((topic, n) for n in others)
+        warnings.append(
+            f"{topic} is also published by {', '.join(others)}: subscribers get both streams mixed. Start each "
+            "camera's node in its own namespace (-r __ns:=/front, or the launch file's namespace:= or "
+            "cameras:=front,rear), which also keeps their parameters apart")
+    return warnings

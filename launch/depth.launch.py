@@ -4,6 +4,9 @@
         camera_info:=/camera/camera_info
     ros2 launch depth_da_ros depth.launch.py kitti:=true use_rviz:=true
     ros2 launch depth_da_ros depth.launch.py namespace:=front params_file:=/path/to/my_depth.yaml
+    # several cameras: one node per camera, each in the camera's namespace (its topics, its
+    # parameters: /front/depth_da_node, /rear/depth_da_node); relative remaps resolve in each
+    ros2 launch depth_da_ros depth.launch.py cameras:=front,rear image:=image_raw
 
 Arguments are resolved in an OpaqueFunction, so plain Python decides what to pass: a parameter
 is overridden only when its argument is not empty, and ``kitti:=true`` picks the KITTI topics
@@ -71,6 +74,17 @@ def _resolve(topic: str, namespace: str) -> str:
     return f"/{namespace}/{topic}" if namespace else f"/{topic}"
 
 
+def _camera_namespaces(namespace: str, cameras: str) -> list[str]:
+    """The namespace of each node: one per camera in ``cameras`` (comma separated, under
+    ``namespace``), else ``namespace`` alone. Two nodes in one namespace would publish to the
+    same topics and share a name (a parameter set on one would reach both)."""
+    base = namespace.strip("/")
+    names = [c.strip().strip("/") for c in cameras.split(",") if c.strip().strip("/")]
+    if len(set(names)) != len(names):
+        raise RuntimeError(f"cameras:={cameras}: each camera needs a namespace of its own")
+    return ["/".join(filter(None, (base, name))) for name in names] or [base]
+
+
 def _rviz_missing() -> str | None:
     """Why rviz2 cannot start here, or None. Checked before any node is created: otherwise a
     failed rviz2 would end the launch and leave depth_da_node running unmanaged."""
@@ -105,7 +119,8 @@ def _launch_setup(context: LaunchContext) -> list:
 
     if _is_true(arg("use_rviz")) and (problem := _rviz_missing()):
         raise RuntimeError(problem)  # launch reports it and starts nothing
-    namespace = arg("namespace").strip("/")
+    namespaces = _camera_namespaces(arg("namespace"), arg("cameras"))
+    namespace = namespaces[0]  # RViz shows the first camera
     kitti = _is_true(arg("kitti"))
     remapped = {}
     for topic in ("image", "camera_info"):
@@ -117,10 +132,10 @@ def _launch_setup(context: LaunchContext) -> list:
     overrides = {param: arg(name) for name, param in PARAMETER_ARGUMENTS.items() if arg(name)}
     if overrides:
         parameters.append(_typed(overrides))
-    actions = [*_fastdds_profile(), Node(
-        package=PACKAGE, executable=EXECUTABLE, name=NODE_NAME, namespace=namespace,
+    actions = [*_fastdds_profile(), *(Node(
+        package=PACKAGE, executable=EXECUTABLE, name=NODE_NAME, namespace=camera_namespace,
         parameters=parameters, remappings=list(remapped.items()), output="screen", emulate_tty=True,
-    )]
+    ) for camera_namespace in namespaces)]
 
     if _is_true(arg("use_rviz")):
         share = Path(get_package_share_directory(PACKAGE))
@@ -146,6 +161,10 @@ def generate_launch_description() -> LaunchDescription:
         DeclareLaunchArgument("params_file", default_value=str(share / "config" / "depth.yaml"),
                               description="Node parameters (YAML, '/**/depth_da_node: ros__parameters:')"),
         DeclareLaunchArgument("namespace", default_value="", description="Namespace of the node (and RViz)"),
+        DeclareLaunchArgument("cameras", default_value="",
+                              description="Comma-separated camera namespaces (e.g. front,rear): one node per "
+                                          "camera in <namespace>/<camera>, relative image/camera_info remaps "
+                                          "resolved in each; RViz shows the first; empty: one node"),
         DeclareLaunchArgument("image", default_value="",
                               description="Image topic the node's 'image' is remapped to; empty: 'image' "
                                           "(or KITTI's with kitti:=true)"),

@@ -403,3 +403,17 @@ def test_stamp_matcher_ties_go_to_the_newest_item():
     ties.add(100, "older")
     ties.add(300, "newer")
     assert ties.match(200) == "newer"
+
+
+def test_shared_output_topics_are_named_once_per_other_node():
+    from depth_da_ros.node_topics import shared_outputs
+
+    said: set[tuple[str, str]] = set()
+    publishers = {"/depth/image": ["/depth_da_node", "/other/depth_da_node"], "/points": ["/depth_da_node"],
+                  "/diagnostics": ["/depth_da_node", "/x"]}
+    first = shared_outputs("/depth_da_node", publishers, said)
+    assert len(first) == 1 and first[0].startswith("/depth/image is also published by /other/depth_da_node")
+    assert "namespace" in first[0]
+    assert shared_outputs("/depth_da_node", publishers, said) == []  # said once
+    publishers["/points"].append("/third")
+    assert [w.split(" is")[0] for w in shared_outputs("/depth_da_node", publishers, said)] == ["/points"]

@@ -189,6 +189,15 @@ def test_rviz_is_remapped_to_the_node_topics_with_namespace_and_kitti():
     assert set(kitti) == {"image", "camera_info"}
 
 
+def test_launch_file_starts_one_node_per_camera_namespace():
+    namespaces = launch_functions("_camera_namespaces")["_camera_namespaces"]
+    assert namespaces("", "") == [""] and namespaces("/robot/", "") == ["robot"]
+    assert namespaces("", "front, rear") == ["front", "rear"]
+    assert namespaces("robot", "front,/rear/") == ["robot/front", "robot/rear"]
+    with pytest.raises(RuntimeError, match="namespace of its own"):
+        namespaces("", "front,front")
+
+
 LAUNCH_ROS_REASON = "launch_ros is not installable from PyPI; it runs where a ROS 2 distro is sourced"
 
 
@@ -1315,3 +1324,44 @@ def test_a_frame_id_and_size_changing_every_frame_gives_throttled_short_warnings
         assert len(said) <= throttled, (needle, len(said), elapsed)
     assert max(map(len, lines)) < 1500, max(lines, key=len)[:300]
     assert last in tester.outputs["points"]
+
+
+@needs_ros
+def test_two_cameras_in_their_own_namespaces_and_a_shared_output_topic_is_warned(dds_env, tiny_checkpoint, tmp_path):
+    """The multi-camera way: one node per camera namespace (/front, /rear): separate topics and
+    parameters. Another publisher on a node's output topic (here a stray one on /front/depth/image,
+    as a second depth node without a namespace would be) is warned about, naming the topic."""
+    domain = int(dds_env["ROS_DOMAIN_ID"])
+    front, rear = RosSide(domain, namespace="front"), RosSide(domain, namespace="rear")
+    stray = front.node.create_publisher(Image, "depth/image", QoSProfile(depth=1))  # /front/depth_da_tester
+    nodes = {name: namespaced_node(dds_env, tiny_checkpoint, tmp_path / f"{name}.log", name,
+                                   "--params-file", str(PARAMS_FILE), "-p", "cloud_decimation:=1")
+             for name in ("front", "rear")}
+    try:
+        for name, side in (("front", front), ("rear", rear)):
+            process = nodes[name]
+            assert side.wait_until(lambda: process.proc.poll() is not None or (
+                side.image_pub.get_subscription_count() > 0
+                and all(side.node.count_publishers(t) > 0 for t in OUTPUTS)), DISCOVERY_TIMEOUT_S), process.text()
+        assert nodes["front"].wait_for_log("/front/depth/image is also published by /front/depth_da_tester"), \
+            nodes["front"].text()[-3000:]
+        assert front.set_parameter("colormap_max_depth", 50.0).successful  # /front/depth_da_node only
+        client = AsyncParameterClient(rear.node, NODE_NAME)
+        assert client.wait_for_services(timeout_sec=10.0)
+        future = client.get_parameters(["colormap_max_depth"])
+        assert rear.wait_until(future.done, 10.0)
+        assert future.result().values[0].double_value == shipped_parameters()["colormap_max_depth"]
+        for name, side in (("front", front), ("rear", rear)):  # each camera's frames come back on its topics
+            deadline = time.monotonic() + OUTPUT_TIMEOUT_S
+            while True:
+                stamp = send_frame(side, seed=11)
+                if side.wait_until(lambda: stamp in side.outputs["depth/image"], 3.0):
+                    break
+                assert time.monotonic() < deadline, nodes[name].text()[-3000:]
+        assert "is also published" not in nodes["rear"].text()
+        front.node.destroy_publisher(stray)
+    finally:
+        front.close()
+        rear.close()
+        for process in nodes.values():
+            process.stop()
