@@ -74,6 +74,8 @@ from .node_diagnostics import (
     DIAGNOSTIC_WARN,
     StreamStatistics,
     diagnostic_summary,
+    hardware_id,
+    status_name,
 )
 from .node_calibration import (
     DEGENERATE,
@@ -130,6 +132,7 @@ from .ros_conversions import (
     depth_image_cdr,
     image_to_rgb,
     intrinsics_to_camera_info,
+    narrow_16bit_peak,
     point_cloud2_cdr,
     restamped_camera_info,
     rgb8_image_cdr,
@@ -202,6 +205,7 @@ class DepthNode(Node):
         self._frame_checks = FrameChecks()
         self._rectifier = Rectifier()
         self._zero_stamp_said = False  # read and set by the inference thread only
+        self._camera_frame_id = ""  # the last frame's, for /diagnostics' hardware_id
 
         self._depth_pub = self._output(Image, DEPTH_TOPIC)
         self._info_pub = self._output(CameraInfo, DEPTH_INFO_TOPIC)
@@ -407,8 +411,10 @@ class DepthNode(Node):
         frame_problem, frame_values = self._frame_checks.summary(time.monotonic())
         level, message, values = merge_frame_checks(level, message, values, frame_problem, frame_values,
                                                     DIAGNOSTIC_WARN)
-        status = DiagnosticStatus(level=_DIAGNOSTIC_LEVEL[level], name=f"{self.get_fully_qualified_name()}: depth",
-                                  message=message, hardware_id=self._pipeline.backend.name,
+        status = DiagnosticStatus(level=_DIAGNOSTIC_LEVEL[level], name=status_name(self.get_fully_qualified_name()),
+                                  message=message, hardware_id=hardware_id(
+                                      self._camera_frame_id, self._image_topic, self._settings.model_path,
+                                      self._pipeline.backend.name),
                                   values=[KeyValue(key=k, value=v) for k, v in values])
         self._diagnostics_pub.publish(DiagnosticArray(header=Header(stamp=self.get_clock().now().to_msg()),
                                                       status=[status]))
@@ -433,7 +439,12 @@ class DepthNode(Node):
         started = time.monotonic()
         settings = self._settings
         rgb = compressed_to_rgb(msg) if isinstance(msg, CompressedImage) else image_to_rgb(msg)
+        if isinstance(msg, Image) and (peak := narrow_16bit_peak(msg)) is not None:
+            self._warn("narrow_16bit", f"{msg.encoding} image on {self._image_topic} peaks at {peak} (< 4096): "
+                       "12-bit data in a 16-bit image? Converted to 8 bits by its top byte it is nearly black "
+                       "(the driver can shift it to the full 16-bit range, or publish 8-bit)")
         header = self._output_header(msg.header, settings)
+        self._camera_frame_id = header.frame_id
         if not self._zero_stamp_said and stamp_to_ns(msg.header.stamp) == 0:
             self._zero_stamp_said = True
             self.get_logger().warning(

@@ -177,3 +177,17 @@ def diagnostic_summary(stats: StatisticsSnapshot, backend: str, stale_after_s: f
     if stats.processed == 0:
         return DIAGNOSTIC_OK, "waiting for the first depth image", values
     return DIAGNOSTIC_OK, f"publishing depth at {stats.output_hz:.1f} Hz", values
+
+
+def status_name(node_fqn: str) -> str:
+    """The DiagnosticStatus name: the node's full name without the leading '/' (diagnostic
+    aggregators match names by prefix, e.g. 'front/depth_da_node'), then ': depth'."""
+    return f"{node_fqn.lstrip('/')}: depth"
+
+
+def hardware_id(camera_frame_id: str, image_topic: str, model_path: str, backend: str) -> str:
+    """What the status is about: the camera (its frame id, else its image topic) and the model
+    (file name and backend), e.g. 'camera_color_left (/front/image_raw): depth.onnx on onnxruntime'."""
+    camera = f"{camera_frame_id} ({image_topic})" if camera_frame_id else image_topic
+    model = model_path.replace("\\", "/").rsplit("/", 1)[-1] or "model"
+    return f"{camera}: {model} on {backend}"

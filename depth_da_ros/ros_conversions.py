@@ -98,6 +98,26 @@ def image_to_rgb(msg: Image) -> np.ndarray:
     return _checked_rgb(rgb, height, width, label)
 
 
+# A 16-bit image whose brightest pixel is below this probably holds 12-bit (or 10-bit) data
+# (machine-vision cameras, aravis/flir drivers): converted to 8 bits by the top byte, it is
+# nearly black.
+NARROW_16BIT_PEAK = 4096
+
+
+def narrow_16bit_peak(msg: Image) -> int | None:
+    """The brightest value of a 16-bit ``msg`` (mono16, bayer_*16, rgb16, ...) when it is below
+    NARROW_16BIT_PEAK but not 0 (12-bit data in a 16-bit image), else None."""
+    try:
+        _, _, dtype, _ = to_cvtype(msg.encoding)
+    except ImageFormatError:
+        return None
+    if np.dtype(dtype).itemsize != 2 or len(msg.data) < 2:
+        return None
+    data = np.frombuffer(msg.data, dtype=">u2" if msg.is_bigendian else "<u2", count=len(msg.data) // 2)
+    peak = int(data.max())
+    return peak if 0 < peak < NARROW_16BIT_PEAK else None
+
+
 def compressed_to_rgb(msg: CompressedImage) -> np.ndarray:
     """sensor_msgs/CompressedImage (JPEG, PNG, ... as OpenCV decodes them) -> uint8 (H, W, 3) RGB."""
     label = f"compressed image (format {msg.format!r}, {len(msg.data)} bytes)"

@@ -417,3 +417,32 @@ def test_shared_output_topics_are_named_once_per_other_node():
     assert shared_outputs("/depth_da_node", publishers, said) == []  # said once
     publishers["/points"].append("/third")
     assert [w.split(" is")[0] for w in shared_outputs("/depth_da_node", publishers, said)] == ["/points"]
+
+
+def test_diagnostic_status_name_and_hardware_id():
+    from depth_da_ros.node_diagnostics import hardware_id, status_name
+
+    assert status_name("/front/depth_da_node") == "front/depth_da_node: depth"
+    assert status_name("/depth_da_node") == "depth_da_node: depth"
+    assert hardware_id("cam_left", "/front/image_raw", "/m/depth.onnx", "onnxruntime") == \
+        "cam_left (/front/image_raw): depth.onnx on onnxruntime"
+    assert hardware_id("", "/image", "", "torch") == "/image: model on torch"
+
+
+def test_12_bit_data_in_16_bit_images_is_detected():
+    from sensor_msgs.msg import Image
+
+    from depth_da_ros.ros_conversions import narrow_16bit_peak
+
+    def image(values: np.ndarray, encoding: str = "mono16", big: bool = False) -> Image:
+        data = values.astype(">u2" if big else "<u2").tobytes()
+        return Image(height=values.shape[0], width=values.shape[1], encoding=encoding, is_bigendian=big,
+                     step=2 * values.shape[1], data=data)
+
+    twelve = np.array([[0, 100], [4000, 4095]])
+    assert narrow_16bit_peak(image(twelve)) == 4095
+    assert narrow_16bit_peak(image(twelve, big=True)) == 4095
+    assert narrow_16bit_peak(image(np.array([[0, 60000]]))) is None  # full range
+    assert narrow_16bit_peak(image(np.zeros((2, 2)))) is None  # black: the contrast check's case
+    eight = Image(height=1, width=2, encoding="mono8", step=2, data=bytes([1, 2]))
+    assert narrow_16bit_peak(eight) is None

@@ -730,7 +730,9 @@ def test_diagnostics_report_rates_latency_drops_and_backend(running):
     assert tester.wait_until(lambda: len(tester.diagnostics) > count, 10.0)
     status = tester.diagnostics[-1].status[0]
     values = {kv.key: kv.value for kv in status.values}
-    assert NODE_NAME in status.name and status.hardware_id == "torch"
+    # Issue 24: no leading '/' (aggregators match by prefix); hardware_id names camera and model.
+    assert status.name == f"{NODE_NAME}: depth"
+    assert status.hardware_id.endswith(" (/image): depth.pt on torch"), status.hardware_id
     p50, p95 = float(values["latency p50 (ms)"]), float(values["latency p95 (ms)"])
     assert 0 < p50 <= p95
     assert int(values["frames processed"]) >= 5 and int(values["frames rejected"]) >= 4
@@ -1359,9 +1361,22 @@ def test_two_cameras_in_their_own_namespaces_and_a_shared_output_topic_is_warned
                     break
                 assert time.monotonic() < deadline, nodes[name].text()[-3000:]
         assert "is also published" not in nodes["rear"].text()
+        # /diagnostics: each node's status under its namespace, without a leading '/'.
+        assert front.wait_until(lambda: {"front/depth_da_node: depth", "rear/depth_da_node: depth"} <= {
+            status.name for array in front.diagnostics for status in array.status}, 10.0)
         front.node.destroy_publisher(stray)
     finally:
         front.close()
         rear.close()
         for process in nodes.values():
             process.stop()
+
+
+@needs_ros
+def test_12_bit_data_in_a_16_bit_image_is_warned(running):
+    tester, process = running
+    mono = np.random.default_rng(3).integers(0, 4096, (KITTI_HEIGHT, KITTI_WIDTH), dtype=np.uint16)
+    header = tester.stamp()
+    tester.image_pub.publish(rgb_image(mono.astype("<u2"), "mono16", header=header))
+    assert process.wait_for_log("12-bit data in a 16-bit image?", timeout=OUTPUT_TIMEOUT_S), process.text()[-3000:]
+    wait_outputs(tester, process, conv.stamp_to_ns(header.stamp), topics=("depth/image",))  # still processed
