@@ -62,6 +62,10 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     if not zipfile.is_zipfile(path):  # torch.save has written zip archives since PyTorch 1.6
         raise CheckpointError(f"cannot read checkpoint {path}: not a PyTorch checkpoint archive "
                               f"({path.stat().st_size} bytes; truncated, corrupt, or another kind of file)")
+    damaged = _damaged_member(path)
+    if damaged:
+        raise CheckpointError(f"cannot read checkpoint {path}: corrupt file ({damaged}); restore it from a copy "
+                              "or use another checkpoint")
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:  # weights_only refused an object: name it, give no unsafe advice
@@ -78,6 +82,21 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         found = payload.get("format") if isinstance(payload, dict) else type(payload).__name__
         raise CheckpointError(f"{path} is not a depth_da_ros checkpoint (format {found!r}, expected {CHECKPOINT_FORMAT!r})")
     return payload
+
+
+def _damaged_member(path: Path) -> str | None:
+    """Why the archive's content is damaged, or None when every member matches its CRC-32.
+
+    ``torch.load`` does not check the CRC-32 that ``torch.save`` writes for each member, so
+    bit-flipped tensor bytes in an intact archive would load as garbage weights; this reads
+    every member once and compares (``zipfile.ZipFile.testzip``)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            bad = archive.testzip()
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return f"unreadable archive: {first}"
+    return f"CRC-32 mismatch in member {bad}" if bad else None
 
 
 def resolve_checkpoint(path: str | Path) -> Path:

@@ -306,3 +306,39 @@ def test_resume_of_a_checkpoint_from_an_older_schema(tmp_path):
 
     save_checkpoint(path, {k: v for k, v in ckpt.items() if k != "format"})
     assert train_main(["depth", "--resume", str(run_dir), "--set", "run.steps=2"]) == 0
+
+
+# -- issue 25 item 2: checkpoint content verified on every load ---------------------------------------
+
+
+def flip_tensor_byte(path: Path) -> None:
+    """Flip one bit inside the first tensor's bytes, leaving the zip archive itself intact."""
+    import struct
+    import zipfile
+
+    with zipfile.ZipFile(path) as archive:
+        info = next(i for i in archive.infolist() if "/data/" in i.filename and i.file_size > 64)
+    data = bytearray(path.read_bytes())
+    name_len, extra_len = struct.unpack("<HH", data[info.header_offset + 26:info.header_offset + 30])
+    data[info.header_offset + 30 + name_len + extra_len + info.file_size // 2] ^= 0x10
+    path.write_bytes(bytes(data))
+
+
+def test_bit_flipped_checkpoint_is_one_plain_error_naming_the_file(tmp_path, caplog, capsys):
+    from depth_da_ros.checkpoint import CheckpointError, save_checkpoint
+
+    path = tmp_path / "x.pt"
+    save_checkpoint(path, {"w": torch.arange(1000, dtype=torch.float32)})
+    flip_tensor_byte(path)
+    assert torch.load(path, weights_only=True)["w"].shape == (1000,)  # torch alone loads it silently
+    with pytest.raises(CheckpointError, match=rf"{path}: corrupt file \(CRC-32 mismatch"):
+        load_checkpoint(path)
+    # resume refuses it with exit 2, one line naming the file
+    run_dir = tmp_path / "run"
+    assert train_main(["depth", *args(*TINY, *DATA, "run.steps=1", f"run.run_dir={run_dir}")]) == 0
+    last = run_dir / "checkpoints" / "last.pt"
+    flip_tensor_byte(last)
+    caplog.clear()
+    assert train_main(["depth", "--resume", str(run_dir), *args("run.steps=2")]) == 2
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert len(errors) == 1 and str(last) in errors[0] and "CRC-32" in errors[0], errors
