@@ -152,25 +152,60 @@ def is_optical_frame_name(frame_id: str) -> bool:
     return "optical" in frame_id
 
 
-def scan_points(scan: Scan, *, inf_is_valid: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """Read a scan back as a costmap does (laser_geometry's projectLaser, plus Nav2's obstacle layer
-    with ``inf_is_valid``): returns (marking points, clearing end points), each N x 3 in the scan
-    frame. A finite range in [range_min, range_max) marks; with ``inf_is_valid`` a +Inf range is
-    replaced by range_max - 1e-4 and only clears (raytracing to it); -Inf and NaN are dropped."""
+def scan_points(scan: Scan, *, inf_is_valid: bool = False, obstacle_max_range: float = math.inf,
+                raytrace_max_range: float = math.inf) -> tuple[np.ndarray, np.ndarray]:
+    """Read a scan back as Nav2's obstacle/voxel layer does: returns (marking points, clearing
+    ray end points), each N x 3 in the scan frame.
+
+    With ``inf_is_valid`` a +Inf range is first replaced by range_max - 1e-4 (the layer's
+    laserScanValidInfCallback); laser_geometry's projectLaser then keeps finite ranges in
+    [range_min, range_max) as points (NaN and -Inf dropped). A point marks when nearer than
+    ``obstacle_max_range``, and a clearing ray runs to it, cut at ``raytrace_max_range``. So a
+    +Inf ray clears without marking only if obstacle_max_range < range_max."""
     r = scan.ranges.astype(np.float64)
     theta = scan.angles
     with np.errstate(invalid="ignore"):
-        marks = np.isfinite(r) & (r >= scan.range_min) & (r < scan.range_max)
-        clears_only = np.isposinf(r) if inf_is_valid else np.zeros(r.size, dtype=bool)
-    clear_r = np.where(clears_only, scan.range_max - 1e-4, r)
+        if inf_is_valid:
+            r = np.where(np.isposinf(r), scan.range_max - 1e-4, r)
+        kept = np.isfinite(r) & (r >= scan.range_min) & (r < scan.range_max)
+        marks = kept & (r < obstacle_max_range)
+    clear_r = np.minimum(r, raytrace_max_range)
 
     def points(mask: np.ndarray, rr: np.ndarray) -> np.ndarray:
         return np.stack([rr[mask] * np.cos(theta[mask]), rr[mask] * np.sin(theta[mask]),
                          np.zeros(int(mask.sum()))], axis=1)
 
-    return points(marks, r), points(marks | clears_only, clear_r)
+    return points(marks, r), points(kept, clear_r)
 
 
 def scan_to_optical(points: np.ndarray) -> np.ndarray:
     """Points in the scan (body) frame -> the optical frame at the same origin: (x, y, z)_opt = (-y, -z, x)."""
     return np.stack([-points[:, 1], -points[:, 2], points[:, 0]], axis=1)
+
+
+class ScanMaker:
+    """Scans of a stream: the column -> bin grid kept for the last camera (fx, cx, width), and
+    the scan's frame with a problem to warn about when it looks like an optical frame."""
+
+    def __init__(self) -> None:
+        self._key: tuple[int, float, float] | None = None
+        self._grid: ScanGrid | None = None
+
+    def make(self, depth: np.ndarray, camera: Intrinsics, depth_frame: str, *, band_height: int, range_min: float,
+             range_max: float, frame_id: str = "") -> tuple[Scan, str, str | None]:
+        key = (camera.width, camera.fx, camera.cx)
+        if key != self._key:
+            self._key, self._grid = key, scan_grid(camera.width, camera.fx, camera.cx)
+        scan = depth_to_scan(depth, camera, band_height=band_height, range_min=range_min, range_max=range_max,
+                             grid=self._grid)
+        frame = scan_frame_for(depth_frame, frame_id)
+        problem = None
+        if is_optical_frame_name(frame):
+            problem = (f"scan is published in frame '{frame}', whose name says optical (x right, y down): a "
+                       "LaserScan's angles turn about +z from +x, so it needs a frame with x forward, y left, z up "
+                       "at the camera; set scan_frame_id")
+        elif not frame_id and frame == depth_frame:
+            problem = (f"scan is published in the depth's frame '{frame}' (scan_frame_id empty and the name has no "
+                       "'_optical_frame' suffix to derive a body frame from): correct only if that frame is x forward, "
+                       "y left, z up; set scan_frame_id")
+        return scan, frame, problem

@@ -8,7 +8,8 @@ Subscribes ``image`` (or ``<image>/compressed`` with ``use_compressed``) and ``c
 publishes, with each input image's header (its frame id replaced by the ``frame_id`` parameter
 when set), ``depth/image`` (32FC1 metres at the camera's resolution; REP 118: NaN = no estimate,
 +Inf = beyond range), ``depth/camera_info`` (the frame's own, else its camera's last valid one), ``depth/colorized`` (bgr8), ``points``
-(PointCloud2 in the camera's optical frame), ``adapted/image`` and ``/diagnostics``.
+(PointCloud2 in the camera's optical frame), ``scan`` (LaserScan in the camera's x-forward body frame,
+see depth_da_ros.laserscan), ``adapted/image`` and ``/diagnostics``.
 Parameters: see ``depth_da_ros.node_parameters.PARAMETERS`` (or ``depth_da_node --help``).
 
 ``adapted/image`` (rgb8, for debugging) is the frame after the style adapter, as the depth
@@ -62,12 +63,13 @@ from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from rclpy.subscription import Subscription
-from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image, LaserScan, PointCloud2
 from std_msgs.msg import Header
 
 from .backends import ModelLoadError
 from .console import apply_default_fastdds_profile, profile_variable
 from .geometry import Intrinsics, build_point_cloud, scale_depth
+from .laserscan import ScanMaker
 from .node_diagnostics import (
     DIAGNOSTIC_ERROR,
     DIAGNOSTIC_OK,
@@ -117,6 +119,7 @@ from .node_topics import (
     OUTPUT_CHECK_PERIOD_S,
     OUTPUT_CHECK_UNTIL_S,
     POINTS_TOPIC,
+    SCAN_TOPIC,
     BEST_EFFORT,
     choose_reliability,
     shared_outputs,
@@ -132,6 +135,7 @@ from .ros_conversions import (
     depth_image_cdr,
     image_to_rgb,
     intrinsics_to_camera_info,
+    laser_scan_cdr,
     narrow_16bit_peak,
     point_cloud2_cdr,
     restamped_camera_info,
@@ -211,6 +215,8 @@ class DepthNode(Node):
         self._info_pub = self._output(CameraInfo, DEPTH_INFO_TOPIC)
         self._colorized_pub = self._output(Image, COLORIZED_TOPIC)
         self._points_pub = self._output(PointCloud2, POINTS_TOPIC)
+        self._scan_pub = self._output(LaserScan, SCAN_TOPIC)
+        self._scans = ScanMaker()
         self._adapted_pub = self._output(Image, ADAPTED_TOPIC) if self._pipeline.metadata.outputs_styled else None
         self._diagnostics_pub = self.create_publisher(DiagnosticArray, DIAGNOSTICS_TOPIC, 10)
 
@@ -237,7 +243,7 @@ class DepthNode(Node):
 
         self._worker = threading.Thread(target=self._run_worker, name="depth_inference", daemon=True)
         self._worker.start()
-        topics = (DEPTH_TOPIC, DEPTH_INFO_TOPIC, COLORIZED_TOPIC, POINTS_TOPIC,
+        topics = (DEPTH_TOPIC, DEPTH_INFO_TOPIC, COLORIZED_TOPIC, POINTS_TOPIC, SCAN_TOPIC,
                   *([ADAPTED_TOPIC] if self._adapted_pub is not None else []))
         outputs = ", ".join(self.resolve_topic_name(t) for t in topics)
         self.get_logger().info(f"subscribed to {self._image_topic} and {self._info_topic}; publishing {outputs}")
@@ -360,7 +366,7 @@ class DepthNode(Node):
         if time.monotonic() - self._started > OUTPUT_CHECK_UNTIL_S:
             self.destroy_timer(self._output_check)
             return
-        topics = (DEPTH_TOPIC, DEPTH_INFO_TOPIC, COLORIZED_TOPIC, POINTS_TOPIC)
+        topics = (DEPTH_TOPIC, DEPTH_INFO_TOPIC, COLORIZED_TOPIC, POINTS_TOPIC, SCAN_TOPIC)
         publishers = {self.resolve_topic_name(t): [
             f"{info.node_namespace.rstrip('/')}/{info.node_name}"
             for info in self.get_publishers_info_by_topic(self.resolve_topic_name(t))] for t in topics}
@@ -494,6 +500,13 @@ class DepthNode(Node):
                                       min_depth=settings.cloud_min_depth, max_depth=settings.cloud_max_depth,
                                       organized=settings.cloud_organized)
             self._points_pub.publish(point_cloud2_cdr(cloud, header))
+        if camera is not None and self._scan_pub.get_subscription_count() > 0:
+            scan, scan_frame, problem = self._scans.make(
+                depth, camera, header.frame_id, band_height=settings.scan_band_height,
+                range_min=settings.scan_range_min, range_max=settings.scan_range_max, frame_id=settings.scan_frame_id)
+            if problem:
+                self._warn("scan_frame", problem)
+            self._scan_pub.publish(laser_scan_cdr(scan, Header(stamp=header.stamp, frame_id=scan_frame)))
         if styled is not None:
             self._adapted_pub.publish(rgb8_image_cdr(styled, header))
         now = time.monotonic()

@@ -126,6 +126,18 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
     ParameterSpec("cloud_max_depth", 60.0, "Points farther than this depth (metres along the optical axis) are "
                   "dropped; +Inf (beyond range: the sky) is never a point",
                   minimum=0.01, maximum=1000.0),
+    ParameterSpec("scan_band_height", 1, "scan: rows of the depth image around the optical centre row (cy) "
+                  "whose nearest valid range per column makes the LaserScan (depthimage_to_laserscan's scan_height); "
+                  "more rows see obstacles above and below the scan plane", minimum=1, maximum=4096),
+    ParameterSpec("scan_range_min", 0.1, "scan: nearer ranges (metres, in the scan plane) are -Inf (REP 117 "
+                  "too close) unless another row of the column is in range", minimum=0.0, maximum=1000.0),
+    ParameterSpec("scan_range_max", 30.0, "scan: farther ranges and +Inf depth are +Inf (nothing in range: "
+                  "costmaps with inf_is_valid clear along the ray); keep it below the model's max depth",
+                  minimum=0.01, maximum=1000.0),
+    ParameterSpec("scan_frame_id", "", "scan: frame id of the LaserScan, a frame with x forward, y left, z up "
+                  "at the camera (a scan's angles turn about +z from +x); empty: the depth's optical frame's "
+                  "body frame by the drivers' naming ('<name>_optical_frame' -> '<name>_frame'), else the "
+                  "depth's frame"),
     ParameterSpec("diagnostics_period", 1.0, "Seconds between /diagnostics messages", read_only=True,
                   minimum=0.1, maximum=60.0),
     ParameterSpec("warning_period", 5.0, "Seconds between two warnings about the same problem", read_only=True,
@@ -167,6 +179,10 @@ class NodeSettings:
     cloud_decimation: int
     cloud_min_depth: float
     cloud_max_depth: float
+    scan_band_height: int
+    scan_range_min: float
+    scan_range_max: float
+    scan_frame_id: str
     diagnostics_period: float
     warning_period: float
 
@@ -208,7 +224,8 @@ def settings_from_parameters(values: Mapping[str, Any], *, model_search: Sequenc
             problems.append(f"intrinsics: expected [fx, fy, cx, cy], got {len(intrinsics)} values")
         elif not all(math.isfinite(v) for v in intrinsics) or min(intrinsics[:2]) <= 0:
             problems.append(f"intrinsics: need finite values and fx, fy > 0, got {list(intrinsics)}")
-    for low, high in (("colormap_min_depth", "colormap_max_depth"), ("cloud_min_depth", "cloud_max_depth")):
+    for low, high in (("colormap_min_depth", "colormap_max_depth"), ("cloud_min_depth", "cloud_max_depth"),
+                      ("scan_range_min", "scan_range_max")):
         if _is_number(merged[low]) and _is_number(merged[high]) and not merged[low] < merged[high]:
             problems.append(f"{low} ({merged[low]}) must be less than {high} ({merged[high]})")
     if problems:

@@ -231,3 +231,12 @@ def intrinsics_to_camera_info(intrinsics: Intrinsics, header: Header) -> CameraI
     return CameraInfo(header=header, height=intrinsics.height, width=intrinsics.width,
                       distortion_model="plumb_bob", d=[0.0] * 5, k=k, r=[1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0],
                       p=intrinsics.projection.reshape(-1).tolist())
+
+
+def laser_scan_cdr(scan: Any, header: Header) -> bytes:
+    """A laserscan.Scan -> serialised sensor_msgs/LaserScan with ``header`` (one exposure: time_increment
+    and scan_time 0; no intensities)."""
+    return _cdr("sensor_msgs/msg/LaserScan", header=_header(header), angle_min=scan.angle_min,
+                angle_max=scan.angle_max, angle_increment=scan.angle_increment, time_increment=0.0, scan_time=0.0,
+                range_min=scan.range_min, range_max=scan.range_max,
+                ranges=np.ascontiguousarray(scan.ranges, dtype=np.float32), intensities=np.zeros(0, np.float32))

@@ -110,13 +110,23 @@ def test_beyond_range_is_plus_inf_and_clears_with_inf_is_valid():
     assert np.all(np.isposinf(scan.ranges[grid.bin_of_column[30:290]]))
     assert np.all(np.isneginf(scan.ranges[grid.bin_of_column[10:20]]))
     assert np.all(np.isfinite(scan.ranges[grid.bin_of_column[300:]]))
-    marks, clears = scan_points(scan, inf_is_valid=True)
-    assert np.allclose(np.hypot(marks[:, 0], marks[:, 1]), 4.0 * np.sqrt(1 + ((np.arange(300, 320) - CAMERA.cx) / CAMERA.fx) ** 2).min(), rtol=0.1)
+    # Nav2 with inf_is_valid and obstacle_max_range below range_max: +Inf rays clear to range_max
+    # and mark nothing; the finite columns mark.
+    marks, clears = scan_points(scan, inf_is_valid=True, obstacle_max_range=19.5, raytrace_max_range=25.0)
+    right = 4.0 * np.hypot(1, (np.arange(300, 320) - CAMERA.cx) / CAMERA.fx)
+    assert np.all((np.hypot(marks[:, 0], marks[:, 1]) >= right.min() - 1e-4)
+                  & (np.hypot(marks[:, 0], marks[:, 1]) <= right.max() + 1e-4))
     lengths = np.hypot(clears[:, 0], clears[:, 1])
-    assert np.sum(np.isclose(lengths, 20.0 - 1e-4)) >= 260  # +Inf rays clear to range_max
+    assert np.sum(np.isclose(lengths, 20.0 - 1e-4)) >= 260
+    # The pitfall: obstacle_max_range >= range_max makes those +Inf end points obstacles.
+    marks_pitfall, _ = scan_points(scan, inf_is_valid=True)
+    assert len(marks_pitfall) == len(clears) > len(marks)
     # Without inf_is_valid (the layers' default) +Inf is dropped: nothing clears there.
-    _, clears_default = scan_points(scan)
-    assert len(clears_default) == len(marks)
+    marks_default, clears_default = scan_points(scan)
+    assert len(clears_default) == len(marks_default) == len(marks)
+    # raytrace_max_range cuts the clearing rays.
+    _, short = scan_points(scan, inf_is_valid=True, obstacle_max_range=19.5, raytrace_max_range=10.0)
+    assert np.hypot(short[:, 0], short[:, 1]).max() <= 10.0 + 1e-9
 
 
 def test_a_too_close_pixel_beats_beyond_range_in_its_column():
