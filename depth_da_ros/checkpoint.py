@@ -23,6 +23,7 @@ Network names: ``depth`` (synthetic RGB -> depth), ``depth_discriminator``; ``st
 """
 from __future__ import annotations
 
+import errno as _errno
 import hashlib
 import pickle
 import re
@@ -44,10 +45,43 @@ class CheckpointError(RuntimeError):
     """A checkpoint file is missing, unreadable, or not one of ours."""
 
 
+class CheckpointWriteError(CheckpointError):
+    """Writing a checkpoint failed (full disk, file-size limit, quota, permissions); the file it
+    would have replaced is intact. ``errno`` is the operating system's error number, if known."""
+
+    def __init__(self, message: str, errno: int | None = None) -> None:
+        super().__init__(message)
+        self.errno = errno
+
+
+_WRITE_HINTS = {_errno.ENOSPC: "no space left on the device: free space or move run.run_dir",
+                _errno.EFBIG: "file too large: the process's file-size limit (ulimit -f)",
+                _errno.EDQUOT: "disk quota exceeded"}
+
+
+def write_error_reason(exc: BaseException) -> tuple[str, int | None]:
+    """The operating-system cause of a failed write, in words, and its errno: torch.save reports a
+    failed write as RuntimeError('unexpected pos ...') with the OSError only as its context."""
+    seen = exc
+    while seen is not None and not isinstance(seen, OSError):
+        seen = seen.__cause__ or seen.__context__
+    if isinstance(seen, OSError) and seen.errno is not None:
+        return _WRITE_HINTS.get(seen.errno, seen.strerror or str(seen)), seen.errno
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return first, None
+
+
 def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> None:
-    """Write ``payload`` to ``path`` atomically: a killed writer never leaves a torn file."""
-    with atomic_writer(path) as f:
-        torch.save({"format": CHECKPOINT_FORMAT, **payload}, f)
+    """Write ``payload`` to ``path`` atomically: a killed writer never leaves a torn file. A failed
+    write raises CheckpointWriteError naming the file and the cause."""
+    path = Path(path)
+    try:
+        with atomic_writer(path) as f:
+            torch.save({"format": CHECKPOINT_FORMAT, **payload}, f)
+    except (OSError, RuntimeError) as exc:
+        reason, number = write_error_reason(exc)
+        kept = f"; the previous {path.name} is intact" if path.is_file() else ""
+        raise CheckpointWriteError(f"cannot write checkpoint {path}: {reason}{kept}", number) from None
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:

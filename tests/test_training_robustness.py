@@ -342,3 +342,93 @@ def test_bit_flipped_checkpoint_is_one_plain_error_naming_the_file(tmp_path, cap
     assert train_main(["depth", "--resume", str(run_dir), *args("run.steps=2")]) == 2
     errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
     assert len(errors) == 1 and str(last) in errors[0] and "CRC-32" in errors[0], errors
+
+
+# -- issue 25 item 16: SIGINT / SIGTERM checkpoint the current step ------------------------------------
+
+
+@pytest.mark.parametrize("signum, code", [(2, 130), (15, 143)])
+def test_signal_checkpoints_the_current_step_and_resumes_exactly(tmp_path, monkeypatch, caplog, signum, code):
+    import os
+    import signal as signal_mod
+
+    common = [*TINY, *DATA, "run.deterministic=true", "run.checkpoint_every=1000", "run.val_every=0"]
+    reference = tmp_path / "reference"
+    assert train_main(["depth", *args(*common, "run.steps=4", f"run.run_dir={reference}")]) == 0
+
+    original = DepthStage.train_step
+
+    def step_then_signal(self, batch, step):
+        out = original(self, batch, step)
+        if step == 2:
+            os.kill(os.getpid(), signum)  # arrives mid-run; the engine finishes the step first
+        return out
+
+    run_dir = tmp_path / "run"
+    monkeypatch.setattr(DepthStage, "train_step", step_then_signal)
+    caplog.clear()
+    try:
+        assert train_main(["depth", *args(*common, "run.steps=4", f"run.run_dir={run_dir}")]) == code
+    finally:
+        assert signal_mod.getsignal(signal_mod.SIGINT) is signal_mod.default_int_handler  # handlers restored
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    name = signal_mod.Signals(signum).name
+    assert len(errors) == 1 and f"stopped by {name} at step 2" in errors[0], errors
+    assert f"stopped by {name} at step 2" in (run_dir / "train.log").read_text()  # logged before the log closes
+    assert load_checkpoint(run_dir / "checkpoints" / "last.pt")["step"] == 2
+    monkeypatch.setattr(DepthStage, "train_step", original)
+    assert train_main(["depth", "--resume", str(run_dir)]) == 0
+    expected, actual = entries(reference), entries(run_dir)
+    assert sorted(actual) == [1, 2, 3, 4]
+    for step in (1, 2, 3, 4):
+        for key, value in expected[step].items():
+            if key not in ("step_seconds", "step"):
+                assert actual[step][key] == value, (step, key)
+
+
+# -- issue 25 items 7 and 12: the stop reason names only real checkpoints and is in train.log -----------
+
+
+def test_divergence_before_any_checkpoint_does_not_point_at_one(tmp_path, monkeypatch, caplog):
+    import training.depth_stage as depth_stage
+
+    monkeypatch.setattr(depth_stage, "masked_l1_loss", lambda *a, **k: torch.tensor(float("nan")))
+    run_dir = tmp_path / "run"
+    assert train_main(["depth", *args(*TINY, *DATA, "run.steps=4", f"run.run_dir={run_dir}")]) == 3
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert len(errors) == 1 and "--resume" not in errors[0] and "does not exist" in errors[0], errors
+    assert not (run_dir / "checkpoints" / "last.pt").exists()
+    assert "non-finite loss" in (run_dir / "train.log").read_text()  # item 12: logged before the log closes
+
+
+# -- issue 25 item 1: a full disk while checkpointing is one line, exit 2, logged ------------------------
+
+
+def test_full_disk_while_checkpointing_is_one_line_exit_2_and_logged(tmp_path):
+    import resource
+    import signal as signal_mod
+
+    run_dir = tmp_path / "run"
+    first = subprocess.run([sys.executable, "training/train.py", "depth",
+                            *args(*TINY, *DATA, "run.steps=1", "run.image_every=1000", f"run.run_dir={run_dir}")],
+                           cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert first.returncode == 0, first.stderr[-2000:]
+    last = run_dir / "checkpoints" / "last.pt"
+    before = last.read_bytes()
+    limit = len(before) // 2  # the logs stay far below it, a checkpoint cannot fit
+
+    def limited():
+        signal_mod.signal(signal_mod.SIGXFSZ, signal_mod.SIG_IGN)  # EFBIG instead of a kill, as with a full disk
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    done = subprocess.run([sys.executable, "training/train.py", "depth", "--resume", str(run_dir),
+                           *args("run.steps=2")], cwd=ROOT, capture_output=True, text=True, timeout=300,
+                          preexec_fn=limited)
+    errors = [line for line in done.stderr.splitlines() if " ERROR " in line or "Traceback" in line]
+    assert done.returncode == 2, done.stderr[-3000:]
+    assert len(errors) == 1 and f"cannot write checkpoint {last}" in errors[0] and "file too large" in errors[0], \
+        done.stderr[-3000:]
+    assert "Traceback" not in done.stderr
+    assert f"cannot write checkpoint {last}" in (run_dir / "train.log").read_text()
+    assert last.read_bytes() == before  # the earlier checkpoint survives
+    assert not [p for p in last.parent.iterdir() if p.name.endswith(".tmp")]

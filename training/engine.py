@@ -17,8 +17,10 @@ import json
 import logging
 import os
 import random
+import signal
 import subprocess
 import sys
+import threading
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -54,6 +56,28 @@ class TrainingDiverged(RuntimeError):
 
 class TrainingDataError(RuntimeError):
     """Reading a training batch failed mid-run; the steps before it were checkpointed."""
+
+
+class TrainingInterrupted(RuntimeError):
+    """SIGINT / SIGTERM: the engine finished the current step, checkpointed it, and stopped."""
+
+    def __init__(self, signum: int, step: int, checkpoint: Path) -> None:
+        self.signum, self.step, self.checkpoint = signum, step, checkpoint
+        super().__init__(f"{signal.Signals(signum).name} at step {step}; checkpoint {checkpoint}")
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signum  # the shell's convention: 130 for SIGINT, 143 for SIGTERM
+
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def _ignore_stop_signals(worker_id: int) -> None:
+    """DataLoader workers leave SIGINT / SIGTERM to the main process (a Ctrl-C reaches the whole
+    process group): it finishes the step and checkpoints, then shuts the workers down itself."""
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, signal.SIG_IGN)
 
 
 @dataclass
@@ -325,6 +349,7 @@ class Engine:
         self.val_seconds: float | None = None  # duration of the last validation (the budget reserves it)
         self.saved_step = -1  # step of the last checkpoint written by this session
         self._drawn = 0  # batches drawn in the current step
+        self._stop_signal: int | None = None  # SIGINT / SIGTERM received; acted on at the end of the step
         resumed = self._resume() if resume else None
         if self.ctx.is_main:
             self._open_logs(resumed)
@@ -431,12 +456,52 @@ class Engine:
             save_checkpoint(self.ckpt_dir / "best.pt", payload)
 
     # --- the loop -------------------------------------------------------------------------
-    def fit(self, dataset: Dataset) -> dict[str, Any]:
+    def fit(self, dataset: Dataset, on_stop=None) -> dict[str, Any]:
+        """Train; ``on_stop(exc)`` is called with an exception that ends training while the run's
+        train.log is still open (so the reason the run stopped is in it), then it propagates."""
+        previous = self._install_signal_handlers()
         try:
             return self._fit(dataset)
+        except BaseException as exc:
+            if on_stop is not None:
+                on_stop(exc)
+            raise
         finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
             self.stage._batch_source = None
             self.close()
+
+    def _install_signal_handlers(self) -> dict[int, Any]:
+        """SIGINT / SIGTERM set a flag that the loop acts on after the current step (checkpoint,
+        then TrainingInterrupted); the previous handlers, to restore. Main thread only."""
+        if threading.current_thread() is not threading.main_thread():
+            return {}
+
+        def handler(signum, frame):
+            if self._stop_signal is None:
+                LOG.warning("%s received: stopping after step %d with a checkpoint", signal.Signals(signum).name,
+                            self.step + 1)
+            self._stop_signal = signum
+
+        previous = {}
+        for signum in STOP_SIGNALS:
+            previous[signum] = signal.getsignal(signum)
+            signal.signal(signum, handler)
+        return previous
+
+    def _check_stop_signal(self, metrics: dict[str, float] | None) -> None:
+        """At a step boundary: when any process got SIGINT / SIGTERM, checkpoint this step and stop."""
+        flag = self._stop_signal or 0
+        if self.ctx.enabled:  # every rank stops at the same step (torchrun forwards signals to all)
+            value = torch.tensor([flag], device=self.ctx.device if self.ctx.device.type == "cuda" else "cpu")
+            dist.all_reduce(value, op=dist.ReduceOp.MAX)
+            flag = int(value.item())
+        if not flag:
+            return
+        if self.step > self.saved_step:
+            self.save(metrics)
+        raise TrainingInterrupted(flag, self.step, self.ckpt_dir / "last.pt")
 
     def close(self) -> None:
         """Flush and release the logs (also when training stops on an error)."""
@@ -468,7 +533,8 @@ class Engine:
                 dataset.set_epoch(self.epoch)
             # Workers are re-created each epoch (not persistent) so they see set_epoch.
             loader = DataLoader(dataset, batch_size=run.batch_size, sampler=sampler, num_workers=run.num_workers,
-                                drop_last=True, pin_memory=ctx.device.type == "cuda")
+                                drop_last=True, pin_memory=ctx.device.type == "cuda",
+                                worker_init_fn=_ignore_stop_signals if run.num_workers else None)
             batches = iter(loader)
             stage._batch_source = lambda: self._draw(batches)
             # A step needs `per_step` batches of this epoch; the rest of an epoch too short for one is skipped.
@@ -489,6 +555,7 @@ class Engine:
                 if run.val_every and self.step % run.val_every == 0:
                     metrics = self._validate()
                     validated_at = self.step
+                self._check_stop_signal(metrics)
                 if self.step >= run.steps:
                     break
                 if budget.enabled:  # stop while the next step and the final validation still fit

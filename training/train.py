@@ -21,7 +21,8 @@ channel counts, training set vs batch size): an error names the key and exits wi
 optim_*.lr / betas / decay_steps, loss weights, run.device) and refuses those that change the
 networks, the data or its order, or the validation behind best.pt; a refused or failed resume
 leaves the run folder untouched. run.max_minutes bounds the whole run, final validation included.
-Exit status: 0 done, 2 config / data / checkpoint error, 3 training diverged.
+Exit status: 0 done, 2 config / data / checkpoint error or a full disk, 3 training diverged, 130 / 143
+SIGINT / SIGTERM (the current step is checkpointed first; --resume continues exactly).
 """
 from __future__ import annotations
 
@@ -119,8 +120,8 @@ def main(argv: list[str] | None = None) -> int:
     import torch.distributed as dist
 
     from depth_da_ros.checkpoint import CheckpointError
-    from training.engine import (Engine, TrainingDataError, TrainingDiverged, check_training_set, default_run_dir,
-                                 seed_everything, setup_distributed)
+    from training.engine import (Engine, check_training_set, default_run_dir, seed_everything,
+                                 setup_distributed)
 
     if run_dir is None:
         run_dir = default_run_dir(args.stage, cfg.model.preset)
@@ -131,34 +132,82 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         config_error(str(exc))
 
-    ctx = setup_distributed(cfg.run.device)
-    if not ctx.is_main:
-        logging.getLogger().setLevel(logging.WARNING)
-    seed_everything(cfg.run.seed, cfg.run.deterministic)
+    reported: list[int] = []  # exit status of a stop already logged (in train.log, before it closes)
+
+    def on_stop(exc: BaseException) -> None:
+        report = stop_report(exc, run_dir)
+        if report is not None:
+            LOG.error("%s", report[1])
+            reported.append(report[0])
+
     try:
-        try:  # set-up problems (data, checkpoints, config values) are reported without a traceback
-            stage = build_stage(args.stage, cfg, ctx)
-            dataset = stage.train_dataset()
-            check_training_set(len(dataset), cfg.run.batch_size * stage.batches_per_step, ctx.world_size)
-            if ctx.is_main:
-                stage.validation_samples()  # builds the validation set: its errors show before training
-            engine = Engine(stage, run_dir, resume=args.resume is not None)
-        except (CheckpointError, ValueError, OSError) as exc:
-            LOG.error("%s: %s", type(exc).__name__, exc)
-            return 2
-        engine.fit(dataset)
-    except TrainingDiverged as exc:
-        LOG.error("training stopped: %s. The last good checkpoint in %s is intact; lower the learning rate or "
-                  "check the data, then continue with --resume %s", exc, run_dir / "checkpoints", run_dir)
-        return 3
-    except TrainingDataError as exc:
-        LOG.error("training stopped: %s in %s. Fix or remove the file, then continue with --resume %s", exc,
-                  run_dir / "checkpoints", run_dir)
-        return 2
-    finally:
-        if dist.is_initialized():
-            dist.destroy_process_group()
+        ctx = setup_distributed(cfg.run.device)
+        if not ctx.is_main:
+            logging.getLogger().setLevel(logging.WARNING)
+        seed_everything(cfg.run.seed, cfg.run.deterministic)
+        try:
+            try:  # set-up problems (data, checkpoints, config values) are reported without a traceback
+                stage = build_stage(args.stage, cfg, ctx)
+                dataset = stage.train_dataset()
+                check_training_set(len(dataset), cfg.run.batch_size * stage.batches_per_step, ctx.world_size)
+                if ctx.is_main:
+                    stage.validation_samples()  # builds the validation set: its errors show before training
+                engine = Engine(stage, run_dir, resume=args.resume is not None)
+            except (CheckpointError, ValueError, OSError) as exc:
+                if stop_report(exc, run_dir) is not None:
+                    raise
+                LOG.error("%s: %s", type(exc).__name__, exc)
+                return 2
+            engine.fit(dataset, on_stop=on_stop)
+        finally:
+            if dist.is_initialized():
+                dist.destroy_process_group()
+    except (Exception, KeyboardInterrupt) as exc:
+        if reported:
+            return reported[0]
+        report = stop_report(exc, run_dir)
+        if report is None:
+            raise
+        LOG.error("%s", report[1])
+        return report[0]
     return 0
+
+
+def stop_report(exc: BaseException, run_dir: Path) -> tuple[int, str] | None:
+    """(exit status, one line) for the ways training stops on purpose or for a known cause; None
+    for an unexpected error (its traceback is the report)."""
+    import errno
+    import signal
+
+    from depth_da_ros.checkpoint import CheckpointWriteError, write_error_reason
+    from training.engine import TrainingDataError, TrainingDiverged, TrainingInterrupted
+
+    if isinstance(exc, TrainingInterrupted):
+        return exc.exit_code, (f"training stopped by {signal.Signals(exc.signum).name} at step {exc.step}; "
+                               f"checkpoint {exc.checkpoint}. Continue with --resume {run_dir}")
+    if isinstance(exc, KeyboardInterrupt):  # Ctrl-C before training started (nothing to checkpoint yet)
+        return 128 + signal.SIGINT, "interrupted before training started; nothing was trained"
+    if isinstance(exc, TrainingDiverged):
+        return 3, (f"training stopped: {exc}. {last_checkpoint_note(run_dir)}; lower the learning rate or "
+                   f"check the data")
+    if isinstance(exc, TrainingDataError):
+        return 2, (f"training stopped: {exc} in {run_dir / 'checkpoints'}. Fix or remove the file, then continue "
+                   f"with --resume {run_dir}")
+    if isinstance(exc, CheckpointWriteError):
+        return 2, f"training stopped: {exc}"
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT):
+        reason, _ = write_error_reason(exc)
+        where = f" {exc.filename}" if exc.filename else f" in {run_dir}"
+        return 2, f"training stopped: cannot write{where}: {reason}"
+    return None
+
+
+def last_checkpoint_note(run_dir: Path) -> str:
+    """Where training can continue from, only naming a checkpoint that exists."""
+    last = run_dir / "checkpoints" / "last.pt"
+    if last.is_file():
+        return f"The last good checkpoint {last} is intact; continue with --resume {run_dir}"
+    return f"No checkpoint was written before it ({last} does not exist): start a new run"
 
 
 if __name__ == "__main__":
