@@ -62,7 +62,7 @@ setup(
     entry_points={
         "console_scripts": [
             "depth_da_demo = depth_da_ros.demo:main",
-            "depth_da_node = depth_da_ros.node:main",
+            "depth_da_node = depth_da_ros.node_entry:main",
             "depth_da_render = depth_da_ros.procedural.writer:main",
             "depth_da_kitti2bag = depth_da_ros.bags.kitti2bag:main",
             "depth_da_replay = depth_da_ros.bags.replay:main",

@@ -1380,3 +1380,17 @@ def test_12_bit_data_in_a_16_bit_image_is_warned(running):
     tester.image_pub.publish(rgb_image(mono.astype("<u2"), "mono16", header=header))
     assert process.wait_for_log("12-bit data in a 16-bit image?", timeout=OUTPUT_TIMEOUT_S), process.text()[-3000:]
     wait_outputs(tester, process, conv.stamp_to_ns(header.stamp), topics=("depth/image",))  # still processed
+
+
+@needs_ros
+@pytest.mark.parametrize("delay_s", [0.3, 0.8, 1.5])
+def test_ctrl_c_during_start_up_exits_quietly(dds_env, tiny_checkpoint, tmp_path, delay_s):
+    """Issue 24: SIGINT while the node is still importing or loading used to print a
+    KeyboardInterrupt traceback (exit -2); the console script's entry (node_entry) exits quietly."""
+    command = [sys.executable, "-m", "depth_da_ros.node_entry", "--ros-args", "-p", f"model_path:={tiny_checkpoint}",
+               "-p", "backend:=torch", "-p", "device:=cpu", "-p", "threads:=1"]
+    process = NodeProcess(command, dds_env, tmp_path / "node.log")
+    time.sleep(delay_s)
+    code = process.stop()
+    assert code == 0 and "Traceback" not in process.text() and "KeyboardInterrupt" not in process.text(), \
+        (code, process.text()[-3000:])
