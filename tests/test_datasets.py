@@ -349,7 +349,7 @@ def test_8bit_depth_and_size_mismatch_are_named(tmp_path):
 
 def test_unknown_kind_lists_the_known_ones():
     with pytest.raises(ValueError, match="unknown dataset kind 'nope'; known: carla, image_folder, kitti_raw, "
-                                         "procedural, rosbag, synthia, vkitti2"):
+                                         "procedural, road_frames, rosbag, synthia, vkitti2"):
         DataSpec(kind="nope")
     with pytest.raises(ConfigError, match="known: carla, image_folder, kitti_raw"):
         config_from_dict(DataSpec, {"kind": "nope"})

@@ -54,7 +54,7 @@ from depth_da_ros.depth_io import (KITTI_SCALE, read_carla_depth, read_kitti_dep
                                    read_vkitti2_depth)
 from depth_da_ros.normalization import image_to_network
 from depth_da_ros.procedural.cache import FrameCache
-from depth_da_ros.procedural.dataset import ProceduralConfig, ProceduralDataset
+from depth_da_ros.procedural.dataset import RENDERERS, ProceduralConfig, ProceduralDataset
 from depth_da_ros.registry import Registry
 
 LOG = logging.getLogger(__name__)
@@ -131,6 +131,7 @@ class DataSpec:
     sync_tolerance: float = 0.01  # rosbag: max header-stamp difference (s) of an image and its depth
     variation: str = ""  # vkitti2: one variation folder (clone, fog, morning, ...); "" = every variation
     fov: float = 90.0  # carla: the camera's horizontal field of view in degrees
+    renderer: int = 1  # procedural: 1 (boxes on a plane, the default) or 2 (procedural.scene_v2)
 
     def __post_init__(self) -> None:
         if self.kind not in DATASETS:
@@ -146,6 +147,8 @@ class DataSpec:
         if not (np.isfinite(self.depth_scale) and self.depth_scale > 0):
             raise ValueError(f"depth_scale must be a positive number of codes per metre, got {self.depth_scale}")
         self._check_source_fields()
+        if self.renderer not in RENDERERS:
+            raise ValueError(f"renderer {self.renderer!r} is not one of {', '.join(map(str, RENDERERS))}")
         if self.kind == "procedural":
             used = [name for name in ("root", "split_file", "depth_root") if getattr(self, name)]
             if self.depth_format != "none":
@@ -181,7 +184,8 @@ class DataSpec:
         if not (np.isfinite(self.fov) and 0 < self.fov < 180):
             raise ValueError(f"fov must be a horizontal field of view in degrees in (0, 180), got {self.fov}")
         defaults = DataSpec.__dataclass_fields__
-        for kind, names in (("rosbag", _ROSBAG_FIELDS), ("vkitti2", ("variation",)), ("carla", ("fov",))):
+        for kind, names in (("rosbag", _ROSBAG_FIELDS), ("vkitti2", ("variation",)), ("carla", ("fov",)),
+                            ("procedural", ("renderer",))):
             changed = [name for name in names if getattr(self, name) != defaults[name].default]
             if changed and self.kind != kind:
                 raise ValueError(f"{', '.join(changed)} {'is' if len(changed) == 1 else 'are'} only read by kind "
@@ -337,7 +341,8 @@ class ProceduralSource:
     def describe(self) -> str:
         c = self.frames.config
         where = f", cached in {self.cache.folder}" if self.cache is not None else ""
-        return f"procedural {c.domain} frames (seed {c.seed}, sequences of {c.sequence_length}{where})"
+        return (f"procedural {c.domain} frames (renderer {c.renderer}, seed {c.seed}, sequences of "
+                f"{c.sequence_length}{where})")
 
 
 @dataclass
@@ -377,7 +382,7 @@ class FileSource:
 def _build_procedural(spec: DataSpec, height: int, width: int, augment: bool, seed: int) -> TrainingDataset:
     # Rendered at the output size, so the resize is a no-op and depth stays exact.
     config = ProceduralConfig(domain=spec.domain, seed=spec.seed, height=height, width=width,
-                              sequence_length=spec.sequence_length)
+                              sequence_length=spec.sequence_length, renderer=spec.renderer)
     length = min(spec.length, spec.limit) if spec.limit else spec.length
     frames = ProceduralDataset(config, length)
     cache = FrameCache(frames, spec.cache) if spec.cache else None

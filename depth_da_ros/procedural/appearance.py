@@ -23,6 +23,7 @@ from .scene import Scene, Surface
 DOMAINS = ("synthetic", "real")
 _DOMAIN_CODE = {"synthetic": 1, "real": 2}
 _N_SURFACES = len(Surface)
+_V1_SURFACES = 10  # renderer v1's surface classes (its random draws are sized by them, and must stay so)
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,9 @@ _SYNTHETIC_BASE = np.array([
     [0.62, 0.62, 0.66],  # pole
     [0.48, 0.33, 0.20],  # trunk
     [0.30, 0.62, 0.24],  # foliage
+    [0.80, 0.78, 0.70],  # wall / fence (renderer v2)
+    [0.95, 0.55, 0.20],  # person / cyclist
+    [0.20, 0.40, 0.90],  # sign
 ], np.float32)
 _REAL_BASE = np.array([
     [0.70, 0.78, 0.86],
@@ -64,6 +68,9 @@ _REAL_BASE = np.array([
     [0.35, 0.36, 0.38],
     [0.30, 0.24, 0.18],
     [0.16, 0.30, 0.12],
+    [0.50, 0.47, 0.43],
+    [0.30, 0.26, 0.24],
+    [0.55, 0.58, 0.62],
 ], np.float32)
 _SYNTHETIC_BUILDINGS = np.array([[0.85, 0.72, 0.55], [0.70, 0.75, 0.82], [0.88, 0.82, 0.70],
                                  [0.75, 0.60, 0.60], [0.65, 0.70, 0.60], [0.90, 0.88, 0.85]], np.float32)
@@ -73,25 +80,39 @@ _SYNTHETIC_CARS = np.array([[0.90, 0.10, 0.10], [0.10, 0.30, 0.90], [0.95, 0.85,
                             [0.10, 0.70, 0.30], [0.95, 0.95, 0.95], [0.15, 0.15, 0.15]], np.float32)
 _REAL_CARS = np.array([[0.55, 0.56, 0.58], [0.08, 0.08, 0.09], [0.80, 0.80, 0.80],
                        [0.40, 0.08, 0.08], [0.12, 0.18, 0.32], [0.42, 0.40, 0.36]], np.float32)
-_TEXTURE_STRENGTH = np.array([0.05, 0.30, 0.10, 0.25, 0.45, 0.30, 0.08, 0.10, 0.40, 0.60], np.float32)
-_TEXTURE_SCALE = np.array([1.0, 14.0, 14.0, 10.0, 6.0, 5.0, 8.0, 8.0, 16.0, 3.0], np.float32)  # texels per metre
+_TEXTURE_STRENGTH = np.array([0.05, 0.30, 0.10, 0.25, 0.45, 0.30, 0.08, 0.10, 0.40, 0.60, 0.35, 0.30, 0.05],
+                             np.float32)
+_TEXTURE_SCALE = np.array([1.0, 14.0, 14.0, 10.0, 6.0, 5.0, 8.0, 8.0, 16.0, 3.0, 6.0, 10.0, 4.0],
+                          np.float32)  # texels per metre
 
 
 def render_appearance(geometry: Geometry, scene: Scene, domain: str, seed: int, frame: int = 0,
-                      config: AppearanceConfig = AppearanceConfig()) -> np.ndarray:
+                      config: AppearanceConfig = AppearanceConfig(), randomise: bool = False) -> np.ndarray:
     """RGB uint8 (height, width, 3) image of ``geometry`` in ``domain``'s look.
 
     ``seed`` fixes the look (palette, light, camera settings); ``frame`` only varies the
     sensor noise, so the frames of one driving sequence share a look but not their noise.
+    ``randomise`` (renderer v2): domain randomisation on top of either look, from a random
+    stream of its own (the v1 draws are unchanged): a colour cast per surface class, a wider
+    sun elevation, cast shadows and surface texture in the synthetic look too, and haze
+    (visibility 150-2000 m) towards a jittered horizon colour.
     """
     if domain not in DOMAINS:
         raise ValueError(f"unknown domain {domain!r}; known: {', '.join(DOMAINS)}")
     rng = np.random.default_rng(np.random.SeedSequence([seed, _DOMAIN_CODE[domain]]))
+    extra = np.random.default_rng(np.random.SeedSequence([seed, _DOMAIN_CODE[domain], 2])) if randomise else None
     real = domain == "real"
     sun = _sun_direction(rng, config.sun_elevation_deg)
+    if extra is not None:
+        sun = _sun_direction(extra, (8.0, 75.0))
     albedo = _albedo(geometry, scene, rng, real)
+    if extra is not None:
+        albedo *= extra.uniform(0.8, 1.2, size=(_N_SURFACES, 3)).astype(np.float32)[geometry.surface]
+        if not real:
+            albedo *= 1.0 + 0.5 * _TEXTURE_STRENGTH[geometry.surface][..., None] * _surface_texture(geometry)[..., None]
     shade = _shading(geometry, sun, ambient=0.45 if real else 0.55)
-    if real and rng.random() < config.shadow_probability:
+    if (real and rng.random() < config.shadow_probability) or (extra is not None and not real
+                                                                and extra.random() < 0.6):
         in_shadow = _ground_shadows(geometry, scene, sun)
         shade[in_shadow] = 0.45
     elif real:  # overcast: softer light, no hard shadows
@@ -99,6 +120,12 @@ def render_appearance(geometry: Geometry, scene: Scene, domain: str, seed: int, 
     image = albedo * shade[..., None]
     sky = geometry.surface == Surface.SKY
     image[sky] = _sky(geometry, rng, real)[sky]
+    if extra is not None:
+        visibility = extra.uniform(150.0, 2000.0)
+        haze = np.array([0.80, 0.82, 0.86], np.float32) * extra.uniform(0.85, 1.1, size=3).astype(np.float32)
+        with np.errstate(invalid="ignore", over="ignore"):
+            amount = (1.0 - np.exp(-geometry.depth / visibility)).astype(np.float32)[..., None]
+        image = np.where(sky[..., None], image, image * (1.0 - amount) + haze * amount)
     if real:
         noise_rng = np.random.default_rng(np.random.SeedSequence([seed, _DOMAIN_CODE[domain], frame]))
         return _camera_effects(image, rng, noise_rng, config)
@@ -116,7 +143,7 @@ def _albedo(geometry: Geometry, scene: Scene, rng: np.random.Generator, real: bo
     surface = geometry.surface
     base = (_REAL_BASE if real else _SYNTHETIC_BASE).copy()
     if real:  # per-frame palette jitter: weathering, different asphalt, seasons
-        base *= rng.uniform(0.85, 1.15, size=(_N_SURFACES, 1)).astype(np.float32)
+        base[:_V1_SURFACES] *= rng.uniform(0.85, 1.15, size=(_V1_SURFACES, 1)).astype(np.float32)
     albedo = base[surface]
     n_instances = int(scene.boxes.instance.max()) + 1 if len(scene.boxes) else 0
     pick = rng.integers(0, 6, size=max(n_instances, 1))

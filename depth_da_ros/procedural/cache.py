@@ -23,16 +23,23 @@ from .dataset import ProceduralConfig, ProceduralDataset
 
 LOG = logging.getLogger(__name__)
 
-# Bump whenever the renderer changes what a frame of a given config looks like.
-# 2: objects no longer enter the ego vehicle's clearance (scene.remove_intruders).
-RENDER_VERSION = 2
+# The render version of each renderer; bump a renderer's whenever it changes what a frame of a
+# given config looks like. Renderer 1 -- 2: objects no longer enter the ego vehicle's clearance
+# (scene.remove_intruders). Renderer 2 -- 3: the first v2 world (scene_v2, render_v2).
+RENDER_VERSIONS = {1: 2, 2: 3}
+RENDER_VERSION = RENDER_VERSIONS[1]
 
 
 def cache_folder(config: ProceduralConfig, root: str | Path) -> Path:
-    """``root/<domain>-seed<seed>-<H>x<W>-seq<L>-v<RENDER_VERSION>-<digest of the whole config>``."""
-    digest = hashlib.sha256(f"{RENDER_VERSION}:{config!r}".encode()).hexdigest()[:12]
+    """``root/<domain>-seed<seed>-<H>x<W>-seq<L>-v<render version>-<digest of the whole config>``.
+
+    Renderer 1's folders are named and digested as before the renderer field existed (its
+    frames are the same), so earlier caches stay valid; renderer 2's carry its own version."""
+    version = RENDER_VERSIONS[config.renderer]
+    described = repr(config).removesuffix(", renderer=1)") + ")" if config.renderer == 1 else repr(config)
+    digest = hashlib.sha256(f"{version}:{described}".encode()).hexdigest()[:12]
     name = (f"{config.domain}-seed{config.seed}-{config.height}x{config.width}-seq{config.sequence_length}"
-            f"-v{RENDER_VERSION}-{digest}")
+            f"-v{version}-{digest}")
     return Path(root) / name
 
 

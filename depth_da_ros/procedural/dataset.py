@@ -5,6 +5,12 @@ own scenes (unpaired, as CycleGAN training needs); ``paired=True`` renders the s
 domain's scenes in the requested look (for illustration and paired evaluation).
 Frames come in driving sequences of ``sequence_length`` (the camera moves forward
 ``step`` metres per frame through one scene); the default of 1 gives independent scenes.
+
+``renderer`` selects the world: 1 (the default; boxes on a flat plane, ``scene.py``, so older
+configs and results reproduce exactly) or 2 (``scene_v2.py``: the variety of real streets,
+camera height 1.2-2.0 m, a per-scene focal/pitch jitter of the camera, domain randomisation of
+both looks). A v2 frame's camera is ``frame.camera``; ``config.camera`` stays the nominal
+(training) camera.
 """
 from __future__ import annotations
 
@@ -15,8 +21,11 @@ import numpy as np
 from ..camera import PinholeCamera
 from .appearance import DOMAINS, AppearanceConfig, render_appearance
 from .render import Geometry, render_geometry
+from .render_v2 import frame_camera, render_geometry_v2
 from .scene import SceneConfig, sample_scene
+from .scene_v2 import SceneConfigV2, sample_scene_v2
 
+RENDERERS = (1, 2)
 _SCENE_STREAM = {"synthetic": 11, "real": 12}
 _LOOK_STREAM = {"synthetic": 21, "real": 22}
 
@@ -34,8 +43,13 @@ class ProceduralConfig:
     paired: bool = False
     scene: SceneConfig = field(default_factory=SceneConfig)
     appearance: AppearanceConfig = field(default_factory=AppearanceConfig)
+    renderer: int = 1  # 1 or 2 (RENDERERS); last, so a renderer-1 config's repr is that of earlier versions
 
     def __post_init__(self) -> None:
+        if self.renderer not in RENDERERS:
+            raise ValueError(f"unknown renderer {self.renderer!r}; known: {', '.join(map(str, RENDERERS))}")
+        if self.renderer != 1 and self.scene != SceneConfig():
+            raise ValueError("scene settings apply to renderer 1 only (renderer 2 draws from scene_v2.SceneConfigV2)")
         if self.domain not in DOMAINS:
             raise ValueError(f"unknown domain {self.domain!r}; known: {', '.join(DOMAINS)}")
         if self.height < 8 or self.width < 8:
@@ -55,6 +69,7 @@ class ProceduralFrame:
     geometry: Geometry
     scene_seed: int
     index: int
+    camera: PinholeCamera | None = None  # the frame's camera (renderer 2 jitters it; v1: the nominal one)
 
 
 def _derive(*words: int) -> int:
@@ -88,7 +103,21 @@ class ProceduralDataset:
             raise IndexError(f"frame {index} out of range 0..{self.length - 1}")
         c = self.config
         scene_seed, look_seed, step = self.seeds(index)
-        scene = sample_scene(scene_seed, c.scene, travel=c.step * (c.sequence_length - 1))
-        geometry = render_geometry(scene, self.camera, forward=c.step * step)
-        rgb = render_appearance(geometry, scene, c.domain, look_seed, frame=step, config=c.appearance)
-        return ProceduralFrame(rgb, geometry.depth, geometry, scene_seed, index)
+        travel = c.step * (c.sequence_length - 1)
+        if c.renderer == 1:
+            scene = sample_scene(scene_seed, c.scene, travel=travel)
+            geometry = render_geometry(scene, self.camera, forward=c.step * step)
+        else:
+            scene = sample_scene_v2(scene_seed, SceneConfigV2(), travel=travel)
+            geometry = render_geometry_v2(scene, self.frame_camera(index), forward=c.step * step)
+        rgb = render_appearance(geometry, scene, c.domain, look_seed, frame=step, config=c.appearance,
+                                randomise=c.renderer == 2)
+        return ProceduralFrame(rgb, geometry.depth, geometry, scene_seed, index, geometry.camera)
+
+    def frame_camera(self, index: int) -> PinholeCamera:
+        """The camera of frame ``index``: the nominal one (renderer 1), or its per-scene jitter
+        (renderer 2: ``render_v2.frame_camera``, shared by the frames of one sequence)."""
+        if self.config.renderer == 1:
+            return self.camera
+        scene_seed, _, _ = self.seeds(index)
+        return frame_camera(self.camera, np.random.default_rng(np.random.SeedSequence([scene_seed, 0xCA3])))

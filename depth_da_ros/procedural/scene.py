@@ -29,6 +29,9 @@ class Surface(IntEnum):
     POLE = 7
     TRUNK = 8
     FOLIAGE = 9
+    WALL = 10  # renderer v2: walls and fences
+    PERSON = 11  # renderer v2: pedestrians and cyclists
+    SIGN = 12  # renderer v2: sign plates
 
 
 @dataclass(frozen=True)

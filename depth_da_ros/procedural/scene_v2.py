@@ -1,0 +1,299 @@
+"""Renderer v2's scenes: the road world of ``scene.py`` with the variety of real streets.
+
+Still axis-aligned boxes (exact, vectorised ray casting: ``render.py``), but composed into the
+shapes a car camera meets: cars of three stacked boxes (a rounded profile), vans, trucks with a
+cab, buses, cyclists and pedestrians; trees whose canopy is a cluster of jittered boxes (an
+irregular silhouette), bushes and hedges; walls and fences along the sidewalk; signs; parked
+rows; facades with balconies (depth relief); junctions with side streets (gaps in the frontage,
+road surface across the sidewalk); rural stretches (open fields, no buildings, verges); roads of
+one to four lanes of varying width, kerbs and sidewalks of varying height and width (none on
+rural roads); occasional tram rails. Camera height 1.2-2.0 m.
+
+Not modelled (boxes on a flat plane): slopes and the road crown; every pixel's depth is exact
+for the geometry that is rendered. World frame as ``scene.py``: X right, H up, Z forward.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .scene import Scene, Surface, _BoxBuilder, ego_clearance, remove_intruders
+
+
+@dataclass(frozen=True)
+class SceneConfigV2:
+    """The v2 scene distribution; ranges are (low, high), drawn uniformly."""
+
+    lanes: tuple[int, int] = (1, 4)
+    lane_width: tuple[float, float] = (2.8, 3.8)
+    sidewalk_width: tuple[float, float] = (1.0, 5.0)
+    kerb_height: tuple[float, float] = (0.05, 0.22)
+    camera_height: tuple[float, float] = (1.2, 2.0)
+    camera_yaw_deg: tuple[float, float] = (-5.0, 5.0)
+    lateral_jitter: float = 0.4
+    rural_probability: float = 0.2  # open fields, hedges and trees, no buildings or sidewalks
+    building_height: tuple[float, float] = (3.5, 28.0)
+    building_length: tuple[float, float] = (5.0, 30.0)
+    building_setback: tuple[float, float] = (0.0, 5.0)
+    building_gap_probability: float = 0.3
+    balcony_probability: float = 0.4  # per building: balconies on its road-facing facade
+    wall_probability: float = 0.5  # a wall or fence along a gap in the frontage
+    parked_probability: tuple[float, float] = (0.2, 0.85)  # per 6 m slot, drawn per kerb (rows or sparse)
+    moving_vehicles: tuple[int, int] = (0, 7)
+    pedestrians: tuple[int, int] = (0, 8)
+    cyclists: tuple[int, int] = (0, 2)
+    furniture_spacing: tuple[float, float] = (8.0, 25.0)  # poles, trees, signs, bushes along each kerb
+    junctions: tuple[int, int] = (0, 2)
+    junction_width: tuple[float, float] = (8.0, 16.0)
+    tram_probability: float = 0.1
+    end_wall_probability: float = 0.25
+    extent: float = 140.0
+    ego_half_width: float = 1.0
+    ego_clearance_behind: float = 3.0
+    ego_clearance_ahead: float = 5.0
+    ego_clearance_above: float = 0.3
+
+    def __post_init__(self) -> None:
+        for name in ("lanes", "lane_width", "sidewalk_width", "kerb_height", "camera_height", "camera_yaw_deg",
+                     "building_height", "building_length", "building_setback", "parked_probability",
+                     "moving_vehicles", "pedestrians", "cyclists", "furniture_spacing", "junctions",
+                     "junction_width"):
+            low, high = getattr(self, name)
+            if low > high:
+                raise ValueError(f"{name}: low {low} > high {high}")
+        if self.lanes[0] < 1 or self.camera_height[0] <= 0:
+            raise ValueError("need at least one lane and a camera above the ground")
+        if self.lanes[0] * self.lane_width[0] < 2 * self.ego_half_width:
+            raise ValueError(f"the narrowest road ({self.lanes[0]} x {self.lane_width[0]} m) is narrower than the ego "
+                             f"vehicle (2 * ego_half_width = {2 * self.ego_half_width:g} m)")
+
+
+@dataclass
+class SceneV2(Scene):
+    """A v2 scene: ``Scene`` plus where side streets cross (Z intervals, road surface at every X)
+    and the X of tram rails (empty when none)."""
+
+    side_streets: tuple[tuple[float, float], ...] = ()
+    rails: tuple[float, ...] = ()
+
+
+def sample_scene_v2(seed: int, config: SceneConfigV2 = SceneConfigV2(), travel: float = 0.0) -> SceneV2:
+    """Draw one v2 scene (a pure function of ``seed``); ``travel`` extends it for a driving camera."""
+    rng = np.random.default_rng(np.random.SeedSequence([seed, 0x5CE7E, 2]))
+    u = rng.uniform
+    lanes = int(rng.integers(config.lanes[0], config.lanes[1] + 1))
+    lane_width = u(*config.lane_width)
+    road_left, road_right = -lanes * lane_width / 2, lanes * lane_width / 2
+    ego_lane = int(rng.integers(lanes // 2, lanes))
+    camera_x = road_left + (ego_lane + 0.5) * lane_width + u(-config.lateral_jitter, config.lateral_jitter)
+    camera_x = float(np.clip(camera_x, road_left + config.ego_half_width, road_right - config.ego_half_width))
+    z_far = config.extent + travel
+    rural = rng.random() < config.rural_probability
+    kerb = 0.0 if rural else u(*config.kerb_height)
+    streets = _junctions(rng, config, z_far) if not rural else []
+    b = _BoxBuilder()
+
+    for side in (-1, 1):
+        edge = road_left if side < 0 else road_right
+        walk = 0.0 if rural else u(*config.sidewalk_width)
+        outer = edge + side * walk
+        if walk > 0:
+            for z0, z1 in _pieces(-30.0, z_far + 60.0, streets):
+                b.add(*sorted((edge, outer)), z0, z1, 0.0, kerb, Surface.SIDEWALK)
+        if rural:
+            _add_rural_side(b, rng, side, edge, z_far)
+        else:
+            _add_frontage(b, rng, config, side, outer, z_far)
+        _add_furniture(b, rng, config, side, edge, kerb, z_far, rural)
+        parked = u(*config.parked_probability) * (0.3 if rural else 1.0)
+        for slot in np.arange(3.0, z_far, 6.0):
+            if rng.random() < parked:
+                _add_vehicle(b, rng, edge - side * u(1.0, 1.4), slot + u(-0.8, 0.8), parked=True)
+        for _ in range(int(rng.integers(config.pedestrians[0], config.pedestrians[1] + 1)) if walk > 0 else 0):
+            x = edge + side * u(0.3, max(walk - 0.3, 0.31))
+            _add_person(b, rng, x, u(4.0, z_far), kerb)
+
+    for _ in range(int(rng.integers(config.moving_vehicles[0], config.moving_vehicles[1] + 1))):
+        lane = int(rng.integers(0, lanes))
+        _add_vehicle(b, rng, road_left + (lane + 0.5) * lane_width + u(-0.4, 0.4), u(6.0, z_far), parked=False)
+    for _ in range(int(rng.integers(config.cyclists[0], config.cyclists[1] + 1))):
+        side = rng.choice((-1, 1))
+        edge = road_left if side < 0 else road_right
+        _add_cyclist(b, rng, edge - side * u(0.6, 1.0), u(6.0, z_far))
+    if not rural and rng.random() < config.end_wall_probability:
+        z = u(0.45, 0.9) * config.extent + travel
+        b.add(road_left - 60.0, road_right + 60.0, z, z + u(10.0, 25.0), 0.0, u(*config.building_height),
+              Surface.BUILDING)
+
+    boxes = b.build()
+    if streets:  # side streets are open: nothing stands across them beyond the kerbs
+        across = np.zeros(len(boxes), bool)
+        for z0, z1 in streets:
+            across |= (boxes.z0 < z1) & (boxes.z1 > z0) & ((boxes.x1 < road_left) | (boxes.x0 > road_right)) \
+                & (boxes.surface != Surface.SIDEWALK)
+        boxes = _drop(boxes, across)
+    rails = ()
+    if rng.random() < config.tram_probability:
+        centre = u(road_left + 1.0, road_right - 1.0)
+        rails = (centre - 0.7175, centre + 0.7175)  # standard gauge 1.435 m
+    camera_height = u(*config.camera_height)
+    camera_yaw = np.deg2rad(u(*config.camera_yaw_deg))
+    clearance = ego_clearance(config, camera_x, camera_height, travel)  # type: ignore[arg-type]
+    return SceneV2(seed, road_left, road_right, lane_width, lanes, camera_x, camera_height, camera_yaw,
+                   remove_intruders(boxes, clearance), travel_limit=travel, clearance=clearance,
+                   side_streets=tuple(streets), rails=rails)
+
+
+def _drop(boxes, mask: np.ndarray):
+    """``boxes`` without every instance that has a box in ``mask``."""
+    keep = ~np.isin(boxes.instance, boxes.instance[mask])
+    return type(boxes)(boxes.x0[keep], boxes.x1[keep], boxes.z0[keep], boxes.z1[keep], boxes.h0[keep],
+                       boxes.h1[keep], boxes.surface[keep], boxes.instance[keep])
+
+
+def _junctions(rng: np.random.Generator, config: SceneConfigV2, z_far: float) -> list[tuple[float, float]]:
+    out: list[tuple[float, float]] = []
+    for _ in range(int(rng.integers(config.junctions[0], config.junctions[1] + 1))):
+        z0 = rng.uniform(12.0, z_far - 20.0)
+        z1 = z0 + rng.uniform(*config.junction_width)
+        if all(z1 < a or z0 > b for a, b in out):
+            out.append((z0, z1))
+    return sorted(out)
+
+
+def _pieces(z0: float, z1: float, gaps: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """[z0, z1] minus the ``gaps``."""
+    out, start = [], z0
+    for a, b in gaps:
+        if a > start:
+            out.append((start, a))
+        start = max(start, b)
+    if start < z1:
+        out.append((start, z1))
+    return out
+
+
+def _add_frontage(b: _BoxBuilder, rng: np.random.Generator, config: SceneConfigV2, side: int, outer: float,
+                  z_far: float) -> None:
+    """Buildings (some with balconies) and, in the gaps between them, walls or fences."""
+    z = -25.0 + rng.uniform(0.0, 10.0)
+    while z < z_far:
+        length = rng.uniform(*config.building_length)
+        if rng.random() >= config.building_gap_probability:
+            front = outer + side * rng.uniform(*config.building_setback)
+            back = front + side * rng.uniform(8.0, 25.0)
+            height = rng.uniform(*config.building_height)
+            house = b.add(*sorted((front, back)), z, z + length, 0.0, height, Surface.BUILDING)
+            if rng.random() < config.balcony_probability and height > 6.0 and z < 80.0:
+                depth, width = rng.uniform(0.8, 1.4), rng.uniform(2.0, 4.0)
+                for floor in np.arange(3.2, height - 2.0, 3.2):
+                    for bz in np.arange(z + 1.0, z + length - width, width + rng.uniform(1.5, 3.0)):
+                        b.add(*sorted((front, front - side * depth)), bz, bz + width, floor, floor + 1.0,
+                              Surface.BUILDING, instance=house)
+        elif rng.random() < config.wall_probability:
+            fence = rng.random() < 0.5
+            x = outer + side * rng.uniform(0.0, 0.5)
+            b.add(*sorted((x, x + side * (0.05 if fence else 0.25))), z, z + length, 0.0,
+                  rng.uniform(1.0, 1.8) if fence else rng.uniform(1.2, 2.6), Surface.WALL)
+        z += length + rng.uniform(0.0, 3.0)
+
+
+def _add_rural_side(b: _BoxBuilder, rng: np.random.Generator, side: int, edge: float, z_far: float) -> None:
+    """Open fields: hedges, tree lines and a farm building now and then, set back from the verge."""
+    z = rng.uniform(-10.0, 20.0)
+    while z < z_far:
+        length = rng.uniform(10.0, 60.0)
+        kind = rng.random()
+        x = edge + side * rng.uniform(2.0, 8.0)
+        if kind < 0.4:
+            b.add(*sorted((x, x + side * rng.uniform(0.8, 2.0))), z, z + length, 0.0, rng.uniform(0.8, 2.2),
+                  Surface.FOLIAGE)
+        elif kind < 0.7:
+            for tz in np.arange(z, z + length, rng.uniform(6.0, 12.0)):
+                _add_tree(b, rng, x + side * rng.uniform(0.0, 3.0), tz, 0.0)
+        elif kind < 0.8:
+            front = edge + side * rng.uniform(10.0, 30.0)
+            b.add(*sorted((front, front + side * rng.uniform(8.0, 20.0))), z, z + min(length, 25.0), 0.0,
+                  rng.uniform(4.0, 9.0), Surface.BUILDING)
+        z += length + rng.uniform(5.0, 40.0)
+
+
+def _add_furniture(b: _BoxBuilder, rng: np.random.Generator, config: SceneConfigV2, side: int, edge: float,
+                   kerb: float, z_far: float, rural: bool) -> None:
+    """Poles, signs, trees and bushes along the kerb."""
+    z = rng.uniform(0.0, config.furniture_spacing[1])
+    while z < z_far:
+        x = edge + side * rng.uniform(0.4, 1.2)
+        kind = rng.random()
+        if kind < 0.35:
+            _add_tree(b, rng, x, z, kerb)
+        elif kind < 0.55:
+            b.add(x - 0.07, x + 0.07, z - 0.07, z + 0.07, kerb, rng.uniform(4.0, 9.0), Surface.POLE)
+        elif kind < 0.75:
+            post = b.add(x - 0.04, x + 0.04, z - 0.04, z + 0.04, kerb, 2.6, Surface.POLE)
+            half = rng.uniform(0.3, 0.5)
+            b.add(x - half, x + half, z - 0.03, z + 0.03, 1.9, 1.9 + 2 * half, Surface.SIGN, instance=post)
+        elif not rural or kind < 0.9:
+            bush = b.add(x - 0.6, x + 0.6, z - 0.6, z + 0.6, kerb, kerb + rng.uniform(0.5, 1.4), Surface.FOLIAGE)
+            for _ in range(int(rng.integers(0, 3))):
+                dx, dz, r = rng.uniform(-0.8, 0.8), rng.uniform(-0.8, 0.8), rng.uniform(0.3, 0.6)
+                b.add(x + dx - r, x + dx + r, z + dz - r, z + dz + r, kerb, kerb + rng.uniform(0.4, 1.2),
+                      Surface.FOLIAGE, instance=bush)
+        z += rng.uniform(*config.furniture_spacing)
+
+
+def _add_tree(b: _BoxBuilder, rng: np.random.Generator, x: float, z: float, base: float) -> None:
+    """A trunk and a canopy of 3-6 jittered boxes: an irregular silhouette, not one ball."""
+    top = rng.uniform(1.8, 4.0)
+    trunk = b.add(x - 0.15, x + 0.15, z - 0.15, z + 0.15, base, base + top + 0.8, Surface.TRUNK)
+    radius, height = rng.uniform(1.0, 3.0), rng.uniform(2.0, 6.0)
+    for _ in range(int(rng.integers(3, 7))):
+        cx, cz = x + rng.uniform(-0.6, 0.6) * radius, z + rng.uniform(-0.6, 0.6) * radius
+        rx, rz = rng.uniform(0.4, 0.9) * radius, rng.uniform(0.4, 0.9) * radius
+        h0 = base + top + rng.uniform(-0.3, 0.4) * height
+        b.add(cx - rx, cx + rx, cz - rz, cz + rz, h0, h0 + rng.uniform(0.4, 0.9) * height, Surface.FOLIAGE,
+              instance=trunk)
+
+
+def _add_vehicle(b: _BoxBuilder, rng: np.random.Generator, x: float, z: float, parked: bool) -> None:
+    """A car (most), van, truck or bus along the road, as boxes sharing one instance id."""
+    kind = rng.random()
+    if kind < (0.75 if parked else 0.6):  # car: sill, body and a narrower cabin, a rounded profile
+        width, length = rng.uniform(1.65, 1.95), rng.uniform(3.7, 4.9)
+        sill, top = rng.uniform(0.15, 0.25), rng.uniform(0.75, 0.95)
+        car = b.add(x - width / 2 + 0.05, x + width / 2 - 0.05, z - length / 2 + 0.1, z + length / 2 - 0.1,
+                    sill, sill + 0.35, Surface.CAR)
+        b.add(x - width / 2, x + width / 2, z - length / 2, z + length / 2, sill + 0.35, top, Surface.CAR,
+              instance=car)
+        cabin, offset = rng.uniform(0.45, 0.6) * length, rng.uniform(-0.1, 0.2) * length
+        b.add(x - width / 2 + 0.12, x + width / 2 - 0.12, z - cabin / 2 - offset, z + cabin / 2 - offset, top,
+              top + rng.uniform(0.4, 0.6), Surface.CAR, instance=car)
+    elif kind < (0.9 if parked else 0.8):  # van
+        width, length = rng.uniform(1.9, 2.1), rng.uniform(4.8, 6.0)
+        car = b.add(x - width / 2, x + width / 2, z - length / 2 + 1.0, z + length / 2, 0.25, rng.uniform(1.9, 2.6),
+                    Surface.CAR)
+        b.add(x - width / 2, x + width / 2, z - length / 2, z - length / 2 + 1.0, 0.25, 1.1, Surface.CAR,
+              instance=car)
+    elif kind < 0.95 or parked:  # truck: cab and cargo box
+        width, length = rng.uniform(2.3, 2.55), rng.uniform(6.0, 11.0)
+        cab = b.add(x - width / 2, x + width / 2, z - length / 2, z - length / 2 + 2.2, 0.4, rng.uniform(2.6, 3.2),
+                    Surface.CAR)
+        b.add(x - width / 2, x + width / 2, z - length / 2 + 2.4, z + length / 2, 0.8, rng.uniform(3.0, 4.0),
+              Surface.CAR, instance=cab)
+    else:  # bus
+        width, length = 2.55, rng.uniform(10.0, 12.5)
+        b.add(x - width / 2, x + width / 2, z - length / 2, z + length / 2, 0.3, rng.uniform(2.9, 3.3), Surface.CAR)
+
+
+def _add_person(b: _BoxBuilder, rng: np.random.Generator, x: float, z: float, base: float) -> None:
+    height = rng.uniform(1.5, 1.95)
+    person = b.add(x - 0.2, x + 0.2, z - 0.15, z + 0.15, base, base + height * 0.5, Surface.PERSON)
+    b.add(x - 0.25, x + 0.25, z - 0.17, z + 0.17, base + height * 0.5, base + height * 0.87, Surface.PERSON,
+          instance=person)
+    b.add(x - 0.1, x + 0.1, z - 0.1, z + 0.1, base + height * 0.87, base + height, Surface.PERSON, instance=person)
+
+
+def _add_cyclist(b: _BoxBuilder, rng: np.random.Generator, x: float, z: float) -> None:
+    bike = b.add(x - 0.1, x + 0.1, z - 0.85, z + 0.85, 0.0, 0.95, Surface.PERSON)
+    b.add(x - 0.22, x + 0.22, z - 0.25, z + 0.25, 0.95, rng.uniform(1.65, 1.85), Surface.PERSON, instance=bike)
