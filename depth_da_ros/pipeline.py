@@ -53,6 +53,7 @@ import numpy as np
 
 from .backends import AUTO, Backend, BackendOptions, load_backend
 from .camera import PinholeCamera
+from .confidence import DEFAULT_K, flip_batch, flip_consistency
 from .geometry import NetworkWindow, mark_beyond_range, network_window
 from .model_metadata import ModelMetadata, read_model_metadata
 
@@ -252,15 +253,34 @@ class DepthPipeline:
         estimate). ``beyond_range``: None, or the fraction of max depth from which a prediction
         is +Inf (REP 118; predictions <= 0 become NaN).
         """
+        out, _, styled = self._predict(image, return_styled, aspect, beyond_range, None)
+        return (out, styled) if return_styled else out
+
+    def predict_with_confidence(self, image: np.ndarray, k: float = DEFAULT_K, return_styled: bool = False, *,
+                                aspect: str = "stretch", beyond_range: float | None = None
+                                ) -> tuple[np.ndarray, np.ndarray] | tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """As ``predict``, plus a float32 (H, W) confidence in [0, 1] by flip consistency
+        (``depth_da_ros.confidence``): the frame and its mirror run as one batch of 2. Returns
+        ``(depth, confidence)`` or ``(depth, confidence, styled)``; confidence is 0 where depth
+        is NaN. The depth is the frame's own prediction, as ``predict`` gives it."""
+        out, confidence, styled = self._predict(image, return_styled, aspect, beyond_range, k)
+        return (out, confidence, styled) if return_styled else (out, confidence)
+
+    def _predict(self, image: np.ndarray, return_styled: bool, aspect: str, beyond_range: float | None,
+                 confidence_k: float | None) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
         t0 = time.perf_counter()
         rgb = as_rgb(image)
         window = self.window(rgb.shape[:2], aspect)
         batch = preprocess(rgb, self.input_size, window)
+        if confidence_k is not None:
+            batch = flip_batch(batch)
         t1 = time.perf_counter()
         outputs = self.backend.infer(batch, return_styled)
         depth, styled = outputs if return_styled else (outputs, None)
         t2 = time.perf_counter()
         net_depth = depth[0, 0]
+        # Before beyond-range marking (which may write into net_depth through out at the network size).
+        net_confidence = None if confidence_k is None else flip_consistency(net_depth, depth[1, 0], confidence_k)
         out = postprocess(net_depth, rgb.shape[:2], window)
         if beyond_range is not None:
             # Marked after resizing the (finite) prediction, which keeps postprocess on its fast
@@ -272,7 +292,11 @@ class DepthPipeline:
                 if source.any():
                     np.copyto(out, np.float32(value), where=_resize_mask(source, rgb.shape[:2], window))
             mark_beyond_range(out, self.max_depth, beyond_range)
+        confidence = None
+        if net_confidence is not None:
+            confidence = np.nan_to_num(postprocess(net_confidence, rgb.shape[:2], window), nan=0.0)
+            confidence[np.isnan(out)] = 0.0
         t3 = time.perf_counter()
         self.last_timing = StageTiming(pre_ms=(t1 - t0) * 1e3, infer_ms=(t2 - t1) * 1e3,
                                        post_ms=(t3 - t2) * 1e3, total_ms=(t3 - t0) * 1e3)
-        return (out, styled[0]) if return_styled else out
+        return out, confidence, (styled[0] if return_styled else None)
