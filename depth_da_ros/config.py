@@ -8,6 +8,7 @@ typo never silently falls back to a default. Every run saves its final config wi
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
 import types
 import typing
@@ -23,6 +24,55 @@ _YAML11_MISSED_FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
 
 class ConfigError(ValueError):
     """A config file or override does not match the typed schema."""
+
+
+class _ConfigLoader(yaml.SafeLoader):
+    """PyYAML's safe loader with two YAML 1.1 traps removed: duplicate mapping keys are an error
+    (PyYAML keeps the last one without a word), and numbers are read as written (YAML 1.2 core
+    style): ``010`` is 10, not octal 8; ``1:30`` (sexagesimal 90), ``0x10`` and ``1_000`` stay
+    strings, so an integer field refuses them instead of silently taking another value."""
+
+
+_ConfigLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers
+            if tag not in ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float")]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+_ConfigLoader.add_implicit_resolver("tag:yaml.org,2002:int", re.compile(r"^[-+]?[0-9]+$"), list("-+0123456789"))
+_ConfigLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"),
+    list("-+.0123456789"))
+_ConfigLoader.add_constructor("tag:yaml.org,2002:int", lambda loader, node: int(loader.construct_scalar(node), 10))
+
+
+def _construct_unique_mapping(loader: _ConfigLoader, node: yaml.MappingNode) -> dict:
+    seen: dict[Any, int] = {}
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        line = key_node.start_mark.line + 1
+        if key in seen:
+            raise ConfigError(f"duplicate key {key!r} at line {line} (first at line {seen[key]}): YAML keeps only "
+                              "one of them; merge the two into one")
+        seen[key] = line
+    return loader.construct_mapping(node, deep=True)
+
+
+_ConfigLoader.add_constructor("tag:yaml.org,2002:map", _construct_unique_mapping)
+
+
+def parse_yaml(text: str, source: str) -> Any:
+    """YAML text -> Python, with ``_ConfigLoader``'s rules; every error is a one-line ConfigError
+    naming ``source`` (a file, or an override) and the line and column."""
+    try:
+        return yaml.load(text, Loader=_ConfigLoader)  # noqa: S506 (a SafeLoader subclass)
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+        where = f", line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = " ".join(str(getattr(exc, "problem", None) or exc).split())
+        context = getattr(exc, "context", None)
+        raise ConfigError(f"{source}{where}: {problem}{' ' + context if context else ''}") from None
 
 
 def config_from_dict(cls: Type[C], data: dict | None, *, where: str = "") -> C:
@@ -70,19 +120,49 @@ def apply_overrides(cfg: C, overrides: Iterable[str]) -> C:
                 known = ", ".join(node) if isinstance(node, dict) else "(not a section)"
                 raise ConfigError(f"unknown key {key!r} in override; known keys{' of ' + prefix if prefix else ''}: {known}")
             if depth == len(parts) - 1:
-                node[part] = yaml.safe_load(raw)
+                value = parse_yaml(raw, f"override {item!r}")
+                default = _section_default(type(cfg), parts)
+                if default is not None and isinstance(value, dict):
+                    # A section set as a whole (``optim_g={lr: 1e-5}``) is partial, as in a YAML file: it keeps
+                    # the defaults of the keys it leaves out, so a later ``optim_g.betas=...`` finds its key.
+                    value = _deep_merge(default, value)
+                node[part] = value
             else:
                 node = node[part]
     return config_from_dict(type(cfg), data)
+
+
+def _section_default(cls: Any, parts: list[str]) -> dict | None:
+    """The default dict of the config section (a dataclass) at ``parts``, as the root's default
+    holds it (a parent may give a section its own defaults, e.g. the validation split's seed);
+    None when that key is not a section (a plain value, or a dict-typed field, replaced whole)."""
+    root, section = cls, cls
+    for part in parts:
+        if not dataclasses.is_dataclass(section):
+            return None
+        hint = typing.get_type_hints(section).get(part)
+        if typing.get_origin(hint) in (Union, types.UnionType):
+            hint = next((a for a in typing.get_args(hint) if dataclasses.is_dataclass(a)), hint)
+        section = hint
+    if not (dataclasses.is_dataclass(section) and isinstance(section, type)):
+        return None
+    try:
+        default: Any = config_to_dict(root())
+    except TypeError:  # a schema without defaults for every field
+        return None
+    for part in parts:
+        default = default.get(part) if isinstance(default, dict) else None
+    return default if isinstance(default, dict) else None
 
 
 def load_config(cls: Type[C], path: str | Path | None = None, overrides: Iterable[str] = ()) -> C:
     data: dict = {}
     if path is not None:
         path = Path(path)
-        if not path.is_file():
+        if not path.expanduser().is_file():
             raise ConfigError(f"config file {path} does not exist")
-        data = yaml.safe_load(path.read_text()) or {}
+        path = path.expanduser()
+        data = parse_yaml(path.read_text(), f"config file {path}") or {}
     return apply_overrides(config_from_dict(cls, data, where=""), overrides)
 
 
@@ -160,5 +240,6 @@ def _coerce(hint: Any, value: Any, where: str) -> Any:
     if hint is str:
         if not isinstance(value, str):
             raise ConfigError(f"{where}: expected a string, got {value!r}")
-        return value
+        # A user's path (run.run_dir, data roots, checkpoints): ``~`` is the home folder, as in a shell.
+        return os.path.expanduser(value) if value.startswith("~") else value
     raise ConfigError(f"{where}: unsupported config type {hint!r}")

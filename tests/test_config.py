@@ -94,3 +94,58 @@ def test_partial_yaml_section_keeps_the_parents_defaults(tmp_path):
     path.write_text("val:\n  length: 5\n")
     cfg = load_config(Data, path)
     assert cfg.val == Split(length=5, seed=1) and cfg.train == Split()
+
+
+# -- issue 25 item 10: YAML traps -----------------------------------------------------------------------
+
+
+def test_duplicate_yaml_keys_are_refused_naming_key_file_and_line(tmp_path):
+    path = tmp_path / "dup.yaml"
+    path.write_text("optim:\n  lr: 1.0e-5\nsteps: 3\noptim:\n  betas: [0.9, 0.99]\n")
+    with pytest.raises(ConfigError, match=rf"{path}: duplicate key 'optim' at line 4 \(first at line 1\)"):
+        load_config(Run, path)
+    with pytest.raises(ConfigError, match="duplicate key 'lr'"):
+        apply_overrides(Run(), ["optim={lr: 1, lr: 2}"])
+
+
+def test_parse_errors_name_the_file_and_line(tmp_path):
+    path = tmp_path / "tab.yaml"
+    path.write_text("steps: 3\noptim:\n\tlr: 1\n")
+    with pytest.raises(ConfigError) as exc:
+        load_config(Run, path)
+    message = str(exc.value)
+    assert message.startswith(f"config file {path}, line 3, column 1:") and "\n" not in message, message
+    with pytest.raises(ConfigError, match=r"override 'optim.betas=\[1, 2', line 1"):
+        apply_overrides(Run(), ["optim.betas=[1, 2"])
+
+
+@pytest.mark.parametrize("raw, expected", [("010", 10), ("0777", 777), ("-12", -12)])
+def test_integers_are_read_as_written(raw, expected, tmp_path):
+    assert apply_overrides(Run(), [f"steps={raw}"]).steps == expected
+    path = tmp_path / "run.yaml"
+    path.write_text(f"steps: {raw}\n")
+    assert load_config(Run, path).steps == expected
+
+
+@pytest.mark.parametrize("raw", ["1:30", "0x10", "1_000", "0o17"])
+def test_yaml11_number_forms_are_refused_not_converted(raw):
+    with pytest.raises(ConfigError, match=f"steps: expected an integer, got '{raw}'"):
+        apply_overrides(Run(), [f"steps={raw}"])
+
+
+def test_floats_still_parse():
+    cfg = apply_overrides(Run(), ["optim.lr=1e-5", "optim.betas=[.5, 9.99e-1]"])
+    assert cfg.optim.lr == 1e-5 and cfg.optim.betas == (0.5, 0.999)
+
+
+def test_section_then_one_of_its_keys():
+    cfg = apply_overrides(Run(), ["optim={lr: 1.0e-5}", "optim.betas=[0.9, 0.99]"])
+    assert cfg.optim == Optim(lr=1e-5, betas=(0.9, 0.99))
+
+
+def test_home_folder_is_expanded_in_paths(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert apply_overrides(Run(), ["name=~/runs/a", "resume=~/x.pt"]) == Run(name=f"{tmp_path}/runs/a",
+                                                                             resume=f"{tmp_path}/x.pt")
+    (tmp_path / "c.yaml").write_text("steps: 4\n")
+    assert load_config(Run, "~/c.yaml").steps == 4
