@@ -9,7 +9,8 @@ publishes, with each input image's header (its frame id replaced by the ``frame_
 when set), ``depth/image`` (32FC1 metres at the camera's resolution; REP 118: NaN = no estimate,
 +Inf = beyond range), ``depth/camera_info`` (the frame's own, else its camera's last valid one), ``depth/colorized`` (bgr8), ``points``
 (PointCloud2 in the camera's optical frame), ``scan`` (LaserScan in the camera's x-forward body frame,
-see depth_da_ros.laserscan), ``adapted/image`` and ``/diagnostics``.
+see depth_da_ros.laserscan), ``depth/confidence`` (32FC1 in [0, 1] by flip consistency, see
+depth_da_ros.confidence), ``adapted/image`` and ``/diagnostics``.
 Parameters: see ``depth_da_ros.node_parameters.PARAMETERS`` (or ``depth_da_node --help``).
 
 ``adapted/image`` (rgb8, for debugging) is the frame after the style adapter, as the depth
@@ -62,13 +63,14 @@ from rclpy.impl.rcutils_logger import RcutilsLogger
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, ReliabilityPolicy
-from rclpy.subscription import Subscription
+from rclpy.subscription import MessageInfo, Subscription
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, LaserScan, PointCloud2
 from std_msgs.msg import Header
 
 from .backends import ModelLoadError
 from .console import apply_default_fastdds_profile, profile_variable
 from .geometry import Intrinsics, build_point_cloud, scale_depth
+from .confidence import mask_unconfident
 from .laserscan import ScanMaker
 from .node_diagnostics import (
     DIAGNOSTIC_ERROR,
@@ -120,7 +122,9 @@ from .node_topics import (
     OUTPUT_CHECK_UNTIL_S,
     POINTS_TOPIC,
     SCAN_TOPIC,
+    CONFIDENCE_TOPIC,
     BEST_EFFORT,
+    PublisherLiveness,
     choose_reliability,
     shared_outputs,
 )
@@ -150,7 +154,7 @@ from .visualization import colorize_depth, draw_colour_legend
 IMAGE_QUEUE = 5
 CAMERA_INFO_QUEUE = 10  # enough history to match stamps
 OUTPUT_QUEUE = 5
-QOS_CHECK_PERIOD_S = 1.0  # how often 'auto' reliability looks at the input publishers
+QOS_CHECK_PERIOD_S = 0.5  # how often 'auto' reliability looks at the input publishers
 WORKER_JOIN_TIMEOUT_S = 10.0
 # With use_sim_time, how long the ROS clock may stay at 0 (nothing on /clock) before the node
 # warns, and how often it repeats that warning (it is also in /diagnostics).
@@ -216,6 +220,7 @@ class DepthNode(Node):
         self._colorized_pub = self._output(Image, COLORIZED_TOPIC)
         self._points_pub = self._output(PointCloud2, POINTS_TOPIC)
         self._scan_pub = self._output(LaserScan, SCAN_TOPIC)
+        self._confidence_pub = self._output(Image, CONFIDENCE_TOPIC)
         self._scans = ScanMaker()
         self._adapted_pub = self._output(Image, ADAPTED_TOPIC) if self._pipeline.metadata.outputs_styled else None
         self._diagnostics_pub = self.create_publisher(DiagnosticArray, DIAGNOSTICS_TOPIC, 10)
@@ -227,6 +232,8 @@ class DepthNode(Node):
         self._image_topic = image_topic + COMPRESSED_SUFFIX if settings.use_compressed else image_topic
         self._info_topic = self.resolve_topic_name(CAMERA_INFO_TOPIC)
         self._inputs: dict[str, _Input] = {}
+        # Which input publishers still count for 'auto' reliability (a crashed driver lingers in the graph).
+        self._liveness = {self._image_topic: PublisherLiveness(), self._info_topic: PublisherLiveness()}
         self._subscribe_inputs()
         # Housekeeping runs on steady time: with use_sim_time the ROS clock stands still until
         # /clock ticks (and jumps with a replay), which must not stop QoS matching or diagnostics.
@@ -243,7 +250,7 @@ class DepthNode(Node):
 
         self._worker = threading.Thread(target=self._run_worker, name="depth_inference", daemon=True)
         self._worker.start()
-        topics = (DEPTH_TOPIC, DEPTH_INFO_TOPIC, COLORIZED_TOPIC, POINTS_TOPIC, SCAN_TOPIC,
+        topics = (DEPTH_TOPIC, DEPTH_INFO_TOPIC, COLORIZED_TOPIC, POINTS_TOPIC, SCAN_TOPIC, CONFIDENCE_TOPIC,
                   *([ADAPTED_TOPIC] if self._adapted_pub is not None else []))
         outputs = ", ".join(self.resolve_topic_name(t) for t in topics)
         self.get_logger().info(f"subscribed to {self._image_topic} and {self._info_topic}; publishing {outputs}")
@@ -330,15 +337,19 @@ class DepthNode(Node):
             (self._image_topic, self._image_type, self._on_image, max(IMAGE_QUEUE, self._settings.queue_size)),
             (self._info_topic, CameraInfo, self._on_camera_info, CAMERA_INFO_QUEUE),
         ):
-            offered = [info.qos_profile.reliability.name.lower() for info in self.get_publishers_info_by_topic(topic)]
+            offered, crashed = self._liveness[topic].offered(
+                ((_gid(info.endpoint_gid), info.qos_profile.reliability.name.lower())
+                 for info in self.get_publishers_info_by_topic(topic)), time.monotonic())
             wanted = choose_reliability(self._settings.input_reliability, offered)
             current = self._inputs.get(topic)
             if current is not None and current.reliability == wanted:
                 continue
             if current is not None:
                 self.destroy_subscription(current.subscription)
-                self.get_logger().info(f"{topic}: publishers offer {', '.join(sorted(set(offered)))}; "
-                                       f"re-subscribed {wanted}")
+                ignored = (f" (ignoring {crashed} publisher(s) silent since a newer one appeared: a crashed driver "
+                           "stays in the DDS graph for ~20 s)" if crashed else "")
+                self.get_logger().info(f"{topic}: publishers offer {', '.join(sorted(set(offered))) or 'nothing'}"
+                                       f"{ignored}; re-subscribed {wanted}")
             qos = QoSProfile(depth=depth, reliability=_RELIABILITY[wanted])
             events = SubscriptionEventCallbacks(incompatible_qos=partial(self._on_input_incompatible, topic, wanted))
             subscription = self.create_subscription(msg_type, topic, callback, qos, event_callbacks=events)
@@ -366,7 +377,7 @@ class DepthNode(Node):
         if time.monotonic() - self._started > OUTPUT_CHECK_UNTIL_S:
             self.destroy_timer(self._output_check)
             return
-        topics = (DEPTH_TOPIC, DEPTH_INFO_TOPIC, COLORIZED_TOPIC, POINTS_TOPIC, SCAN_TOPIC)
+        topics = (DEPTH_TOPIC, DEPTH_INFO_TOPIC, COLORIZED_TOPIC, POINTS_TOPIC, SCAN_TOPIC, CONFIDENCE_TOPIC)
         publishers = {self.resolve_topic_name(t): [
             f"{info.node_namespace.rstrip('/')}/{info.node_name}"
             for info in self.get_publishers_info_by_topic(self.resolve_topic_name(t))] for t in topics}
@@ -375,11 +386,18 @@ class DepthNode(Node):
 
     # --- callbacks (executor thread: store and return) ----------------------------------------
 
-    def _on_image(self, msg: Image | CompressedImage) -> None:
+    def _on_image(self, msg: Image | CompressedImage, info: MessageInfo) -> None:
+        self._heard(self._image_topic, info)
         self._slot.put(msg)
         self._stats.record_input(time.monotonic())
 
-    def _on_camera_info(self, msg: CameraInfo) -> None:
+    def _heard(self, topic: str, info: MessageInfo) -> None:
+        gid = info.get("publisher_gid")
+        if gid:
+            self._liveness[topic].heard(_gid(gid["data"]), time.monotonic())
+
+    def _on_camera_info(self, msg: CameraInfo, info: MessageInfo) -> None:
+        self._heard(self._info_topic, info)
         stamp = stamp_to_ns(msg.header.stamp)
         self._camera_infos.add(stamp, msg)
         frame_id = output_frame_id(msg.header.frame_id, self._settings.frame_id)
@@ -460,6 +478,7 @@ class DepthNode(Node):
         height, width = rgb.shape[:2]
         camera, camera_info = self._camera_for(header, height, width, settings)
         rgb, camera_info = self._rectified(rgb, camera_info, settings)
+        confidence = None
         contrast = frame_contrast(rgb) if settings.min_contrast > 0 else math.inf
         if contrast < settings.min_contrast:  # is_low_contrast, computed once for the message too
             # Nothing in the frame to estimate depth from (and the adapter's instance norm would
@@ -474,14 +493,27 @@ class DepthNode(Node):
             predict = partial(self._pipeline.predict, aspect=settings.aspect_policy,
                               beyond_range=settings.beyond_range_fraction)
             # The adapted frame costs a copy and a message: fetched only for a subscriber.
-            if self._adapted_pub is not None and self._adapted_pub.get_subscription_count() > 0:
+            want_styled = self._adapted_pub is not None and self._adapted_pub.get_subscription_count() > 0
+            if settings.confidence_threshold > 0 or self._confidence_pub.get_subscription_count() > 0:
+                # Flip consistency: the frame and its mirror as one batch of 2 (about twice the inference).
+                result = self._pipeline.predict_with_confidence(
+                    rgb, settings.confidence_k, want_styled, aspect=settings.aspect_policy,
+                    beyond_range=settings.beyond_range_fraction)
+                depth, confidence, styled = result if want_styled else (*result, None)
+            elif want_styled:
                 depth, styled = predict(rgb, return_styled=True)
             else:
                 depth, styled = predict(rgb), None
             inference_s = self._pipeline.last_timing.total_ms * 1e-3
+        if confidence is None and self._confidence_pub.get_subscription_count() > 0:
+            confidence = np.zeros(depth.shape, np.float32)  # a degenerate frame: no estimate anywhere
+        if confidence is not None:
+            depth = mask_unconfident(depth, confidence, settings.confidence_threshold)
         window = self._pipeline.window((height, width), settings.aspect_policy)
         depth, _ = scale_depth(depth, settings.scale_mode, camera, self._pipeline.training_camera, window)
         self._depth_pub.publish(depth_image_cdr(depth, header))
+        if confidence is not None and self._confidence_pub.get_subscription_count() > 0:
+            self._confidence_pub.publish(depth_image_cdr(confidence, header))  # 32FC1 in [0, 1]
         latency_s = (self.get_clock().now().nanoseconds - stamp_to_ns(header.stamp)) * 1e-9
 
         if camera_info is not None:
@@ -608,6 +640,11 @@ class DepthNode(Node):
             self._worker.join(WORKER_JOIN_TIMEOUT_S)
         logging.getLogger().removeHandler(self._log_handler)
         super().destroy_node()
+
+
+def _gid(data: Any) -> bytes:
+    """A publisher's GID as bytes, the same from the graph (a list of ints) and from a message's info."""
+    return bytes(data)[:16]
 
 
 class _RosLogHandler(logging.Handler):

@@ -2,6 +2,7 @@
 namespace and remapping re-target them) and the choice of input reliability."""
 from __future__ import annotations
 
+import threading
 from typing import Iterable, Mapping
 
 NODE_NAME = "depth_da_node"
@@ -15,9 +16,10 @@ DEPTH_INFO_TOPIC = "depth/camera_info"
 COLORIZED_TOPIC = "depth/colorized"
 POINTS_TOPIC = "points"
 SCAN_TOPIC = "scan"
+CONFIDENCE_TOPIC = "depth/confidence"
 ADAPTED_TOPIC = "adapted/image"  # only for a model with the style adapter
 DIAGNOSTICS_TOPIC = "/diagnostics"
-OUTPUT_TOPICS = (DEPTH_TOPIC, DEPTH_INFO_TOPIC, COLORIZED_TOPIC, POINTS_TOPIC, SCAN_TOPIC, ADAPTED_TOPIC, DIAGNOSTICS_TOPIC)
+OUTPUT_TOPICS = (DEPTH_TOPIC, DEPTH_INFO_TOPIC, COLORIZED_TOPIC, POINTS_TOPIC, SCAN_TOPIC, CONFIDENCE_TOPIC, ADAPTED_TOPIC, DIAGNOSTICS_TOPIC)
 
 INPUT_RELIABILITY_CHOICES = ("auto", "reliable", "best_effort")
 OUTPUT_RELIABILITY_CHOICES = ("reliable", "best_effort")
@@ -59,3 +61,53 @@ def shared_outputs(own_node: str, publishers: Mapping[str, Iterable[str]], said:
             "camera's node in its own namespace (-r __ns:=/front, or the launch file's namespace:= or "
             "cameras:=front,rear), which also keeps their parameters apart")
     return warnings
+
+
+# A publisher that delivered messages and then went silent this long, while another publisher
+# appeared on its topic after its last message, is taken for a crashed driver: DDS keeps it in
+# the graph until its lease expires (~20 s with Fast DDS), and 'auto' reliability must not keep
+# matching its QoS meanwhile. With the node's 0.5 s QoS check, a restarted driver is matched
+# within about 1.5-2 s.
+SILENT_PUBLISHER_S = 1.0
+
+
+class PublisherLiveness:
+    """Which of a topic's publishers (by GID) still count when choosing the subscription's
+    reliability. A publisher counts unless it was heard (delivered a message), has been silent
+    for ``silent_s``, and another publisher entered the graph after its last message (its
+    replacement). One never heard always counts (it may be incompatible with the current
+    subscription, so its messages cannot arrive), and so does a slow camera that is alone.
+    Thread-safe; entries of publishers gone from the graph are forgotten (bounded)."""
+
+    def __init__(self, silent_s: float = SILENT_PUBLISHER_S) -> None:
+        self.silent_s = silent_s
+        self._lock = threading.Lock()
+        self._heard: dict[bytes, float] = {}
+        self._seen: dict[bytes, float] = {}
+
+    def heard(self, gid: bytes, now: float) -> None:
+        with self._lock:
+            if gid in self._heard or len(self._heard) < 1024:  # bounded even before a graph check prunes
+                self._heard[gid] = now
+
+    def offered(self, publishers: Iterable[tuple[bytes, str]], now: float) -> tuple[list[str], int]:
+        """(reliabilities of the publishers that count, how many were left out as crashed)
+        from the graph's (gid, reliability) pairs."""
+        publishers = list(publishers)
+        with self._lock:
+            gids = {gid for gid, _ in publishers}
+            for table in (self._heard, self._seen):
+                for gone in set(table) - gids:
+                    del table[gone]
+            for gid in gids:
+                self._seen.setdefault(gid, now)
+            counted, left_out = [], 0
+            for gid, reliability in publishers:
+                last = self._heard.get(gid)
+                crashed = (last is not None and now - last > self.silent_s
+                           and any(self._seen[other] > last for other in gids if other != gid))
+                if crashed:
+                    left_out += 1
+                else:
+                    counted.append(reliability)
+        return counted, left_out

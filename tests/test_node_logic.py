@@ -446,3 +446,27 @@ def test_12_bit_data_in_16_bit_images_is_detected():
     assert narrow_16bit_peak(image(np.zeros((2, 2)))) is None  # black: the contrast check's case
     eight = Image(height=1, width=2, encoding="mono8", step=2, data=bytes([1, 2]))
     assert narrow_16bit_peak(eight) is None
+
+
+def test_a_crashed_publisher_stops_counting_once_a_replacement_appears():
+    from depth_da_ros.node_topics import PublisherLiveness, choose_reliability
+
+    live = PublisherLiveness(silent_s=1.0)
+    old, new = b"old", b"new"
+    assert live.offered([(old, "best_effort")], 0.0) == (["best_effort"], 0)
+    live.heard(old, 0.5)
+    live.heard(old, 1.0)  # then it crashes: silent, but still in the graph
+    assert live.offered([(old, "best_effort")], 5.0) == (["best_effort"], 0)  # alone: a slow camera
+    # A reliable driver replaces it: the silent one no longer counts, so 'auto' picks reliable.
+    offered, left_out = live.offered([(old, "best_effort"), (new, "reliable")], 6.0)
+    assert (offered, left_out) == (["reliable"], 1) and choose_reliability("auto", offered) == "reliable"
+    # A replacement never heard still counts (it may be incompatible with the subscription).
+    assert live.offered([(new, "reliable")], 7.0) == (["reliable"], 0)
+    # Both alive and heard: both count.
+    both = PublisherLiveness(silent_s=1.0)
+    both.offered([(old, "best_effort"), (new, "reliable")], 0.0)
+    both.heard(old, 0.9)
+    both.heard(new, 0.9)
+    assert sorted(both.offered([(old, "best_effort"), (new, "reliable")], 1.2)[0]) == ["best_effort", "reliable"]
+    # Forgotten once gone from the graph.
+    assert both.offered([], 2.0) == ([], 0) and not both._heard and not both._seen

@@ -1394,3 +1394,69 @@ def test_ctrl_c_during_start_up_exits_quietly(dds_env, tiny_checkpoint, tmp_path
     code = process.stop()
     assert code == 0 and "Traceback" not in process.text() and "KeyboardInterrupt" not in process.text(), \
         (code, process.text()[-3000:])
+
+
+BEST_EFFORT_DRIVER = """
+import sys, time
+import numpy as np
+import rclpy
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import Image
+rclpy.init()
+node = rclpy.create_node("crashing_driver", namespace=sys.argv[1])
+pub = node.create_publisher(Image, "image", QoSProfile(depth=5, reliability=ReliabilityPolicy.BEST_EFFORT))
+rng = np.random.default_rng(0)
+while True:
+    msg = Image(height=24, width=32, encoding="rgb8", step=96, data=rng.integers(0, 256, 24 * 32 * 3, np.uint8).tobytes())
+    msg.header.stamp = node.get_clock().now().to_msg()
+    msg.header.frame_id = "restarting_camera"
+    pub.publish(msg)
+    print("published", flush=True)
+    time.sleep(0.1)
+"""
+
+
+@needs_ros
+def test_a_restarted_driver_with_other_reliability_is_matched_within_two_seconds(dds_env, tiny_checkpoint, tmp_path):
+    """A best-effort driver crashes (SIGKILL: DDS keeps it in the graph for ~20 s) and a reliable
+    one replaces it: the node re-subscribes reliable within ~2 s and says why."""
+    namespace = "restart"
+    process = namespaced_node(dds_env, tiny_checkpoint, tmp_path / "node.log", namespace)
+    driver = NodeProcess([sys.executable, "-c", BEST_EFFORT_DRIVER, namespace], dds_env, tmp_path / "driver.log")
+    side = RosSide(int(dds_env["ROS_DOMAIN_ID"]), namespace=namespace)  # its own image publisher is reliable...
+    side.node.destroy_publisher(side.image_pub)  # ...and not the driver: gone before the node sees it
+    try:
+        def node_subscription() -> list[Any]:
+            return [s.qos_profile.reliability for s in side.node.get_subscriptions_info_by_topic(f"/{namespace}/image")
+                    if s.node_name == NODE_NAME]
+
+        # The node matches the best-effort driver (subscribed so from the start, or re-subscribed).
+        assert side.wait_until(lambda: len(side.outputs["depth/image"]) >= 3, DISCOVERY_TIMEOUT_S), \
+            process.text()[-3000:]
+        assert node_subscription() == [ReliabilityPolicy.BEST_EFFORT]
+        driver.proc.kill()  # a crash: no clean-up, the writer lingers in the graph
+        driver.proc.wait()
+        time.sleep(0.5)
+        reliable = side.node.create_publisher(Image, "image", QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE))
+        replaced = time.monotonic()
+        assert process.wait_for_log("re-subscribed reliable", timeout=10.0), process.text()[-3000:]
+        took = time.monotonic() - replaced
+        assert side.node.count_publishers(f"/{namespace}/image") == 2  # the crashed writer is still listed
+        assert took < 3.0, took  # ~2 s, with slack for a loaded machine's log flush
+        assert "ignoring 1 publisher(s) silent since a newer one appeared" in process.text()
+        assert side.wait_until(lambda: node_subscription() == [ReliabilityPolicy.RELIABLE], 5.0)
+        rgb = np.random.default_rng(1).integers(0, 256, (24, 32, 3), dtype=np.uint8)
+        deadline = time.monotonic() + OUTPUT_TIMEOUT_S
+        while True:  # the reliable driver's frames come through
+            header = Header(stamp=side.node.get_clock().now().to_msg(), frame_id="restarting_camera")
+            reliable.publish(rgb_image(rgb, header=header))
+            stamp = conv.stamp_to_ns(header.stamp)
+            if side.wait_until(lambda: stamp in side.outputs["depth/image"], 1.0):
+                break
+            assert time.monotonic() < deadline, process.text()[-3000:]
+        print(f"re-subscribed reliable {took:.2f} s after the replacement appeared")
+    finally:
+        side.close()
+        if driver.proc.poll() is None:
+            driver.proc.kill()
+        process.stop()
