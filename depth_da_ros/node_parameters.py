@@ -138,6 +138,13 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
                   "at the camera (a scan's angles turn about +z from +x); empty: the depth's optical frame's "
                   "body frame by the drivers' naming ('<name>_optical_frame' -> '<name>_frame'), else the "
                   "depth's frame"),
+    ParameterSpec("confidence_k", 0.1, "depth/confidence = exp(-|d - d_mirror| / (k d)), d_mirror the depth of "
+                  "the mirrored frame flipped back: k is the relative disagreement that gives exp(-1) = 0.37 "
+                  "(benchmarks/results/confidence.md)", minimum=0.001, maximum=10.0),
+    ParameterSpec("confidence_threshold", 0.0, "Depth whose confidence is below this is published as NaN (and so "
+                  "leaves the cloud and scan); > 0 runs the flip-consistency batch of 2 on every frame (about "
+                  "twice the inference time), as does a depth/confidence subscriber; 0: off",
+                  minimum=0.0, maximum=1.0),
     ParameterSpec("diagnostics_period", 1.0, "Seconds between /diagnostics messages", read_only=True,
                   minimum=0.1, maximum=60.0),
     ParameterSpec("warning_period", 5.0, "Seconds between two warnings about the same problem", read_only=True,
@@ -183,6 +190,8 @@ class NodeSettings:
     scan_range_min: float
     scan_range_max: float
     scan_frame_id: str
+    confidence_k: float
+    confidence_threshold: float
     diagnostics_period: float
     warning_period: float
 
