@@ -432,3 +432,25 @@ def test_full_disk_while_checkpointing_is_one_line_exit_2_and_logged(tmp_path):
     assert f"cannot write checkpoint {last}" in (run_dir / "train.log").read_text()
     assert last.read_bytes() == before  # the earlier checkpoint survives
     assert not [p for p in last.parent.iterdir() if p.name.endswith(".tmp")]
+
+
+# -- issue 25 item 3: one writer per run folder, unique default names -----------------------------------
+
+
+def test_default_run_names_are_unique_within_a_second(tmp_path, monkeypatch):
+    monkeypatch.setattr(engine_mod, "REPO_ROOT", tmp_path)
+    names = [engine_mod.default_run_dir("depth", "lite") for _ in range(3)]
+    assert len(set(names)) == 3 and all(p.is_dir() and p.parent == tmp_path / "runs" for p in names)
+
+
+def test_a_second_writer_of_a_live_run_folder_is_refused(tmp_path, caplog):
+    run_dir = tmp_path / "run"
+    live = engine_mod.RunLock(run_dir)  # as a run still training holds it
+    try:
+        assert train_main(["depth", *args(*TINY, *DATA, "run.steps=1", f"run.run_dir={run_dir}")]) == 2
+        errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+        assert len(errors) == 1 and f"{run_dir} is in use by another training process" in errors[0], errors
+        assert sorted(p.name for p in run_dir.iterdir()) == [".lock"]  # nothing written
+    finally:
+        live.release()
+    assert train_main(["depth", *args(*TINY, *DATA, "run.steps=1", f"run.run_dir={run_dir}")]) == 0

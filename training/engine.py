@@ -346,6 +346,7 @@ class Engine:
         self.writer = None
         self.loss_log = None
         self.log_handler: logging.Handler | None = None
+        self.lock: RunLock | None = None
         self.val_seconds: float | None = None  # duration of the last validation (the budget reserves it)
         self.saved_step = -1  # step of the last checkpoint written by this session
         self._drawn = 0  # batches drawn in the current step
@@ -356,7 +357,7 @@ class Engine:
 
     # --- set-up -------------------------------------------------------------------------
     def _open_logs(self, resumed: dict[str, Any] | None) -> None:
-        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.lock = RunLock(self.run_dir)  # before anything is written: one writer per run folder
         self.log_handler = logging.FileHandler(self.run_dir / "train.log")
         self.log_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
         logging.getLogger().addHandler(self.log_handler)
@@ -504,13 +505,15 @@ class Engine:
         raise TrainingInterrupted(flag, self.step, self.ckpt_dir / "last.pt")
 
     def close(self) -> None:
-        """Flush and release the logs (also when training stops on an error)."""
+        """Flush and release the logs and the run folder (also when training stops on an error)."""
         if self.writer is not None:
             self.writer.close()
             self.loss_log.close()
             logging.getLogger().removeHandler(self.log_handler)
             self.log_handler.close()
             self.writer = None
+        if self.lock is not None:
+            self.lock.release()
 
     def _fit(self, dataset: Dataset) -> dict[str, Any]:
         run, ctx, stage = self.run, self.ctx, self.stage
@@ -729,6 +732,54 @@ class BudgetClock:
         return max(int(left // self.mean_step), 0) if self.mean_step > 0 else 0
 
 
-def default_run_dir(stage: str, preset: str) -> Path:
+def default_run_dir(stage: str, preset: str, create: bool = True) -> Path:
+    """``runs/<stage>-<preset>-<UTC second>``, made unique: with ``create`` the folder is created
+    (atomically: the first of two runs started in the same second gets the name, the second
+    ``...-2``), so that two default-named runs never share a folder."""
     stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%d-%H%M%S")
-    return REPO_ROOT / "runs" / f"{stage}-{preset}-{stamp}"
+    base = REPO_ROOT / "runs" / f"{stage}-{preset}-{stamp}"
+    if not create:
+        return base
+    base.parent.mkdir(parents=True, exist_ok=True)
+    for n in range(1, 1000):
+        candidate = base if n == 1 else base.with_name(f"{base.name}-{n}")
+        try:
+            candidate.mkdir()
+            return candidate
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"no free run folder name after {base} (999 taken)")
+
+
+class RunFolderInUse(OSError):
+    """Another live training process holds the run folder's lock."""
+
+
+class RunLock:
+    """An exclusive ``flock`` on ``<run>/.lock`` for as long as a run writes its folder: a second
+    writer (another run with the same run.run_dir, or a --resume of a run still training) is
+    refused before it writes anything. The kernel drops the lock when the process ends, so a
+    killed run leaves no stale lock."""
+
+    def __init__(self, run_dir: Path) -> None:
+        import fcntl
+
+        run_dir.mkdir(parents=True, exist_ok=True)
+        self.path = run_dir / ".lock"
+        self._file = open(self.path, "a+")
+        try:
+            fcntl.flock(self._file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._file.seek(0)
+            holder = self._file.read().strip() or "unknown"
+            self._file.close()
+            raise RunFolderInUse(f"{run_dir} is in use by another training process ({holder}; lock {self.path}): "
+                                 "wait for it to finish, or use another run.run_dir") from None
+        self._file.seek(0)
+        self._file.truncate()
+        self._file.write(f"pid {os.getpid()} on {os.uname().nodename}\n")
+        self._file.flush()
+
+    def release(self) -> None:
+        if not self._file.closed:
+            self._file.close()  # closing the descriptor releases the flock

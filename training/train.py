@@ -123,8 +123,9 @@ def main(argv: list[str] | None = None) -> int:
     from training.engine import (Engine, check_training_set, default_run_dir, seed_everything,
                                  setup_distributed)
 
+    created = None  # a default-named folder this run created (removed again if set-up fails)
     if run_dir is None:
-        run_dir = default_run_dir(args.stage, cfg.model.preset)
+        run_dir = created = default_run_dir(args.stage, cfg.model.preset, create=os.environ.get("RANK", "0") == "0")
     if not args.resume and (run_dir / "checkpoints" / "last.pt").exists():
         parser.error(f"{run_dir} already holds a run; use --resume {run_dir} or another run.run_dir")
     try:
@@ -154,6 +155,8 @@ def main(argv: list[str] | None = None) -> int:
                     stage.validation_samples()  # builds the validation set: its errors show before training
                 engine = Engine(stage, run_dir, resume=args.resume is not None)
             except (CheckpointError, ValueError, OSError) as exc:
+                if created is not None and created.is_dir() and not any(created.iterdir()):
+                    created.rmdir()
                 if stop_report(exc, run_dir) is not None:
                     raise
                 LOG.error("%s: %s", type(exc).__name__, exc)
