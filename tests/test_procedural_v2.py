@@ -42,15 +42,30 @@ def test_v2_frame_is_a_pure_function_of_seed_domain_index(domain):
 
 
 def test_v2_ground_depth_is_exact_for_the_frames_own_camera():
+    # Each ground pixel's world point lies on the ground surface (analytic height field), and the
+    # ray from the frame's camera pose stays above the ground all the way there (the first hit).
+    from depth_da_ros.procedural.raycast import Rays
+    from depth_da_ros.procedural.render_v2 import camera_pose
+
     dataset = v2()
     for index in range(6):
         frame = dataset[index]
-        camera = frame.camera
-        ground = (frame.geometry.face == Face.UP) & (frame.geometry.instance < 0)
-        rows = np.nonzero(ground)[0]
-        assert np.abs(frame.geometry.world_h[ground]).max() < 1e-3  # the ground is the plane H = 0
-        expected = camera.fy * sample_scene_v2(frame.scene_seed).camera_height / (rows - camera.cy)
-        np.testing.assert_allclose(frame.depth[ground], expected, rtol=1e-4)
+        scene = sample_scene_v2(frame.scene_seed)
+        g = frame.geometry
+        ground = (g.face == Face.UP) & (g.instance < 0)
+        assert ground.sum() > 500
+        origin, rotation = camera_pose(scene)
+        rays = Rays.build(frame.camera, origin, rotation)
+        t = frame.depth[ground].astype(np.float64)
+        x, h, z = (o + t * d[ground] for o, d in zip(origin, (rays.dx, rays.dh, rays.dz)))
+        # float32 depth: 6e-8 relative along the ray
+        assert (np.abs(h - scene.ground.height(x, z)) < 1e-6 + 2e-7 * t).all(), index
+        for fraction in np.linspace(0.05, 0.98, 12):
+            px = origin[0] + fraction * (x - origin[0])
+            pz = origin[2] + fraction * (z - origin[2])
+            ph = origin[1] + fraction * (h - origin[1])
+            assert (ph > scene.ground.height(px, pz) - 1e-6).all(), index
+        assert not np.allclose(h, 0.0, atol=1e-3)  # the ground is not the plane H = 0
 
 
 def test_v2_cameras_are_jittered_around_the_training_camera_and_recorded():
@@ -82,7 +97,7 @@ def test_v2_cache_folder_has_its_own_version_and_v1_names_do_not_change(tmp_path
     # The name renderer 1's frames had before the renderer field existed (runs' caches stay valid).
     assert cache_folder(v1_config, tmp_path).name == "synthetic-seed0-96x320-seq1-v2-eefb0dfeb747"
     v2_folder = cache_folder(ProceduralConfig(domain="synthetic", seed=0, height=96, width=320, renderer=2), tmp_path)
-    assert "-v3-" in v2_folder.name
+    assert "-v4-" in v2_folder.name
     cache = FrameCache(v2(), tmp_path)
     rgb, depth = cache.load(2)
     assert np.array_equal(rgb, v2()[2].rgb) and cache.path(2).is_file()

@@ -21,7 +21,7 @@ import numpy as np
 from ..camera import PinholeCamera
 from .appearance import DOMAINS, AppearanceConfig, render_appearance
 from .render import Geometry, render_geometry
-from .render_v2 import frame_camera, render_geometry_v2
+from .render_v2 import appearance_view, frame_camera, render_geometry_v2
 from .scene import SceneConfig, sample_scene
 from .scene_v2 import SceneConfigV2, sample_scene_v2
 
@@ -110,7 +110,8 @@ class ProceduralDataset:
         else:
             scene = sample_scene_v2(scene_seed, SceneConfigV2(), travel=travel)
             geometry = render_geometry_v2(scene, self.frame_camera(index), forward=c.step * step)
-        rgb = render_appearance(geometry, scene, c.domain, look_seed, frame=step, config=c.appearance,
+        looked_at, scene = (geometry, scene) if c.renderer == 1 else appearance_view(geometry, scene)
+        rgb = render_appearance(looked_at, scene, c.domain, look_seed, frame=step, config=c.appearance,
                                 randomise=c.renderer == 2)
         return ProceduralFrame(rgb, geometry.depth, geometry, scene_seed, index, geometry.camera)
 

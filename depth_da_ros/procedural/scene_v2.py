@@ -9,16 +9,20 @@ road surface across the sidewalk); rural stretches (open fields, no buildings, v
 one to four lanes of varying width, kerbs and sidewalks of varying height and width (none on
 rural roads); occasional tram rails. Camera height 1.2-2.0 m.
 
-Not modelled (boxes on a flat plane): slopes and the road crown; every pixel's depth is exact
-for the geometry that is rendered. World frame as ``scene.py``: X right, H up, Z forward.
+The ground is not flat (``on_ground``): a grade and a vertical curve along the road (a crest
+or a sag, straight on after it), a crowned road, sidewalks as raised ground with kerb faces,
+side streets at road level; objects stand on it, and the camera pitches and rolls with the road
+under the car plus its mount's pitch and roll. Every pixel's depth is exact for the geometry that
+is rendered (``raycast.py``). World frame as ``scene.py``: X right, H up, Z forward.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
-from .scene import Scene, Surface, _BoxBuilder, ego_clearance, remove_intruders
+from .raycast import Ground
+from .scene import Boxes, Scene, Surface, _BoxBuilder, ego_clearance, remove_intruders
 
 
 @dataclass(frozen=True)
@@ -53,6 +57,15 @@ class SceneConfigV2:
     ego_clearance_behind: float = 3.0
     ego_clearance_ahead: float = 5.0
     ego_clearance_above: float = 0.3
+    # The ground (raycast.Ground): a longitudinal grade and vertical curve shared by the whole
+    # scene, a road crown, sidewalks as raised ground with kerb faces; objects stand on it.
+    grade: tuple[float, float] = (-0.04, 0.04)  # rise per metre along the road at the start
+    vertical_curve: tuple[float, float] = (-1.5e-4, 1.5e-4)  # 1/m: d(grade)/dz / 2 (sag > 0, crest < 0)
+    vertical_curve_end: tuple[float, float] = (40.0, 160.0)  # metres ahead where the curve ends (straight on)
+    max_grade: float = 0.06  # the grade after the curve is kept within +- this
+    crown: tuple[float, float] = (0.0, 0.12)  # metres the road's centre line stands above its gutters
+    camera_pitch_deg: tuple[float, float] = (-1.0, 1.0)  # mount pitch relative to the road (> 0: down)
+    camera_roll_deg: tuple[float, float] = (-1.0, 1.0)  # mount roll (plus the road's camber under the car)
 
     def __post_init__(self) -> None:
         for name in ("lanes", "lane_width", "sidewalk_width", "kerb_height", "camera_height", "camera_yaw_deg",
@@ -76,6 +89,11 @@ class SceneV2(Scene):
 
     side_streets: tuple[tuple[float, float], ...] = ()
     rails: tuple[float, ...] = ()
+    ground: Ground | None = None  # None: the flat plane H = 0 (raycast not needed)
+    camera_pitch: float = 0.0  # radians, mount pitch relative to the road (> 0 looks down)
+    camera_roll: float = 0.0  # radians, mount roll relative to the road
+    lift: np.ndarray | None = None  # per box: metres it was raised to stand on ``ground``
+    sidewalks: tuple[float, float] = (0.0, 0.0)  # widths (m) left and right; 0 = none (rural)
 
 
 def sample_scene_v2(seed: int, config: SceneConfigV2 = SceneConfigV2(), travel: float = 0.0) -> SceneV2:
@@ -140,9 +158,10 @@ def sample_scene_v2(seed: int, config: SceneConfigV2 = SceneConfigV2(), travel: 
     camera_height = u(*config.camera_height)
     camera_yaw = np.deg2rad(u(*config.camera_yaw_deg))
     clearance = ego_clearance(config, camera_x, camera_height, travel)  # type: ignore[arg-type]
-    return SceneV2(seed, road_left, road_right, lane_width, lanes, camera_x, camera_height, camera_yaw,
-                   remove_intruders(boxes, clearance), travel_limit=travel, clearance=clearance,
-                   side_streets=tuple(streets), rails=rails)
+    flat = SceneV2(seed, road_left, road_right, lane_width, lanes, camera_x, camera_height, camera_yaw,
+                  remove_intruders(boxes, clearance), travel_limit=travel, clearance=clearance,
+                  side_streets=tuple(streets), rails=rails)
+    return on_ground(flat, config, streets)
 
 
 def _drop(boxes, mask: np.ndarray):
@@ -297,3 +316,153 @@ def _add_person(b: _BoxBuilder, rng: np.random.Generator, x: float, z: float, ba
 def _add_cyclist(b: _BoxBuilder, rng: np.random.Generator, x: float, z: float) -> None:
     bike = b.add(x - 0.1, x + 0.1, z - 0.85, z + 0.85, 0.0, 0.95, Surface.PERSON)
     b.add(x - 0.22, x + 0.22, z - 0.25, z + 0.25, 0.95, rng.uniform(1.65, 1.85), Surface.PERSON, instance=bike)
+
+
+# -- the ground: slopes, crown, kerbs ------------------------------------------------------------------
+GROUND_BEHIND, GROUND_AHEAD, GROUND_SIDE = 100.0, 1000.0, 1000.0  # metres the ground pieces reach
+MAX_SEGMENT = 10.0  # metres: longer single-box objects (walls, hedges) are cut so each piece stands on the slope
+
+
+def on_ground(flat: SceneV2, config: SceneConfigV2, streets: list[tuple[float, float]]) -> SceneV2:
+    """``flat`` (boxes on the plane H = 0, sidewalks as boxes) on a non-flat ground.
+
+    The ground (``raycast.Ground``): a grade and vertical curve along the road, a crowned road,
+    the sidewalks of ``flat`` as raised ground (kerb faces where they meet the road and the side
+    streets, the same height out to the frontage and beyond), side streets at road level. Every
+    object is raised by the least rise of the ground under its footprint (so it never floats;
+    long walls and hedges are first cut into pieces of at most ``MAX_SEGMENT`` m), and the ego
+    clearance is redrawn around the camera's path over the new ground. Draws from its own random
+    stream, so the flat scene's draws are those of ``flat``.
+    """
+    rng = np.random.default_rng(np.random.SeedSequence([flat.seed, 0x5CE7E, 2, 0x6D]))
+    u = rng.uniform
+    grade, curve, crown = u(*config.grade), u(*config.vertical_curve), u(*config.crown)
+    curve_end = u(*config.vertical_curve_end) + flat.travel_limit
+    final = np.clip(grade + 2 * curve * curve_end, -config.max_grade, config.max_grade)
+    curve = (final - grade) / (2 * curve_end)
+    pitch, roll = np.deg2rad(u(*config.camera_pitch_deg)), np.deg2rad(u(*config.camera_roll_deg))
+    boxes = flat.boxes
+    walk = boxes.surface == Surface.SIDEWALK
+    left, right = flat.road_left, flat.road_right
+    kerbs = {}
+    for side, at in ((-1, left), (1, right)):
+        mine = walk & np.isclose(boxes.x1 if side < 0 else boxes.x0, at)
+        if mine.any():
+            width = float((boxes.x1[mine] - boxes.x0[mine]).max())
+            kerbs[side] = (float(boxes.h1[mine].max()), width)
+    z_lo, z_hi = -GROUND_BEHIND, GROUND_AHEAD + flat.travel_limit
+    half, centre = (right - left) / 2, (right + left) / 2
+    # Crown: crown * (1 - ((x - centre) / half)^2), zero at both gutters.
+    rows = [(left, right, z_lo, z_hi, crown * (1 - centre ** 2 / half ** 2), 2 * crown * centre / half ** 2,
+             -crown / half ** 2)]
+    surfaces, sides = [Surface.ROAD], [(False, False, False, False)]
+    for side in (-1, 1):
+        x0, x1 = (-GROUND_SIDE, left) if side < 0 else (right, GROUND_SIDE)
+        kerb = kerbs.get(side, (0.0, 0.0))[0]
+        for za, zb in _pieces(z_lo, z_hi, streets):
+            rows.append((x0, x1, za, zb, kerb, 0.0, 0.0))
+            surfaces.append(Surface.SIDEWALK if kerb > 0 else Surface.TERRAIN)
+            raised = kerb > 0
+            sides.append((raised and side > 0, raised and side < 0, raised and za > z_lo, raised and zb < z_hi))
+        for za, zb in streets:
+            rows.append((x0, x1, za, zb, 0.0, 0.0, 0.0))
+            surfaces.append(Surface.ROAD)
+            sides.append((False, False, False, False))
+    rows, surfaces, sides = _split_at(rows, surfaces, sides, curve_end)
+    ground = Ground(grade, curve, np.array(rows, float), np.array(surfaces, np.uint8), np.array(sides, bool),
+                    thickness=1.0, curve_end=curve_end)
+
+    boxes = _cut_long(_drop(boxes, walk), MAX_SEGMENT)
+    lift = _lift(boxes, ground, kerbs, left, right, streets)
+    lifted = Boxes(boxes.x0, boxes.x1, boxes.z0, boxes.z1, boxes.h0 + lift, boxes.h1 + lift, boxes.surface,
+                   boxes.instance)
+    # The ego clearance over the new ground: from the lowest ground under the path to the camera's
+    # highest point plus the margin above it.
+    x0, x1, z0, z1, _, _ = flat.clearance
+    zs = np.linspace(z0, z1, 64)
+    under = ground.height(np.repeat([[x0], [flat.camera_x], [x1]], len(zs), 1), zs[None, :])
+    path = ground.height(np.full(len(zs), flat.camera_x), zs)
+    clearance = (x0, x1, z0, z1, float(np.nanmin(under)),
+                 float(np.nanmax(path)) + flat.camera_height + config.ego_clearance_above)
+    keep = ~np.isin(lifted.instance, lifted.instance[_intruding(lifted, clearance)])
+    return replace(flat, boxes=_subset(lifted, keep), clearance=clearance, ground=ground, camera_pitch=float(pitch),
+                   camera_roll=float(roll), lift=lift[keep],
+                   sidewalks=(kerbs.get(-1, (0.0, 0.0))[1], kerbs.get(1, (0.0, 0.0))[1]))
+
+
+def _split_at(rows: list, surfaces: list, sides: list, z: float) -> tuple[list, list, list]:
+    """Ground pieces cut in two where they straddle ``z`` (the new sides are not exposed)."""
+    out_rows, out_surfaces, out_sides = [], [], []
+    for row, surface, side in zip(rows, surfaces, sides):
+        x0, x1, z0, z1, *profile = row
+        if z0 < z < z1:
+            out_rows += [(x0, x1, z0, z, *profile), (x0, x1, z, z1, *profile)]
+            out_surfaces += [surface, surface]
+            out_sides += [(side[0], side[1], side[2], False), (side[0], side[1], False, side[3])]
+        else:
+            out_rows.append(row)
+            out_surfaces.append(surface)
+            out_sides.append(side)
+    return out_rows, out_surfaces, out_sides
+
+
+def _intruding(boxes: Boxes, clearance) -> np.ndarray:
+    from .scene import intruding
+    return intruding(boxes, clearance)
+
+
+def _subset(boxes: Boxes, keep: np.ndarray) -> Boxes:
+    return Boxes(boxes.x0[keep], boxes.x1[keep], boxes.z0[keep], boxes.z1[keep], boxes.h0[keep], boxes.h1[keep],
+                 boxes.surface[keep], boxes.instance[keep])
+
+
+def _cut_long(boxes: Boxes, longest: float) -> Boxes:
+    """Boxes that are an object of their own (one box per instance) and longer than ``longest``
+    along Z, cut into equal pieces, each a new instance (a wall stepping down a slope)."""
+    ids, counts = np.unique(boxes.instance, return_counts=True)
+    single = np.isin(boxes.instance, ids[counts == 1])
+    length = boxes.z1 - boxes.z0
+    cut = single & (length > longest) & (boxes.x1 - boxes.x0 < 30.0)
+    if not cut.any():
+        return boxes
+    rows = [np.stack([boxes.x0, boxes.x1, boxes.z0, boxes.z1, boxes.h0, boxes.h1], -1)[~cut]]
+    surface, instance = [boxes.surface[~cut]], [boxes.instance[~cut]]
+    next_id = int(boxes.instance.max()) + 1
+    for m in np.flatnonzero(cut):
+        n = int(np.ceil(length[m] / longest))
+        edges = np.linspace(boxes.z0[m], boxes.z1[m], n + 1)
+        piece = np.tile([boxes.x0[m], boxes.x1[m], 0.0, 0.0, boxes.h0[m], boxes.h1[m]], (n, 1))
+        piece[:, 2], piece[:, 3] = edges[:-1], edges[1:]
+        rows.append(piece)
+        surface.append(np.full(n, boxes.surface[m], np.uint8))
+        instance.append(np.arange(next_id, next_id + n, dtype=np.int32))
+        next_id += n
+    a = np.concatenate(rows)
+    return Boxes(*(a[:, i].copy() for i in range(6)), np.concatenate(surface), np.concatenate(instance))
+
+
+def _lift(boxes: Boxes, ground: Ground, kerbs: dict, left: float, right: float,
+          streets: list[tuple[float, float]]) -> np.ndarray:
+    """Per box: the least rise (new ground - flat world's ground) under its instance's footprints.
+
+    The flat world's ground is H = 0 except on its sidewalk boxes (the kerb height); every
+    object of the flat world stood on it, so raising it by the least rise keeps it standing on
+    (or sunk into) the new ground everywhere under its corners."""
+    if len(boxes) == 0:
+        return np.zeros(0)
+    fx = np.stack([boxes.x0, boxes.x1, boxes.x0, boxes.x1, (boxes.x0 + boxes.x1) / 2], -1)
+    fz = np.stack([boxes.z0, boxes.z0, boxes.z1, boxes.z1, (boxes.z0 + boxes.z1) / 2], -1)
+    fx = np.clip(fx, -GROUND_SIDE, GROUND_SIDE)
+    fz = np.clip(fz, -GROUND_BEHIND, GROUND_AHEAD)
+    old = np.zeros(fx.shape)
+    in_street = np.zeros(fz.shape, bool)
+    for za, zb in streets:
+        in_street |= (fz > za) & (fz < zb)
+    for side, (kerb, width) in kerbs.items():
+        on_walk = ((fx <= left) & (fx >= left - width)) if side < 0 else ((fx >= right) & (fx <= right + width))
+        old = np.where(on_walk & ~in_street, kerb, old)
+    rise = (ground.height(fx, fz) - old).min(-1)
+    per_instance = {}
+    for inst, r in zip(boxes.instance.tolist(), rise.tolist()):
+        per_instance[inst] = min(per_instance.get(inst, np.inf), r)
+    return np.array([per_instance[i] for i in boxes.instance.tolist()])
