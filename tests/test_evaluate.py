@@ -245,3 +245,20 @@ def test_bag_errors_are_clear(tmp_path, caplog):
     assert "/kitti/velo/pointcloud" in caplog.text  # the ground-truth topic it looked for
     with pytest.raises(SystemExit):
         evaluate.main(["--bag", str(tmp_path / "recorded"), "--model", "m.onnx"])
+
+
+# -- issue 25 item 8: no zero minimum depth, strict JSON --------------------------------------------------
+
+
+def test_min_depth_zero_is_refused(capsys):
+    with pytest.raises(SystemExit) as exc:
+        evaluate.main(["--kitti-root", "k", "--split", "s", "--model", "m.onnx", "--min-depth", "0"])
+    assert exc.value.code == 2 and "need 0 < --min-depth" in capsys.readouterr().err
+
+
+def test_undefined_metrics_are_null_in_strict_json():
+    report = {"rows": {"a": {"metrics": {"rmse_log": float("inf"), "abs_rel": np.float32(0.5), "nan": float("nan")},
+                             "per_frame": [{"a1": np.float64(-np.inf)}], "frames": np.int64(3)}}}
+    text = json.dumps(evaluate.strict_json(report), allow_nan=False)
+    assert json.loads(text) == {"rows": {"a": {"metrics": {"rmse_log": None, "abs_rel": 0.5, "nan": None},
+                                               "per_frame": [{"a1": None}], "frames": 3}}}

@@ -621,8 +621,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
             parser.error("--model needs --kitti-root (the images)")
         if not (args.split or args.gt_root):
             parser.error("--model needs --split (velodyne ground truth) or --gt-root (PNG ground truth)")
-    if not 0 <= args.min_depth < args.max_depth:
-        parser.error(f"need 0 <= --min-depth < --max-depth, got {args.min_depth} and {args.max_depth}")
+    if not 0 < args.min_depth < args.max_depth:
+        parser.error(f"need 0 < --min-depth < --max-depth, got {args.min_depth} and {args.max_depth} (rmse_log "
+                     "and abs_rel are undefined for depths of 0 m)")
     if args.gt_depth is not None and args.gt_root and not args.bag:
         parser.error("--gt-depth applies to velodyne ground truth (--split without --gt-root, or --bag); "
                      "--gt-root PNGs hold the depth benchmark's own")
@@ -663,8 +664,22 @@ def main(argv: list[str] | None = None) -> int:
                   "rows": {label: {"metrics": summaries[label], "per_frame": row.per_frame, "skipped": row.skipped}
                            for label, row in rows.items()}}
         args.out_json.parent.mkdir(parents=True, exist_ok=True)
-        args.out_json.write_text(json.dumps(report, indent=2) + "\n")
+        args.out_json.write_text(json.dumps(strict_json(report), indent=2, allow_nan=False) + "\n")
     return 0
+
+
+def strict_json(value):
+    """``value`` with every non-finite float (NaN, +-inf: an undefined metric) as None, so the file
+    is strict JSON (``json.dumps`` would write NaN / Infinity, which strict parsers reject)."""
+    if isinstance(value, dict):
+        return {k: strict_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [strict_json(v) for v in value]
+    if isinstance(value, (float, np.floating)):
+        return float(value) if np.isfinite(value) else None
+    if isinstance(value, np.integer):
+        return int(value)
+    return value
 
 
 if __name__ == "__main__":
