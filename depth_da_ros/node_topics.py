@@ -46,18 +46,24 @@ OUTPUT_CHECK_PERIOD_S = 2.0
 def shared_outputs(own_node: str, publishers: Mapping[str, Iterable[str]], said: set[tuple[str, str]]
                    ) -> list[str]:
     """Warnings for output topics (resolved name -> fully qualified names of their publishers'
-    nodes) that another node publishes too, e.g. two depth nodes started without a namespace
-    each; pairs already in ``said`` are skipped, new ones added. /diagnostics is shared by design."""
+    nodes, one entry per publisher) that another node publishes too, e.g. two depth nodes started
+    without a namespace each (both named ``own_node``: one entry is this node's own publisher, a
+    second is the other node); pairs already in ``said`` are skipped, new ones added.
+    /diagnostics is shared by design."""
     warnings = []
     for topic, nodes in publishers.items():
         if topic == DIAGNOSTICS_TOPIC:
             continue
-        others = sorted({n for n in nodes if n != own_node and (topic, n) not in said})
+        names = list(nodes)
+        if own_node in names:
+            names.remove(own_node)  # this node's own publisher; another of the same name stays
+        others = sorted({n for n in names if (topic, n) not in said})
         if not others:
             continue
         said.update((topic, n) for n in others)
+        shown = [f"{n} (another node of this name)" if n == own_node else n for n in others]
         warnings.append(
-            f"{topic} is also published by {', '.join(others)}: subscribers get both streams mixed. Start each "
+            f"{topic} is also published by {', '.join(shown)}: subscribers get both streams mixed. Start each "
             "camera's node in its own namespace (-r __ns:=/front, or the launch file's namespace:= or "
             "cameras:=front,rear), which also keeps their parameters apart")
     return warnings

@@ -417,6 +417,9 @@ def test_shared_output_topics_are_named_once_per_other_node():
     assert shared_outputs("/depth_da_node", publishers, said) == []  # said once
     publishers["/points"].append("/third")
     assert [w.split(" is")[0] for w in shared_outputs("/depth_da_node", publishers, said)] == ["/points"]
+    # Two nodes of the same name (both started without a namespace): the second entry is the other.
+    twins = shared_outputs("/depth_da_node", {"/depth/image": ["/depth_da_node", "/depth_da_node"]}, set())
+    assert len(twins) == 1 and "/depth_da_node (another node of this name)" in twins[0]
 
 
 def test_diagnostic_status_name_and_hardware_id():

@@ -1331,11 +1331,14 @@ def test_a_frame_id_and_size_changing_every_frame_gives_throttled_short_warnings
 @needs_ros
 def test_two_cameras_in_their_own_namespaces_and_a_shared_output_topic_is_warned(dds_env, tiny_checkpoint, tmp_path):
     """The multi-camera way: one node per camera namespace (/front, /rear): separate topics and
-    parameters. Another publisher on a node's output topic (here a stray one on /front/depth/image,
-    as a second depth node without a namespace would be) is warned about, naming the topic."""
+    parameters. Another node publishing a node's output topic (here a second /front/depth_da_node,
+    as two depth nodes started in one namespace are) is warned about, naming the topic."""
     domain = int(dds_env["ROS_DOMAIN_ID"])
     front, rear = RosSide(domain, namespace="front"), RosSide(domain, namespace="rear")
-    stray = front.node.create_publisher(Image, "depth/image", QoSProfile(depth=1))  # /front/depth_da_tester
+    # A second node of the same name on the same topic, as a second depth node started in the same
+    # namespace would be (/front/depth_da_node twice), publishing /front/depth/image.
+    twin = rclpy.create_node(NODE_NAME, namespace="front", context=front.context, start_parameter_services=False)
+    twin.create_publisher(Image, "depth/image", QoSProfile(depth=1))
     nodes = {name: namespaced_node(dds_env, tiny_checkpoint, tmp_path / f"{name}.log", name,
                                    "--params-file", str(PARAMS_FILE), "-p", "cloud_decimation:=1")
              for name in ("front", "rear")}
@@ -1345,7 +1348,8 @@ def test_two_cameras_in_their_own_namespaces_and_a_shared_output_topic_is_warned
             assert side.wait_until(lambda: process.proc.poll() is not None or (
                 side.image_pub.get_subscription_count() > 0
                 and all(side.node.count_publishers(t) > 0 for t in OUTPUTS)), DISCOVERY_TIMEOUT_S), process.text()
-        assert nodes["front"].wait_for_log("/front/depth/image is also published by /front/depth_da_tester"), \
+        assert nodes["front"].wait_for_log(
+            "/front/depth/image is also published by /front/depth_da_node (another node of this name)"), \
             nodes["front"].text()[-3000:]
         assert front.set_parameter("colormap_max_depth", 50.0).successful  # /front/depth_da_node only
         client = AsyncParameterClient(rear.node, NODE_NAME)
@@ -1364,8 +1368,8 @@ def test_two_cameras_in_their_own_namespaces_and_a_shared_output_topic_is_warned
         # /diagnostics: each node's status under its namespace, without a leading '/'.
         assert front.wait_until(lambda: {"front/depth_da_node: depth", "rear/depth_da_node: depth"} <= {
             status.name for array in front.diagnostics for status in array.status}, 10.0)
-        front.node.destroy_publisher(stray)
     finally:
+        twin.destroy_node()
         front.close()
         rear.close()
         for process in nodes.values():
