@@ -1,0 +1,131 @@
+"""Renderer v2's ray casting (procedural/raycast.py): any camera rotation, a non-flat ground, boxes."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from depth_da_ros.camera import PinholeCamera
+from depth_da_ros.procedural.dataset import ProceduralConfig, ProceduralDataset
+from depth_da_ros.procedural.raycast import Ground, Rays, camera_rotation, cast
+from depth_da_ros.procedural.render import Face
+from depth_da_ros.procedural.render_v2 import camera_pose
+from depth_da_ros.procedural.scene_v2 import sample_scene_v2
+
+CAMERA = PinholeCamera.kitti_like(48, 160)
+WIDE = 1e4
+
+
+def flat_ground(**kwargs) -> Ground:
+    return Ground(0.0, 0.0, np.array([[-WIDE, WIDE, -WIDE, WIDE, 0.0, 0.0, 0.0]]), np.zeros(1, np.uint8),
+                  np.zeros((1, 4), bool), **kwargs)
+
+
+@pytest.mark.parametrize("yaw, pitch, roll", [(0.0, 0.0, 0.0), (0.06, 0.03, -0.02), (-0.08, -0.025, 0.03)])
+def test_boxes_and_plane_match_a_brute_force_slab_test(yaw, pitch, roll):
+    rng = np.random.default_rng(1)
+    centre = np.stack([rng.uniform(-15, 15, 40), rng.uniform(0, 4, 40), rng.uniform(-5, 80, 40)], -1)
+    size = rng.uniform(0.2, 6.0, (40, 3))
+    lo, hi = centre - size / 2, centre + size / 2
+    lo[:, 1] = np.maximum(lo[:, 1], -1.0)
+    rays = Rays.build(CAMERA, (0.3, 1.65, 0.0), camera_rotation(yaw, pitch, roll))
+    hits = cast(rays, flat_ground(), lo, hi)
+    # Reference: every pixel against every box (3-D slab test) and the plane H = 0, no culling.
+    d = np.stack([rays.dx, rays.dh, rays.dz], -1)[..., None, :]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t0, t1 = (lo - rays.origin) / d, (hi - rays.origin) / d
+    enter = np.nanmax(np.minimum(t0, t1), -1)
+    leave = np.nanmin(np.maximum(t0, t1), -1)
+    t_box = np.where((enter <= leave) & (enter > 0.05), enter, np.inf).min(-1)
+    with np.errstate(divide="ignore"):
+        t_plane = np.where(rays.dh < 0, -1.65 / rays.dh, np.inf)
+    far = (np.abs(0.3 + t_plane * rays.dx) > WIDE) | (np.abs(t_plane * rays.dz) > WIDE)  # beyond the plane's edge
+    t_plane[far] = np.inf
+    expected = np.minimum(t_box, t_plane)
+    assert (np.isfinite(hits.depth) == np.isfinite(expected)).all()
+    finite = np.isfinite(expected)
+    np.testing.assert_allclose(hits.depth[finite], expected[finite], rtol=1e-9)
+    assert ((hits.box >= 0) == (t_box < t_plane)).mean() > 0.999  # exact ties may go either way
+    assert (hits.box >= 0).sum() > 200 and (hits.piece >= 0).sum() > 200
+
+
+def test_pitch_and_roll_move_the_horizon_the_right_way():
+    def horizon_rows(pitch, roll):  # first ground row of the left and right image columns
+        hits = cast(Rays.build(CAMERA, (0.0, 1.65, 0.0), camera_rotation(0.0, pitch, roll)), flat_ground(),
+                    np.zeros((0, 3)), np.zeros((0, 3)))
+        ground = np.isfinite(hits.depth)
+        return ground[:, 0].argmax(), ground[:, -1].argmax()
+
+    level = horizon_rows(0.0, 0.0)
+    assert abs(level[0] - level[1]) <= 1
+    down = horizon_rows(np.deg2rad(3.0), 0.0)  # looking down: the horizon climbs up the image
+    assert down[0] < level[0] and down[1] < level[1]
+    rolled = horizon_rows(0.0, np.deg2rad(3.0))  # x axis dips: the right side sees more ground
+    assert rolled[1] < rolled[0]
+
+
+def test_a_constant_grade_under_a_camera_pitched_with_it_looks_flat():
+    # On a plane rising at grade g, a camera h above it (vertically) and pitched up by atan(g) sees
+    # the plane as a level camera sees flat ground from h cos(atan g): depth = fy h cos / (v - cy).
+    grade, h = 0.05, 1.65
+    ground = Ground(grade, 0.0, np.array([[-WIDE, WIDE, -WIDE, WIDE, 0.0, 0.0, 0.0]]), np.zeros(1, np.uint8),
+                    np.zeros((1, 4), bool))
+    z0 = 7.0
+    rays = Rays.build(CAMERA, (0.0, grade * z0 + h, z0), camera_rotation(0.0, -np.arctan(grade), 0.0))
+    depth = cast(rays, ground, np.zeros((0, 3)), np.zeros((0, 3))).depth
+    v = np.arange(CAMERA.height)
+    below = v > CAMERA.cy
+    expected = CAMERA.fy * h * np.cos(np.arctan(grade)) / (v[below] - CAMERA.cy)
+    np.testing.assert_allclose(depth[below], np.repeat(expected[:, None], CAMERA.width, 1), rtol=1e-9)
+    assert np.isinf(depth[~below]).all()
+
+
+def test_crowned_road_and_kerb_faces_are_analytic():
+    # A road 8 m wide crowned 0.1 m, a 0.15 m kerb on the right: top pixels lie on the crown's
+    # parabola, kerb-face pixels on the plane x = 4 between the gutter and the kerb top.
+    crown, half, kerb = 0.1, 4.0, 0.15
+    pieces = np.array([[-WIDE, -half, -WIDE, WIDE, 0.0, 0.0, 0.0],
+                       [-half, half, -WIDE, WIDE, crown, 0.0, -crown / half ** 2],
+                       [half, WIDE, -WIDE, WIDE, kerb, 0.0, 0.0]])
+    sides = np.array([[False] * 4, [False] * 4, [True, False, False, False]])
+    ground = Ground(0.0, 0.0, pieces, np.zeros(3, np.uint8), sides, thickness=1.0)
+    rays = Rays.build(CAMERA, (1.5, 1.65 + ground.height(1.5, 0.0), 0.0), camera_rotation(0.1, 0.0, 0.0))
+    hits = cast(rays, ground, np.zeros((0, 3)), np.zeros((0, 3)))
+    x, h, z = (o + hits.depth * d for o, d in zip(rays.origin, (rays.dx, rays.dh, rays.dz)))
+    road = (hits.piece == 1) & (hits.face == Face.UP)
+    assert road.sum() > 1000
+    np.testing.assert_allclose(h[road], crown * (1 - (x[road] / half) ** 2), atol=1e-9)
+    face = hits.face == Face.NEG_X
+    assert face.sum() > 10 and (hits.piece[face] == 2).all()
+    np.testing.assert_allclose(x[face], half, atol=1e-9)
+    assert (h[face] >= -1e-9).all() and (h[face] <= kerb + 1e-9).all()
+
+
+def test_v2_frames_have_no_object_against_the_camera_in_sequences():
+    # The ego clearance on the non-flat ground: no box pixel inside the clearance box over the
+    # camera's whole path, and nothing nearer than 1 m, in independent frames and sequences.
+    for sequence_length in (1, 20):
+        config = ProceduralConfig(seed=5, height=48, width=160, sequence_length=sequence_length, renderer=2)
+        dataset = ProceduralDataset(config, 40)
+        for i in range(0, 40, 1 if sequence_length == 1 else 4):
+            frame = dataset[i]
+            scene = sample_scene_v2(frame.scene_seed, travel=config.step * (sequence_length - 1))
+            g = frame.geometry
+            x0, x1, z0, z1, h0, h1 = scene.clearance
+            boxes = g.instance >= 0
+            inside = boxes & (g.world_x > x0 + 1e-3) & (g.world_x < x1 - 1e-3) & (g.world_z > z0 + 1e-3) & \
+                (g.world_z < z1 - 1e-3) & (g.world_h > h0 + 1e-3) & (g.world_h < h1 - 1e-3)
+            assert not inside.any(), f"frame {i}"
+            assert frame.depth.min() > 1.0, f"frame {i}: {frame.depth.min():.2f} m"
+
+
+def test_objects_stand_on_the_ground_and_the_camera_rides_it():
+    for seed in range(8):
+        scene = sample_scene_v2(seed, travel=30.0)
+        b = scene.boxes
+        base = b.h0 == np.array([b.h0[b.instance == i].min() for i in b.instance])
+        for x, z, h in zip(((b.x0 + b.x1) / 2)[base], ((b.z0 + b.z1) / 2)[base], b.h0[base]):
+            if abs(x) < 900 and -90 < z < 900:
+                assert h <= scene.ground.height(x, z) + 0.6  # sills of vehicles stand up to ~0.4 m clear
+        for forward in (0.0, 15.0, 30.0):
+            origin, _ = camera_pose(scene, forward)
+            assert origin[1] - scene.ground.height(origin[0], forward) == pytest.approx(scene.camera_height)
