@@ -1411,7 +1411,8 @@ node = rclpy.create_node("crashing_driver", namespace=sys.argv[1])
 pub = node.create_publisher(Image, "image", QoSProfile(depth=5, reliability=ReliabilityPolicy.BEST_EFFORT))
 rng = np.random.default_rng(0)
 while True:
-    msg = Image(height=24, width=32, encoding="rgb8", step=96, data=rng.integers(0, 256, 24 * 32 * 3, np.uint8).tobytes())
+    data = rng.integers(0, 256, 24 * 32 * 3, np.uint8).tobytes()
+    msg = Image(height=24, width=32, encoding="rgb8", step=96, data=data)
     msg.header.stamp = node.get_clock().now().to_msg()
     msg.header.frame_id = "restarting_camera"
     pub.publish(msg)
@@ -1441,7 +1442,8 @@ def test_a_restarted_driver_with_other_reliability_is_matched_within_two_seconds
         driver.proc.kill()  # a crash: no clean-up, the writer lingers in the graph
         driver.proc.wait()
         time.sleep(0.5)
-        reliable = side.node.create_publisher(Image, "image", QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE))
+        reliable = side.node.create_publisher(Image, "image",
+                                              QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE))
         replaced = time.monotonic()
         assert process.wait_for_log("re-subscribed reliable", timeout=10.0), process.text()[-3000:]
         took = time.monotonic() - replaced
