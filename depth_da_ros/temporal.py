@@ -1,0 +1,90 @@
+"""Temporal stability of depth predictions under known camera motion (pure NumPy).
+
+Frames i and j of a sequence see a static scene from camera poses that differ by a pure
+translation: a point at P in camera i is at P + t in camera j (``t`` in camera coordinates, x
+right, y down, z forward). The procedural driving sequences move the camera ``step`` metres
+along the road, the camera yawed by ``yaw`` (positive: looking right): ``driving_translation``.
+
+Correspondences come from the exact depth (``correspondences``): pixel p of frame i, whose true
+point lands at pixel q of frame j and is visible there (frame j's exact depth agrees within
+``tolerance``), pairs with q. Because the motion is a translation, a depth d at p becomes the
+depth d + t_z at q, whatever d is, so flicker is measured without asking the prediction to be
+geometrically right first:
+
+- ``tae``: temporal abs_rel error, the mean over the pairs of |(d_i(p) + t_z) - d_j(q)| / d_j(q)
+  (frame i's prediction moved into frame j against frame j's), averaged with the reverse
+  direction (|(d_j(q) - t_z) - d_i(p)| / d_i(p)). No alignment: it is 0 for the true depth, but
+  a steady prediction of the wrong scale s x gt still scores |s - 1| |t_z| / (s gt_j) (the
+  motion is in metres), hence the scale-aligned variant: divide each sequence's predictions by
+  their median scale ratio first.
+- ``scale_ratio``: median(pred / gt) of one frame, whose change over a sequence is the
+  global scale flicker.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from .camera import PinholeCamera
+
+
+@dataclass(frozen=True)
+class Correspondences:
+    source: tuple[np.ndarray, np.ndarray]  # (rows, cols) in frame i
+    target: tuple[np.ndarray, np.ndarray]  # (rows, cols) in frame j
+    t_z: float  # depth change of every point from frame i to frame j
+
+    def __len__(self) -> int:
+        return int(self.source[0].size)
+
+
+def driving_translation(step: float, yaw: float) -> np.ndarray:
+    """Camera-frame translation of the scene's points when a camera yawed by ``yaw`` (radians,
+    positive right) moves ``step`` metres forward along the road (world Z): (step sin yaw, 0, -step cos yaw)."""
+    return np.array([step * math.sin(yaw), 0.0, -step * math.cos(yaw)])
+
+
+def correspondences(gt_i: np.ndarray, gt_j: np.ndarray, camera: PinholeCamera, t: np.ndarray, *,
+                    max_depth: float = 80.0, tolerance: float = 0.03) -> Correspondences:
+    """Pixels of frame i whose exact point is visible in frame j, and where (see the module doc)."""
+    height, width = gt_i.shape
+    v, u = np.mgrid[0:height, 0:width]
+    with np.errstate(invalid="ignore"):
+        valid = np.isfinite(gt_i) & (gt_i > 1e-3) & (gt_i <= max_depth)
+    z = gt_i[valid].astype(np.float64)
+    x = (u[valid] - camera.cx) / camera.fx * z + t[0]
+    y = (v[valid] - camera.cy) / camera.fy * z + t[1]
+    z2 = z + t[2]
+    ahead = z2 > 1e-3
+    with np.errstate(invalid="ignore", divide="ignore"):
+        qu = np.rint(camera.fx * x / z2 + camera.cx)
+        qv = np.rint(camera.fy * y / z2 + camera.cy)
+    inside = ahead & (qu >= 0) & (qu < width) & (qv >= 0) & (qv < height)
+    qu, qv, z2 = qu[inside].astype(np.int64), qv[inside].astype(np.int64), z2[inside]
+    seen = gt_j[qv, qu].astype(np.float64)
+    with np.errstate(invalid="ignore"):
+        visible = np.isfinite(seen) & (seen <= max_depth) & (np.abs(seen - z2) <= tolerance * z2)
+    rows, cols = v[valid][inside][visible], u[valid][inside][visible]
+    return Correspondences((rows, cols), (qv[visible], qu[visible]), float(t[2]))
+
+
+def tae(pred_i: np.ndarray, pred_j: np.ndarray, pairs: Correspondences) -> float:
+    """Temporal abs_rel error of a pair of predictions, both directions (module doc); NaN without pairs."""
+    a = pred_i[pairs.source].astype(np.float64)
+    b = pred_j[pairs.target].astype(np.float64)
+    ok = np.isfinite(a) & np.isfinite(b) & (a > 0) & (b > 0)
+    if not ok.any():
+        return math.nan
+    a, b = a[ok], b[ok]
+    forward = np.abs(a + pairs.t_z - b) / b
+    backward = np.abs(b - pairs.t_z - a) / a
+    return float(0.5 * (forward.mean() + backward.mean()))
+
+
+def scale_ratio(pred: np.ndarray, gt: np.ndarray, max_depth: float = 80.0) -> float:
+    """median(pred / gt) over the pixels with gt in (1e-3, max_depth] and a finite positive prediction."""
+    with np.errstate(invalid="ignore"):
+        mask = np.isfinite(gt) & (gt > 1e-3) & (gt <= max_depth) & np.isfinite(pred) & (pred > 0)
+    return float(np.median(pred[mask] / gt[mask])) if mask.any() else math.nan

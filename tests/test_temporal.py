@@ -1,0 +1,73 @@
+"""depth_da_ros.temporal: correspondences from exact depth, TAE against analytic cases and on a
+procedural driving sequence."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from depth_da_ros.camera import PinholeCamera
+from depth_da_ros.temporal import correspondences, driving_translation, scale_ratio, tae
+
+CAMERA = PinholeCamera(width=80, height=40, fx=60.0, fy=60.0, cx=39.5, cy=19.5)
+
+
+def wall(z: float) -> np.ndarray:
+    return np.full((CAMERA.height, CAMERA.width), z, np.float32)
+
+
+def test_driving_translation():
+    np.testing.assert_allclose(driving_translation(1.0, 0.0), [0, 0, -1], atol=1e-12)
+    t = driving_translation(2.0, math.radians(30))  # looking right: points move to +x in the image
+    np.testing.assert_allclose(t, [1.0, 0.0, -math.sqrt(3)], atol=1e-12)
+
+
+def test_wall_pairs_and_exact_scaled_and_flickering_predictions():
+    t = np.array([0.0, 0.0, -1.0])  # 1 m towards a wall 10 m away
+    pairs = correspondences(wall(10.0), wall(9.0), CAMERA, t)
+    assert len(pairs) > 0.8 * CAMERA.width * CAMERA.height  # the edges leave the view
+    # The centre pixel stays the centre pixel; others move outwards by 10/9.
+    assert tae(wall(10.0), wall(9.0), pairs) == pytest.approx(0.0, abs=1e-12)
+    s = 1.1  # steady but 10% far: |s - 1| |t_z| / (s gt) both ways
+    expected = 0.5 * (abs(s * 10 - 1 - s * 9) / (s * 9) + abs(s * 9 + 1 - s * 10) / (s * 10))
+    assert tae(s * wall(10.0), s * wall(9.0), pairs) == pytest.approx(expected, rel=1e-5)
+    # Flicker: frame j 5% farther than frame i's prediction moved there.
+    flicker = tae(wall(10.0), 1.05 * wall(9.0), pairs)
+    assert flicker == pytest.approx(0.5 * (0.05 / 1.05 + 0.05 * 9 / 10), rel=1e-5)
+
+
+def test_occluded_points_are_not_paired():
+    gt_j = wall(9.0)
+    gt_j[:, :10] = 3.0  # something entered the view at the left in frame j
+    pairs = correspondences(wall(10.0), gt_j, CAMERA, np.array([0.0, 0.0, -1.0]))
+    assert pairs.target[1].min() >= 10
+    nan_pred = wall(9.0)
+    nan_pred[:] = np.nan
+    assert math.isnan(tae(wall(10.0), nan_pred, pairs))
+
+
+def test_scale_ratio():
+    gt = wall(10.0)
+    gt[0, 0] = np.inf
+    pred = 1.2 * wall(10.0)
+    pred[1, 1] = np.nan
+    assert scale_ratio(pred, gt) == pytest.approx(1.2)
+
+
+def test_exact_depth_of_a_procedural_driving_sequence_is_temporally_consistent():
+    from depth_da_ros.procedural.dataset import ProceduralConfig, ProceduralDataset
+    from depth_da_ros.procedural.scene import sample_scene
+
+    config = ProceduralConfig(domain="real", seed=3, height=96, width=320, sequence_length=3, step=1.0)
+    data = ProceduralDataset(config, 3)
+    a, b = data[0], data[1]
+    scene_seed, _, _ = data.seeds(0)
+    yaw = sample_scene(scene_seed, config.scene, travel=config.step * (config.sequence_length - 1)).camera_yaw
+    pairs = correspondences(a.depth, b.depth, data.camera, driving_translation(config.step, yaw))
+    valid = np.isfinite(a.depth) & (a.depth <= 80)
+    assert len(pairs) > 0.6 * valid.sum()
+    assert tae(a.depth, b.depth, pairs) < 0.01  # the measurement's floor: pixel rounding only
+    # Wrong motion (no yaw, twice the step) pairs far fewer pixels: the translation matters.
+    wrong = correspondences(a.depth, b.depth, data.camera, driving_translation(2 * config.step, yaw + 0.1))
+    assert len(wrong) < 0.7 * len(pairs)
