@@ -41,7 +41,8 @@ from ..camera import PinholeCamera
 from ..config import ConfigError, apply_overrides, config_to_dict
 from ..depth_io import write_kitti_depth, write_synthia_depth
 from .appearance import DOMAINS
-from .dataset import ProceduralConfig, ProceduralDataset
+from .cache import RENDER_VERSIONS
+from .dataset import RENDERERS, ProceduralConfig, ProceduralDataset
 
 LOG = logging.getLogger(__name__)
 GENERATOR = "depth_da_ros.procedural"
@@ -189,6 +190,12 @@ def write_domain(root: Path, config: ProceduralConfig, frames: int, workers: int
         "generator": GENERATOR, "version": __version__, "domain": config.domain, "frames": frames, "complete": True,
         "layout": "SYNTHIA-RAND-CITYSCAPES" if config.domain == "synthetic" else "KITTI raw (+ depth-benchmark GT)",
         "camera": dataclasses.asdict(camera),
+        "render_version": RENDER_VERSIONS[config.renderer],
+        **({"frame_cameras": "renderer 2 jitters the camera per scene around 'camera'; [fx, fy, cx, cy] per frame "
+                             "in 'frame_camera_values' (the KITTI calibration files hold 'camera')",
+            "frame_camera_values": [[round(v, 4) for v in (c.fx, c.fy, c.cx, c.cy)]
+                                    for c in map(ProceduralDataset(config, frames).frame_camera, range(frames))]}
+           if config.renderer != 1 else {}),
         "depth": ("centimetres in 16-bit PNG channel 0; 65535 = sky / beyond 655 m" if config.domain == "synthetic"
                   else "real_depth_gt/: metres * 256 in 16-bit PNG; 0 = sky / no depth; evaluation only"),
         "config": config_to_dict(config),
@@ -224,6 +231,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--sequence-length", type=int, default=1, help="frames per driving sequence (1 = independent)")
     parser.add_argument("--paired", action="store_true", help="render the synthetic domain's scenes in every look")
+    parser.add_argument("--renderer", type=int, choices=RENDERERS, default=1,
+                        help="1: boxes on a plane (default); 2: the v2 street world (procedural/scene_v2.py)")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a ProceduralConfig field, e.g. scene.lanes=[1,2] (repeatable)")
@@ -233,7 +242,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--frames must be positive")
     try:
         base = apply_overrides(ProceduralConfig(seed=args.seed, height=args.height, width=args.width,
-                                                sequence_length=args.sequence_length, paired=args.paired),
+                                                sequence_length=args.sequence_length, paired=args.paired,
+                                                renderer=args.renderer),
                                args.overrides)
     except ConfigError as exc:
         parser.error(str(exc))
