@@ -254,8 +254,10 @@ def export_onnx(
     compares with the fp32 torch module; a difference above ``VERIFY_TOLERANCE`` raises
     ExportError and writes nothing.
     """
-    if opset < 17:
-        raise ExportError(f"opset must be >= 17, got {opset}")
+    newest = max_opset()
+    if not 17 <= opset <= newest:
+        raise ExportError(f"opset {opset} is not supported: use 17 to {newest} (the newest opset of the installed "
+                          f"onnx {onnx.__version__})")
     if fp16 and fp16_weights:
         raise ExportError("fp16 already stores the weights in fp16; fp16_weights is for fp32 arithmetic")
     module, metadata = load_inference_module(depth_checkpoint, style_checkpoint, only=only, input_dtype=input_dtype)
@@ -281,6 +283,10 @@ def export_onnx(
         verbose=False,
     )
     model = program.model_proto
+    written = next((i.version for i in model.opset_import if i.domain in ("", "ai.onnx")), None)
+    if written != opset:  # the exporter fell back to another opset: the metadata would not describe the file
+        raise ExportError(f"opset {opset} was requested but the exporter wrote opset {written}; nothing was "
+                          f"written (try the default, {DEFAULT_OPSET})")
     if fp16_weights:
         _store_weights_in_fp16(model.graph)
     model.producer_name = "depth_da_ros"
@@ -296,6 +302,11 @@ def export_onnx(
     LOG.info("wrote %s (%s, %s, %d nodes)", out, "+".join(metadata.networks), describe_precision(metadata),
              len(model.graph.node))
     return metadata
+
+
+def max_opset() -> int:
+    """The newest ONNX opset the installed onnx package defines (export refuses newer ones)."""
+    return int(onnx.defs.onnx_opset_version())
 
 
 def _store_weights_in_fp16(graph: onnx.GraphProto) -> None:

@@ -318,3 +318,21 @@ def test_tensorrt_matches_onnxruntime(fused, tmp_path, caplog, case):
         rebuilt = load_backend(out, "tensorrt", options)
     assert "stale or corrupt" in caplog.text
     assert np.abs(rebuilt.infer(frames) - expected).max() <= tolerance * MAX_DEPTH
+
+
+# -- issue 25 item 9: unsupported opsets refused before export ---------------------------------------------
+
+
+@pytest.mark.parametrize("opset", [16, 29, 99])
+def test_unsupported_opsets_are_refused_before_export(tmp_path, capsys, opset):
+    from depth_da_ros.export import ExportError, export_onnx, max_opset
+    from training import export as export_tool
+
+    assert max_opset() < 29
+    with pytest.raises(SystemExit) as exc:
+        export_tool.main(["--depth", str(tmp_path / "absent.pt"), "--out", str(tmp_path / "m.onnx"),
+                          "--opset", str(opset)])
+    assert exc.value.code == 2 and f"--opset {opset} is not supported" in capsys.readouterr().err
+    with pytest.raises(ExportError, match=f"opset {opset} is not supported"):  # the library checks first too
+        export_onnx(tmp_path / "m.onnx", tmp_path / "absent.pt", opset=opset)
+    assert not (tmp_path / "m.onnx").exists()

@@ -24,6 +24,7 @@ if __package__ in (None, ""):  # run as a script: make the checkout importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from depth_da_ros.checkpoint import CheckpointError, resolve_checkpoint  # noqa: E402
+from depth_da_ros.export import max_opset  # noqa: E402
 from depth_da_ros.export import (  # noqa: E402
     DEFAULT_OPSET,
     INPUT_DTYPES,
@@ -52,13 +53,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                            help="weights stored in fp16 (half the file), fp32 compute: for CPUs, which run fp16 "
                                 "compute slowly")
     parser.add_argument("--input-dtype", choices=INPUT_DTYPES, default="uint8", help="dtype of the 'image' input")
-    parser.add_argument("--opset", type=int, default=DEFAULT_OPSET, help="ONNX opset (>= 17)")
+    parser.add_argument("--opset", type=int, default=DEFAULT_OPSET,
+                        help=f"ONNX opset, 17 to {max_opset()} (default: %(default)s)")
     parser.add_argument("--no-verify", action="store_true",
                         help="skip the ONNX Runtime vs torch check on a random frame")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     args = parser.parse_args(argv)
     if args.out.suffix != ".onnx":
         parser.error(f"--out must end in .onnx, got {args.out}")
+    if not 17 <= args.opset <= max_opset():  # before any work: an exporter would fall back to another opset
+        parser.error(f"--opset {args.opset} is not supported: use 17 to {max_opset()} (the newest opset of the "
+                     "installed onnx package)")
     return args
 
 
