@@ -11,7 +11,7 @@ COLOURS = [(0, 0, 0), (31, 119, 180), (255, 127, 14), (150, 150, 150), (44, 160,
 
 
 def line_chart(panels: list[tuple[str, dict[str, tuple[np.ndarray, np.ndarray]]]], path: Path, x_label: str,
-               y_label: str, width: int = 520, height: int = 380) -> None:
+               y_label: str, width: int = 520, height: int = 380, y_from_zero: bool = True) -> None:
     """``panels``: (title, {series name: (x, y)}); one chart per panel, side by side, written to ``path``."""
     images = []
     for title, series in panels:
@@ -21,7 +21,11 @@ def line_chart(panels: list[tuple[str, dict[str, tuple[np.ndarray, np.ndarray]]]
         ys = np.concatenate([np.asarray(y, float) for _, y in series.values()])
         ys = ys[np.isfinite(ys)]
         x0, x1 = float(xs.min()), float(xs.max())
-        y0, y1 = min(0.0, float(ys.min())), float(ys.max()) * 1.05
+        if y_from_zero:
+            y0, y1 = min(0.0, float(ys.min())), float(ys.max()) * 1.05
+        else:
+            margin = 0.05 * max(float(ys.max() - ys.min()), 1e-6)
+            y0, y1 = float(ys.min()) - margin, float(ys.max()) + margin
         cv2.rectangle(canvas, (left, top), (right, bottom), (0, 0, 0), 1)
         for i, (name, (x, y)) in enumerate(series.items()):
             px = left + (np.asarray(x, float) - x0) / max(x1 - x0, 1e-9) * (right - left)
