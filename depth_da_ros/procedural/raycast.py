@@ -190,6 +190,11 @@ class Hits:
     box: np.ndarray  # int32 box row, -1 where the ground (or nothing) was hit
 
 
+SMALL_AREA = 96  # pixels: boxes whose screen rectangle is at most this are cast together, in one batch
+_UP, _DOWN, _NEG_X, _POS_X, _NEG_Z, _POS_Z = (int(f) for f in (Face.UP, Face.DOWN, Face.NEG_X, Face.POS_X,
+                                                                 Face.NEG_Z, Face.POS_Z))
+
+
 def cast(rays: Rays, ground: Ground, box_lo: np.ndarray, box_hi: np.ndarray) -> Hits:
     """First hit of every pixel's ray against ``ground`` and the boxes ``box_lo``..``box_hi`` (N, 3)."""
     shape = rays.dx.shape
@@ -201,11 +206,13 @@ def cast(rays: Rays, ground: Ground, box_lo: np.ndarray, box_hi: np.ndarray) -> 
     lo = np.concatenate([g_lo, box_lo.reshape(-1, 3)])
     hi = np.concatenate([g_hi, box_hi.reshape(-1, 3)])
     r0, r1, u0, u1, t_near = screen_rects(rays, lo, hi)
+    area = (r1 - r0) * (u1 - u0)
     # Ground first (it covers most of the lower image, so boxes behind a hill or a kerb are culled),
-    # then boxes nearest first.
-    order = np.concatenate([np.arange(n_pieces), n_pieces + np.argsort(t_near[n_pieces:], kind="stable")])
-    for k in order:
-        if r0[k] >= r1[k] or u0[k] >= u1[k]:
+    # then the large boxes nearest first, then the small ones (far objects, parts) in one batch.
+    boxes = n_pieces + np.argsort(t_near[n_pieces:], kind="stable")
+    large = boxes[area[boxes] > SMALL_AREA]
+    for k in np.concatenate([np.arange(n_pieces), large]):
+        if area[k] == 0:
             continue
         window = (slice(r0[k], r1[k]), slice(u0[k], u1[k]))
         block = hits.depth[window]
@@ -215,35 +222,75 @@ def cast(rays: Rays, ground: Ground, box_lo: np.ndarray, box_hi: np.ndarray) -> 
             _cast_piece(rays, ground, k, window, inv, hits)
         else:
             _cast_box(rays, lo[k], hi[k], k - n_pieces, window, inv, hits)
+    small = boxes[(area[boxes] > 0) & (area[boxes] <= SMALL_AREA)]
+    if len(small):
+        _cast_small_boxes(rays, lo, hi, small, n_pieces, (r0, r1, u0, u1), inv, hits)
     return hits
 
 
-def _cast_box(rays: Rays, lo: np.ndarray, hi: np.ndarray, index: int, window, inv, hits: Hits) -> None:
-    o = rays.origin
-    enter = exit_ = None
-    axis_enter = []
+def _slab(lo, hi, origin, d, i):
+    """(t_enter, t_exit, enter per axis) of rays o + t d through boxes lo..hi (arrays broadcast)."""
+    enter = leave = None
+    per_axis = []
     for axis in range(3):
-        i = inv[axis][window]
-        ta, tb = (lo[axis] - o[axis]) * i, (hi[axis] - o[axis]) * i
+        ta, tb = (lo[axis] - origin[axis]) * i[axis], (hi[axis] - origin[axis]) * i[axis]
         near, far = np.minimum(ta, tb), np.maximum(ta, tb)
-        axis_enter.append(near)
+        per_axis.append(near)
         enter = near if enter is None else np.maximum(enter, near)
-        exit_ = far if exit_ is None else np.minimum(exit_, far)
+        leave = far if leave is None else np.minimum(leave, far)
+    return enter, leave, per_axis
+
+
+def _faces(t, per_axis, dx, dh, dz) -> np.ndarray:
+    """The face a ray entered a box through: the slab it entered last (x, then h, then z on ties)."""
+    face = np.where(dz > 0, _NEG_Z, _POS_Z)
+    face = np.where(per_axis[1] >= t, np.where(dh < 0, _UP, _DOWN), face)
+    return np.where(per_axis[0] >= t, np.where(dx > 0, _NEG_X, _POS_X), face).astype(np.uint8)
+
+
+def _cast_box(rays: Rays, lo: np.ndarray, hi: np.ndarray, index: int, window, inv, hits: Hits) -> None:
+    enter, leave, per_axis = _slab(lo, hi, rays.origin, None, [i[window] for i in inv])
     block = hits.depth[window]
-    closer = (enter <= exit_) & (enter > NEAR_PLANE) & (enter < block)
+    closer = (enter <= leave) & (enter > NEAR_PLANE) & (enter < block)
     if not closer.any():
         return
     t = enter[closer]
     block[closer] = t
     hits.box[window][closer] = index
     hits.piece[window][closer] = -1
-    # The face: the slab the ray entered last (x, then h, then z on exact ties).
-    ex, eh = axis_enter[0][closer], axis_enter[1][closer]
-    dx, dh, dz = rays.dx[window][closer], rays.dh[window][closer], rays.dz[window][closer]
-    face = np.where(dz > 0, Face.NEG_Z, Face.POS_Z).astype(np.uint8)
-    face = np.where(eh >= t, np.where(dh < 0, Face.UP, Face.DOWN), face)
-    face = np.where(ex >= t, np.where(dx > 0, Face.NEG_X, Face.POS_X), face)
-    hits.face[window][closer] = face
+    hits.face[window][closer] = _faces(t, [a[closer] for a in per_axis[:2]], rays.dx[window][closer],
+                                       rays.dh[window][closer], rays.dz[window][closer])
+
+
+def _cast_small_boxes(rays: Rays, lo, hi, ks: np.ndarray, n_pieces: int, rects, inv, hits: Hits) -> None:
+    """Boxes ``ks`` (rows of lo/hi) against every pixel of their screen rectangles, all at once:
+    one (box, pixel) pair per element, then the nearest hit per pixel wins."""
+    r0, r1, u0, u1 = (a[ks] for a in rects)
+    width = u1 - u0
+    counts = (r1 - r0) * width
+    owner = np.repeat(np.arange(len(ks)), counts)
+    offset = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+    rows = r0[owner] + offset // width[owner]
+    cols = u0[owner] + offset % width[owner]
+    k = ks[owner]
+    enter, leave, per_axis = _slab(lo[k].T, hi[k].T, rays.origin, None, [i[rows, cols] for i in inv])
+    pixel = rows * hits.depth.shape[1] + cols
+    ok = (enter <= leave) & (enter > NEAR_PLANE) & (enter < hits.depth.ravel()[pixel])
+    if not ok.any():
+        return
+    t, pixel, k = enter[ok], pixel[ok], k[ok]
+    per_axis = [a[ok] for a in per_axis[:2]]
+    order = np.lexsort((t, pixel))  # per pixel, nearest first
+    first = np.ones(len(order), bool)
+    first[1:] = pixel[order][1:] != pixel[order][:-1]
+    win = order[first]
+    t, pixel, k = t[win], pixel[win], k[win]
+    rows, cols = np.divmod(pixel, hits.depth.shape[1])
+    hits.depth[rows, cols] = t
+    hits.box[rows, cols] = k - n_pieces
+    hits.piece[rows, cols] = -1
+    hits.face[rows, cols] = _faces(t, [a[win] for a in per_axis], rays.dx[rows, cols], rays.dh[rows, cols],
+                                   rays.dz[rows, cols])
 
 
 def _cast_piece(rays: Rays, ground: Ground, index: int, window, inv, hits: Hits) -> None:
