@@ -454,3 +454,25 @@ def test_a_second_writer_of_a_live_run_folder_is_refused(tmp_path, caplog):
     finally:
         live.release()
     assert train_main(["depth", *args(*TINY, *DATA, "run.steps=1", f"run.run_dir={run_dir}")]) == 0
+
+
+# -- issue 25 item 11: a decompression bomb names its file -------------------------------------------------
+
+
+def test_too_large_image_is_one_error_naming_the_file(tmp_path, caplog, monkeypatch):
+    from PIL import Image
+
+    images, depths = tmp_path / "images", tmp_path / "depth"
+    images.mkdir()
+    depths.mkdir()
+    for name in "ab":
+        cv2.imwrite(str(images / f"{name}.png"), np.zeros((64, 192, 3), np.uint8))
+        np.save(depths / f"{name}.npy", np.ones((64, 192), np.float32))
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # 12,288 pixels count as a bomb (> 2x the limit)
+    run_dir = tmp_path / "run"
+    code = train_main(["depth", *args(*TINY, "data.train.kind=image_folder", f"data.train.root={images}",
+                                      f"data.train.depth_root={depths}", "data.train.depth_format=npy",
+                                      f"run.run_dir={run_dir}")])
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert code == 2 and len(errors) == 1 and f"image {images / 'a.png'} is too large" in errors[0], errors
+    assert not run_dir.exists()

@@ -793,6 +793,9 @@ def _check_image(path: Path, rotated: list[Path] | None = None) -> tuple[int, in
             tags.load(exif)
             if tags.get(0x0112, 1) != 1:  # 0x0112: Orientation
                 rotated.append(path)
+    except Image.DecompressionBombError as exc:  # not an OSError: PIL's guard against huge images
+        raise DatasetError(f"image {path} is too large to decode safely ({exc}); downscale it, or raise "
+                           "PIL.Image.MAX_IMAGE_PIXELS if the size is intended") from None
     except (OSError, SyntaxError, ValueError, struct.error) as exc:
         raise DatasetError(f"unreadable or truncated image {path}: {exc}") from exc
     return height, width
