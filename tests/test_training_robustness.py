@@ -476,3 +476,20 @@ def test_too_large_image_is_one_error_naming_the_file(tmp_path, caplog, monkeypa
     errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
     assert code == 2 and len(errors) == 1 and f"image {images / 'a.png'} is too large" in errors[0], errors
     assert not run_dir.exists()
+
+
+# -- issue 25 item 13: the style stage refuses a depth network of another input size -----------------------
+
+
+def test_style_stage_refuses_a_depth_checkpoint_of_another_size(tmp_path, caplog):
+    from depth_da_ros.checkpoint import save_checkpoint
+
+    depth = tmp_path / "depth.pt"
+    save_checkpoint(depth, {"stage": "depth", "input_size": [128, 384], "networks": {}})
+    run_dir = tmp_path / "style"
+    code = train_main(["style", *args(*TINY, "data.real.length=4", "data.synthetic.length=4", "data.val.length=2",
+                                      f"depth_checkpoint={depth}", f"run.run_dir={run_dir}")])
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert code == 2 and len(errors) == 1, errors
+    assert f"{depth} was trained at 128x384 but this style stage runs at 64x192" in errors[0]
+    assert not run_dir.exists()

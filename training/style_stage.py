@@ -112,6 +112,10 @@ class StyleStage(Stage):
         ckpt = load_checkpoint(path, map_location=self.ctx.device)
         if ckpt.get("stage") != "depth":
             raise ValueError(f"depth_checkpoint {path} is a {ckpt.get('stage')!r} checkpoint, not a depth one")
+        trained = [int(v) for v in ckpt.get("input_size", ())]
+        if trained and trained != [self.height, self.width]:  # the adapter's output feeds that network as is
+            raise ValueError(f"depth_checkpoint {path} was trained at {'x'.join(map(str, trained))} but this style "
+                             f"stage runs at {self.height}x{self.width} (model.height x model.width): set them equal")
         self.codec = depth_codec(ckpt)  # the frozen network's own depth range
         net = load_network(ckpt, "depth").to(self.ctx.device)
         set_requires_grad(net, False)
