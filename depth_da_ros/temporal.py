@@ -88,3 +88,38 @@ def scale_ratio(pred: np.ndarray, gt: np.ndarray, max_depth: float = 80.0) -> fl
     with np.errstate(invalid="ignore"):
         mask = np.isfinite(gt) & (gt > 1e-3) & (gt <= max_depth) & np.isfinite(pred) & (pred > 0)
     return float(np.median(pred[mask] / gt[mask])) if mask.any() else math.nan
+
+
+def warp_depth(previous: np.ndarray, depth: np.ndarray, camera: PinholeCamera, t: np.ndarray) -> np.ndarray:
+    """``previous`` (frame i) seen from frame j, looked up backwards through frame j's ``depth``: pixel
+    q's point (from depth[q]) is moved back by ``t`` into frame i, ``previous`` is read at its
+    nearest pixel and moved forward again (+ t_z). NaN where that falls outside frame i or either
+    depth is missing. Where depth[q] is wrong or q was occluded in frame i the two disagree, which
+    ``smooth_with_motion`` detects."""
+    height, width = depth.shape
+    v, u = np.mgrid[0:height, 0:width]
+    z = depth.astype(np.float64)
+    with np.errstate(invalid="ignore"):
+        x = (u - camera.cx) / camera.fx * z - t[0]
+        y = (v - camera.cy) / camera.fy * z - t[1]
+        z1 = z - t[2]
+        pu = np.rint(camera.fx * x / z1 + camera.cx)
+        pv = np.rint(camera.fy * y / z1 + camera.cy)
+        ok = np.isfinite(z1) & (z1 > 1e-3) & (pu >= 0) & (pu < width) & (pv >= 0) & (pv < height)
+    out = np.full((height, width), np.nan, np.float32)
+    out[ok] = previous[pv[ok].astype(np.int64), pu[ok].astype(np.int64)] + t[2]
+    return out
+
+
+def smooth_with_motion(previous: np.ndarray | None, depth: np.ndarray, camera: PinholeCamera, t: np.ndarray,
+                       alpha: float = 0.5, reset: float = 0.15) -> np.ndarray:
+    """A per-pixel temporal filter that needs the ego-motion ``t`` since the previous frame: the
+    previous output warped into this frame (``warp_depth``), blended as alpha x warped +
+    (1 - alpha) x depth where the two agree within ``reset`` (relative), else this frame's depth
+    (disocclusion, moving objects, a wrong previous estimate: reset)."""
+    if previous is None:
+        return depth
+    warped = warp_depth(previous, depth, camera, t)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        agree = np.isfinite(warped) & np.isfinite(depth) & (np.abs(warped - depth) <= reset * depth)
+    return np.where(agree, alpha * warped + (1 - alpha) * depth, depth).astype(np.float32)

@@ -71,3 +71,21 @@ def test_exact_depth_of_a_procedural_driving_sequence_is_temporally_consistent()
     # Wrong motion (no yaw, twice the step) pairs far fewer pixels: the translation matters.
     wrong = correspondences(a.depth, b.depth, data.camera, driving_translation(2 * config.step, yaw + 0.1))
     assert len(wrong) < 0.7 * len(pairs)
+
+
+def test_warp_and_motion_aware_smoothing():
+    from depth_da_ros.temporal import smooth_with_motion, warp_depth
+
+    t = np.array([0.0, 0.0, -1.0])
+    warped = warp_depth(wall(10.0), wall(9.0), CAMERA, t)
+    np.testing.assert_allclose(warped, 9.0, rtol=1e-6)  # moving closer: every pixel was seen before
+    away = warp_depth(wall(9.0), wall(10.0), CAMERA, -t)  # moving back: the border was not
+    assert np.isnan(away[0, 0]) and away[20, 40] == pytest.approx(10.0)
+    # Agreeing pixels are blended, disagreeing ones reset to the new frame's depth.
+    new = wall(9.5)
+    new[:, :5] = 5.0
+    out = smooth_with_motion(wall(10.0), new, CAMERA, t, alpha=0.5, reset=0.15)
+    centre = out[15:25, 30:50]
+    np.testing.assert_allclose(centre, 0.5 * 9.0 + 0.5 * 9.5, rtol=1e-6)
+    np.testing.assert_array_equal(out[:, :5], 5.0)
+    assert smooth_with_motion(None, new, CAMERA, t) is new
