@@ -493,3 +493,39 @@ def test_style_stage_refuses_a_depth_checkpoint_of_another_size(tmp_path, caplog
     assert code == 2 and len(errors) == 1, errors
     assert f"{depth} was trained at 128x384 but this style stage runs at 64x192" in errors[0]
     assert not run_dir.exists()
+
+
+# -- issue 25 items 14 and 15: TensorBoard missing; events after the checkpoint purged on resume ----------
+
+
+def test_training_without_tensorboard_warns_and_writes_no_events(tmp_path, monkeypatch, caplog):
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)  # import raises ImportError
+    run_dir = tmp_path / "run"
+    assert train_main(["depth", *args(*TINY, *DATA, "run.steps=2", f"run.run_dir={run_dir}")]) == 0
+    assert "TensorBoard is not installed" in caplog.text
+    assert not (run_dir / "tensorboard").exists() and sorted(entries(run_dir)) == [1, 2]
+    assert (run_dir / "checkpoints" / "last.pt").is_file()
+
+
+def test_resume_purges_the_events_logged_after_the_checkpoint(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from torch.utils.tensorboard import SummaryWriter
+
+    run_dir = tmp_path / "run"
+    assert train_main(["depth", *args(*TINY, *DATA, "run.steps=2", "run.val_every=0", f"run.run_dir={run_dir}")]) == 0
+    crashed = SummaryWriter(str(run_dir / "tensorboard"))  # steps 3-4 logged, then a crash before their checkpoint
+    for step in (3, 4):
+        crashed.add_scalar("loss/g", 99.0, step)
+    crashed.close()
+    assert train_main(["depth", "--resume", str(run_dir), *args("run.steps=4")]) == 0
+    from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
+    from tensorboard.compat.proto.event_pb2 import SessionLog
+
+    starts = [e.step for f in sorted((run_dir / "tensorboard").glob("events.*"))
+              for e in EventFileLoader(str(f)).Load() if e.HasField("session_log")
+              and e.session_log.status == SessionLog.START]
+    assert starts == [3]  # TensorBoard's purge marker: events from step 3 on before it are dropped
+    events = EventAccumulator(str(run_dir / "tensorboard"))
+    events.Reload()
+    scalars = events.Scalars("loss/g")
+    assert [e.step for e in scalars] == [1, 2, 3, 4] and 99.0 not in [e.value for e in scalars]

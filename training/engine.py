@@ -325,6 +325,19 @@ class Stage:
             raise TrainingDiverged(f"non-finite loss {', '.join(bad)} at step {step}")
 
 
+class _NoEventWriter:
+    """Stands in for TensorBoard's SummaryWriter when TensorBoard is not installed."""
+
+    def add_scalar(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def add_image(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
 class Engine:
     """Runs a Stage: data order, steps, validation, checkpoints, logs.
 
@@ -357,6 +370,12 @@ class Engine:
 
     # --- set-up -------------------------------------------------------------------------
     def _open_logs(self, resumed: dict[str, Any] | None) -> None:
+        try:  # imported here: slow, and rank 0 only; checked before anything is written
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError as exc:
+            LOG.warning("TensorBoard is not installed (%s): training without event files (losses.jsonl and "
+                        "train.log are still written); pip install tensorboard for them", exc)
+            SummaryWriter = None
         self.lock = RunLock(self.run_dir)  # before anything is written: one writer per run folder
         self.log_handler = logging.FileHandler(self.run_dir / "train.log")
         self.log_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
@@ -376,9 +395,11 @@ class Engine:
             meta.setdefault("resumes", []).append({**session, "from_step": resumed["step"],
                                                    "changes": resumed["changes"]})
         meta_path.write_text(json.dumps(meta, indent=2) + "\n")
-        from torch.utils.tensorboard import SummaryWriter  # imported here: slow, and rank 0 only
-
-        self.writer = SummaryWriter(str(self.run_dir / "tensorboard"))
+        if SummaryWriter is None:
+            self.writer = _NoEventWriter()
+        else:  # a resumed run purges the events it logged after its checkpoint: they are logged again
+            self.writer = SummaryWriter(str(self.run_dir / "tensorboard"),
+                                        purge_step=self.step + 1 if resumed is not None else None)
         self.loss_log = open(self.run_dir / "losses.jsonl", "a")
         LOG.info("run directory %s (seed %d, revision %s)", self.run_dir, self.run.seed, session["git_revision"])
         if resumed is not None:
