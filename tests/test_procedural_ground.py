@@ -129,3 +129,36 @@ def test_objects_stand_on_the_ground_and_the_camera_rides_it():
         for forward in (0.0, 15.0, 30.0):
             origin, _ = camera_pose(scene, forward)
             assert origin[1] - scene.ground.height(origin[0], forward) == pytest.approx(scene.camera_height)
+
+
+def test_rural_roads_have_verges_ditches_and_banks_on_the_ground():
+    rural = [s for s in (sample_scene_v2(seed) for seed in range(40)) if s.sidewalks == (0.0, 0.0)]
+    assert len(rural) >= 3
+    grades = []
+    for scene in rural:
+        ground = scene.ground
+        banks = ground.pieces[ground.pieces[:, 5] != 0]  # lateral slope: ditch sides and embankments
+        assert len(banks) >= 2
+        grades += list(banks[:, 5])
+        # The ground is continuous across the verge / bank / field boundaries (only the road's edge steps).
+        for x0, x1, *_ in banks:
+            for x in (x0, x1):
+                z = np.linspace(-50, 200, 7)
+                np.testing.assert_allclose(ground.height(np.full(7, x - 1e-7), z), ground.height(np.full(7, x + 1e-7), z),
+                                           atol=1e-5)
+    assert min(grades) < 0 < max(grades)
+    # Rendered: the banks are seen, and every ground pixel lies on the analytic ground.
+    from depth_da_ros.procedural.render_v2 import render_geometry_v2
+
+    on_banks = 0
+    for scene in rural[:3]:
+        g = render_geometry_v2(scene, CAMERA)
+        ground = (g.face == Face.UP) & (g.instance < 0)
+        origin, rotation = camera_pose(scene)
+        rays = Rays.build(CAMERA, origin, rotation)
+        t = g.depth[ground].astype(np.float64)
+        x, h, z = (o + t * d[ground] for o, d in zip(origin, (rays.dx, rays.dh, rays.dz)))
+        assert (np.abs(h - scene.ground.height(x, z)) < 1e-6 + 2e-7 * t).all()
+        banks = scene.ground.pieces[scene.ground.pieces[:, 5] != 0]
+        on_banks += sum(((x >= b[0]) & (x <= b[1]) & (z >= b[2]) & (z <= b[3])).sum() for b in banks)
+    assert on_banks > 100

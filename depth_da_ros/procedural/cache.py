@@ -26,8 +26,9 @@ LOG = logging.getLogger(__name__)
 # The render version of each renderer; bump a renderer's whenever it changes what a frame of a
 # given config looks like. Renderer 1 -- 2: objects no longer enter the ego vehicle's clearance
 # (scene.remove_intruders). Renderer 2 -- 3: the first v2 world (scene_v2, render_v2); 4: the
-# non-flat ground (grade, vertical curve, crown, kerb faces) and camera pitch/roll (raycast).
-RENDER_VERSIONS = {1: 2, 2: 4}
+# non-flat ground (grade, vertical curve, crown, kerb faces) and camera pitch/roll (raycast); 5: rural
+# verges, ditches and embankments; batched small boxes.
+RENDER_VERSIONS = {1: 2, 2: 5}
 RENDER_VERSION = RENDER_VERSIONS[1]
 
 

@@ -64,6 +64,10 @@ class SceneConfigV2:
     vertical_curve_end: tuple[float, float] = (40.0, 160.0)  # metres ahead where the curve ends (straight on)
     max_grade: float = 0.06  # the grade after the curve is kept within +- this
     crown: tuple[float, float] = (0.0, 0.12)  # metres the road's centre line stands above its gutters
+    verge_width: tuple[float, float] = (0.5, 3.0)  # rural: grass from the road's edge to the ditch / bank
+    verge_drop: tuple[float, float] = (-0.15, 0.05)  # rural: verge height relative to the road's edge
+    bank_width: tuple[float, float] = (2.0, 8.0)  # rural: width of the ditch side or embankment
+    bank_grade: tuple[float, float] = (-0.25, 0.35)  # rural: its slope away from the road (< 0: a ditch)
     camera_pitch_deg: tuple[float, float] = (-1.0, 1.0)  # mount pitch relative to the road (> 0: down)
     camera_roll_deg: tuple[float, float] = (-1.0, 1.0)  # mount roll (plus the road's camber under the car)
 
@@ -359,11 +363,19 @@ def on_ground(flat: SceneV2, config: SceneConfigV2, streets: list[tuple[float, f
     for side in (-1, 1):
         x0, x1 = (-GROUND_SIDE, left) if side < 0 else (right, GROUND_SIDE)
         kerb = kerbs.get(side, (0.0, 0.0))[0]
-        for za, zb in _pieces(z_lo, z_hi, streets):
+        if kerb <= 0:  # no sidewalk (rural): a verge, then a ditch or an embankment, then the fields
+            drop = u(*config.verge_drop)
+            rows_side, bank_top = _rural_side(side, left if side < 0 else right, u(*config.verge_width), drop,
+                                              u(*config.bank_width), u(*config.bank_grade), z_lo, z_hi)
+            rows += rows_side
+            surfaces += [Surface.TERRAIN] * len(rows_side)
+            sides += [(drop > 0 and side > 0, drop > 0 and side < 0, False, False), (False,) * 4, (False,) * 4]
+            if drop < 0:  # the road's edge stands above the verge: its side is a face
+                sides[0] = (sides[0][0] or side < 0, sides[0][1] or side > 0, False, False)
+        for za, zb in _pieces(z_lo, z_hi, streets) if kerb > 0 else ():
             rows.append((x0, x1, za, zb, kerb, 0.0, 0.0))
-            surfaces.append(Surface.SIDEWALK if kerb > 0 else Surface.TERRAIN)
-            raised = kerb > 0
-            sides.append((raised and side > 0, raised and side < 0, raised and za > z_lo, raised and zb < z_hi))
+            surfaces.append(Surface.SIDEWALK)
+            sides.append((side > 0, side < 0, za > z_lo, zb < z_hi))
         for za, zb in streets:
             rows.append((x0, x1, za, zb, 0.0, 0.0, 0.0))
             surfaces.append(Surface.ROAD)
@@ -388,6 +400,19 @@ def on_ground(flat: SceneV2, config: SceneConfigV2, streets: list[tuple[float, f
     return replace(flat, boxes=_subset(lifted, keep), clearance=clearance, ground=ground, camera_pitch=float(pitch),
                    camera_roll=float(roll), lift=lift[keep],
                    sidewalks=(kerbs.get(-1, (0.0, 0.0))[1], kerbs.get(1, (0.0, 0.0))[1]))
+
+
+def _rural_side(side: int, edge: float, verge: float, drop: float, bank: float, grade: float, z_lo: float,
+                z_hi: float) -> tuple[list, float]:
+    """Ground rows beside a road without sidewalks: a flat verge ``drop`` m above the road's edge,
+    ``verge`` m wide, a bank rising (``grade`` > 0) or falling (a ditch side) over ``bank`` m away
+    from the road, then flat fields at the bank's top; and that top's height."""
+    top = drop + grade * bank
+    a, b = edge + side * verge, edge + side * (verge + bank)
+    # The bank: h = drop + grade * (side * (x - a)), linear in x.
+    bank_row = (min(a, b), max(a, b), z_lo, z_hi, drop - grade * side * a, grade * side, 0.0)
+    far = (-GROUND_SIDE, b) if side < 0 else (b, GROUND_SIDE)
+    return [(*sorted((edge, a)), z_lo, z_hi, drop, 0.0, 0.0), bank_row, (*far, z_lo, z_hi, top, 0.0, 0.0)], top
 
 
 def _split_at(rows: list, surfaces: list, sides: list, z: float) -> tuple[list, list, list]:
