@@ -72,6 +72,7 @@ from .console import apply_default_fastdds_profile, profile_variable
 from .geometry import Intrinsics, build_point_cloud, scale_depth
 from .confidence import mask_unconfident
 from .laserscan import ScanMaker
+from .temporal import TemporalSmoother
 from .node_diagnostics import (
     DIAGNOSTIC_ERROR,
     DIAGNOSTIC_OK,
@@ -222,6 +223,7 @@ class DepthNode(Node):
         self._scan_pub = self._output(LaserScan, SCAN_TOPIC)
         self._confidence_pub = self._output(Image, CONFIDENCE_TOPIC)
         self._scans = ScanMaker()
+        self._smoother = TemporalSmoother()
         self._adapted_pub = self._output(Image, ADAPTED_TOPIC) if self._pipeline.metadata.outputs_styled else None
         self._diagnostics_pub = self.create_publisher(DiagnosticArray, DIAGNOSTICS_TOPIC, 10)
 
@@ -511,6 +513,8 @@ class DepthNode(Node):
             depth = mask_unconfident(depth, confidence, settings.confidence_threshold)
         window = self._pipeline.window((height, width), settings.aspect_policy)
         depth, _ = scale_depth(depth, settings.scale_mode, camera, self._pipeline.training_camera, window)
+        depth = self._smoother.apply(depth, (header.frame_id, depth.shape), stamp_to_ns(header.stamp),
+                                     settings.temporal_smoothing, settings.temporal_reset)
         self._depth_pub.publish(depth_image_cdr(depth, header))
         if confidence is not None and self._confidence_pub.get_subscription_count() > 0:
             self._confidence_pub.publish(depth_image_cdr(confidence, header))  # 32FC1 in [0, 1]

@@ -145,6 +145,14 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
                   "leaves the cloud and scan); > 0 runs the flip-consistency batch of 2 on every frame (about "
                   "twice the inference time), as does a depth/confidence subscriber; 0: off",
                   minimum=0.0, maximum=1.0),
+    ParameterSpec("temporal_smoothing", 0.0, "Per-pixel smoothing of depth over frames without ego-motion: "
+                  "alpha x previous output + (1 - alpha) x new depth where the two agree within temporal_reset, "
+                  "else the new depth; restarted on another camera or a stamp gap over 1 s. On procedural "
+                  "driving (1 m per frame) 0.5 lowered TAE from 0.063 to 0.055 and abs_rel by 0.001 "
+                  "(benchmarks/results/temporal.md); not measured on turning or moving objects; 0: off",
+                  minimum=0.0, maximum=0.95),
+    ParameterSpec("temporal_reset", 0.15, "temporal_smoothing: relative disagreement above which a pixel takes "
+                  "the new depth as is (disocclusion, motion)", minimum=0.0, maximum=1.0),
     ParameterSpec("diagnostics_period", 1.0, "Seconds between /diagnostics messages", read_only=True,
                   minimum=0.1, maximum=60.0),
     ParameterSpec("warning_period", 5.0, "Seconds between two warnings about the same problem", read_only=True,
@@ -192,6 +200,8 @@ class NodeSettings:
     scan_frame_id: str
     confidence_k: float
     confidence_threshold: float
+    temporal_smoothing: float
+    temporal_reset: float
     diagnostics_period: float
     warning_period: float
 

@@ -123,3 +123,39 @@ def smooth_with_motion(previous: np.ndarray | None, depth: np.ndarray, camera: P
     with np.errstate(invalid="ignore", divide="ignore"):
         agree = np.isfinite(warped) & np.isfinite(depth) & (np.abs(warped - depth) <= reset * depth)
     return np.where(agree, alpha * warped + (1 - alpha) * depth, depth).astype(np.float32)
+
+
+def smooth_static(previous: np.ndarray, depth: np.ndarray, alpha: float, reset: float) -> np.ndarray:
+    """``smooth_with_motion`` without ego-motion (the camera taken as still between two frames):
+    alpha x previous + (1 - alpha) x depth where both are finite and agree within ``reset``
+    (relative to depth), else depth. At 10 Hz and 1 m per frame, nearby surfaces change by more
+    than ``reset`` and reset; far ones, which change little, are smoothed."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        agree = np.isfinite(previous) & np.isfinite(depth) & (np.abs(previous - depth) <= reset * depth)
+    return np.where(agree, alpha * previous + (1 - alpha) * depth, depth).astype(np.float32)
+
+
+TEMPORAL_MAX_GAP_S = 1.0  # a larger gap between two stamps (or one going back: a bag loop) restarts the filter
+
+
+class TemporalSmoother:
+    """The node's ``temporal_smoothing``: ``smooth_static`` on a stream, restarted when the camera
+    (``key``: frame id and size) changes, the stamps jump back or by more than TEMPORAL_MAX_GAP_S,
+    or the filter is off (alpha 0)."""
+
+    def __init__(self, max_gap_s: float = TEMPORAL_MAX_GAP_S) -> None:
+        self.max_gap_ns = int(max_gap_s * 1e9)
+        self._previous: np.ndarray | None = None
+        self._key: object = None
+        self._stamp_ns = 0
+
+    def apply(self, depth: np.ndarray, key: object, stamp_ns: int, alpha: float, reset: float) -> np.ndarray:
+        if alpha <= 0:
+            self._previous = None
+            return depth
+        gap = stamp_ns - self._stamp_ns
+        usable = (self._previous is not None and self._key == key and self._previous.shape == depth.shape
+                  and 0 <= gap <= self.max_gap_ns)
+        out = smooth_static(self._previous, depth, alpha, reset) if usable else depth
+        self._previous, self._key, self._stamp_ns = out, key, stamp_ns
+        return out

@@ -89,3 +89,22 @@ def test_warp_and_motion_aware_smoothing():
     np.testing.assert_allclose(centre, 0.5 * 9.0 + 0.5 * 9.5, rtol=1e-6)
     np.testing.assert_array_equal(out[:, :5], 5.0)
     assert smooth_with_motion(None, new, CAMERA, t) is new
+
+
+def test_static_smoother_blends_and_restarts():
+    from depth_da_ros.temporal import TemporalSmoother, smooth_static
+
+    a, b = wall(10.0), wall(10.5)
+    b[0, 0] = 20.0  # disagrees by > 15%: reset to the new value
+    b[0, 1] = np.inf
+    out = smooth_static(a, b, 0.5, 0.15)
+    assert out[5, 5] == pytest.approx(10.25) and out[0, 0] == 20.0 and np.isposinf(out[0, 1])
+    smoother = TemporalSmoother(max_gap_s=1.0)
+    second = 100_000_000
+    assert smoother.apply(a, "cam", 0, 0.5, 0.15) is a  # first frame: as is
+    assert smoother.apply(b, "cam", second, 0.5, 0.15)[5, 5] == pytest.approx(10.25)
+    assert smoother.apply(b, "other", 2 * second, 0.5, 0.15) is b  # another camera restarts
+    assert smoother.apply(a, "other", 2 * second + 2_000_000_000, 0.5, 0.15) is a  # a 2 s gap restarts
+    assert smoother.apply(b, "other", second, 0.5, 0.15) is b  # stamps going back restart
+    assert smoother.apply(a, "other", 2 * second, 0.0, 0.15) is a  # off
+    assert smoother.apply(b, "other", 3 * second, 0.5, 0.15) is b  # ... and forgets

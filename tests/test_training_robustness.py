@@ -529,3 +529,23 @@ def test_resume_purges_the_events_logged_after_the_checkpoint(tmp_path):
     events.Reload()
     scalars = events.Scalars("loss/g")
     assert [e.step for e in scalars] == [1, 2, 3, 4] and 99.0 not in [e.value for e in scalars]
+
+
+# -- issue 25 item 4: a mid-epoch resume with another process count is refused with the numbers ----------
+
+
+def test_mid_epoch_resume_with_another_process_count_is_refused(tmp_path, caplog):
+    from depth_da_ros.checkpoint import save_checkpoint
+
+    run_dir = tmp_path / "run"
+    assert train_main(["depth", *args(*TINY, *DATA, "run.steps=3", f"run.run_dir={run_dir}")]) == 0
+    last = run_dir / "checkpoints" / "last.pt"
+    ckpt = load_checkpoint(last)
+    assert ckpt["world_size"] == 1 and ckpt["epoch_step"] == 3
+    ckpt.pop("format")
+    save_checkpoint(last, {**ckpt, "world_size": 2})  # as written by a 2-process run
+    caplog.clear()
+    assert train_main(["depth", "--resume", str(run_dir), *args("run.steps=4")]) == 2
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert len(errors) == 1 and "with 1 process(es): it was written by 2 at batch 3 of epoch 0" in errors[0], errors
+    assert "global batch 4, here 2" in errors[0]

@@ -427,6 +427,18 @@ class Engine:
         except ConfigError as exc:
             raise CheckpointError(f"{path}: {exc}") from None
         changes.pop("run.run_dir", None)
+        saved_world = ckpt.get("world_size")
+        if saved_world is not None and saved_world != self.ctx.world_size:
+            batch = self.run.batch_size
+            if ckpt["epoch_step"]:  # mid-epoch: the shards of the rest of the epoch depend on the process count
+                raise CheckpointError(
+                    f"cannot resume {path} with {self.ctx.world_size} process(es): it was written by {saved_world} at "
+                    f"batch {ckpt['epoch_step']} of epoch {ckpt['epoch']}, and the rest of that epoch is sharded "
+                    f"over {saved_world} processes (global batch {saved_world * batch}, here "
+                    f"{self.ctx.world_size * batch}); resume with torchrun --nproc_per_node {saved_world}")
+            LOG.warning("resuming a %d-process run with %d process(es) at an epoch boundary: the global batch "
+                        "changes from %d to %d samples", saved_world, self.ctx.world_size, saved_world * batch,
+                        self.ctx.world_size * batch)
         for name, module in self.stage.networks.items():
             try:
                 unwrap(module).load_state_dict(ckpt["networks"][name]["state_dict"])
@@ -461,6 +473,7 @@ class Engine:
             "step": self.step,
             "epoch": self.epoch,
             "epoch_step": self.epoch_step,
+            "world_size": self.ctx.world_size,  # the data order is sharded per process: see _resume
             "best": dict(self.best),
             "metrics": dict(metrics or {}),
             "config": config_to_dict(self.cfg),
