@@ -182,3 +182,22 @@ def test_bad_inputs_raise():
         depth_to_scan(wall(1.0), CAMERA, band_height=0)
     with pytest.raises(ValueError):
         depth_to_scan(np.ones((10, 10), np.float32), CAMERA)
+
+
+def test_scan_maker_keeps_the_grid_and_says_when_the_frame_looks_wrong():
+    from depth_da_ros.laserscan import ScanMaker
+
+    maker = ScanMaker()
+    kwargs = dict(band_height=3, range_min=0.1, range_max=30.0)
+    scan, frame, problem = maker.make(wall(5.0), CAMERA, "camera_color_optical_frame", **kwargs)
+    assert frame == "camera_color_frame" and problem is None
+    np.testing.assert_array_equal(scan.ranges, depth_to_scan(wall(5.0), CAMERA, **kwargs).ranges)
+    _, frame, problem = maker.make(wall(5.0), CAMERA, "camera_color_left", **kwargs)
+    assert frame == "camera_color_left" and "scan_frame_id" in problem  # no body frame to derive
+    _, frame, problem = maker.make(wall(5.0), CAMERA, "x", frame_id="my_optical_mount", **kwargs)
+    assert frame == "my_optical_mount" and "optical" in problem
+    _, frame, problem = maker.make(wall(5.0), CAMERA, "x", frame_id="camera_link", **kwargs)
+    assert frame == "camera_link" and problem is None
+    other = Intrinsics(width=320, height=96, fx=300.0, fy=300.0, cx=160.0, cy=48.0)
+    scan, _, _ = maker.make(wall(5.0), other, "cam_optical", **kwargs)  # a new camera: a new grid
+    assert scan.angle_max == pytest.approx(math.atan(160.0 / 300.0))
