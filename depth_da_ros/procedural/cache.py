@@ -27,8 +27,9 @@ LOG = logging.getLogger(__name__)
 # given config looks like. Renderer 1 -- 2: objects no longer enter the ego vehicle's clearance
 # (scene.remove_intruders). Renderer 2 -- 3: the first v2 world (scene_v2, render_v2); 4: the
 # non-flat ground (grade, vertical curve, crown, kerb faces) and camera pitch/roll (raycast); 5: rural
-# verges, ditches and embankments; batched small boxes.
-RENDER_VERSIONS = {1: 2, 2: 5}
+# verges, ditches and embankments; batched small boxes; 6: the ground goes on past its outer
+# pieces' far edges (no sky below the horizon beyond 1 km).
+RENDER_VERSIONS = {1: 2, 2: 6}
 RENDER_VERSION = RENDER_VERSIONS[1]
 
 

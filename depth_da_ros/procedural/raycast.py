@@ -126,6 +126,7 @@ class Ground:
     sides: np.ndarray
     thickness: float = 2.0
     curve_end: float = np.inf
+    open: float = np.inf  # piece bounds this far out (|x| or |z| >= open) are open: the piece goes on past them
 
     def __post_init__(self) -> None:
         p = self.pieces
@@ -152,7 +153,9 @@ class Ground:
         """Ground height at world (x, z): the top of the piece containing the point (first match)."""
         x, z = np.broadcast_arrays(np.asarray(x, float), np.asarray(z, float))
         out = np.full(x.shape, np.nan)
-        for x0, x1, z0, z1, c0, c1, c2 in self.pieces[::-1]:  # the first piece wins on shared edges
+        bounds = np.where(np.abs(self.pieces[:, :4]) < self.open, self.pieces[:, :4],
+                          np.sign(self.pieces[:, :4]) * np.inf)  # open bounds: the piece goes on
+        for (x0, x1, z0, z1), (c0, c1, c2) in zip(bounds[::-1], self.pieces[::-1, 4:]):  # first piece wins on edges
             inside = (x >= x0) & (x <= x1) & (z >= z0) & (z <= z1)
             out[inside] = c0 + c1 * x[inside] + c2 * x[inside] ** 2
         return out + self.longitudinal(z)
@@ -301,19 +304,25 @@ def _cast_piece(rays: Rays, ground: Ground, index: int, window, inv, hits: Hits)
     # Top: ground(t) - ray height(t) = a t^2 + b t + c; the ray enters the solid where it rises
     # through zero, at t = (-b + sqrt(b^2 - 4ac)) / 2a = 2c / (-b - sqrt(b^2 - 4ac)) (stable, and
     # -c/b when a = 0). Its other root is where it would leave the solid again.
-    b = dz * (e1 + 2 * e2 * oz) + dx * (c1 + 2 * c2 * ox) - dh
+    k_dz, k_dx = e1 + 2 * e2 * oz, c1 + 2 * c2 * ox
+    b = dz * k_dz - dh if k_dx == 0 else dz * k_dz + dx * k_dx - dh
     c = e0 + e1 * oz + e2 * oz * oz + c0 + c1 * ox + c2 * ox * ox - oh
-    if e2 == 0 and c2 == 0:
-        disc = b * b
-    else:
-        disc = b * b - 4 * c * (e2 * dz * dz + c2 * dx * dx)
+    disc = b * b
+    if e2 != 0 or c2 != 0:
+        a = e2 * dz * dz if c2 == 0 else e2 * dz * dz + c2 * dx * dx
+        a *= 4 * c
+        disc -= a
     with np.errstate(divide="ignore", invalid="ignore"):
-        t = 2 * c / (-b - np.sqrt(disc))
+        np.sqrt(disc, out=disc)
+        disc += b
+        t = (-2 * c) / disc  # = 2c / (-b - sqrt(b^2 - 4ac))
     valid = t > NEAR_PLANE  # False for NaN (no real root)
+    # Bounds at or beyond ground.open are not checked: the ground goes on past them.
     for lo, hi, coord, d in ((x0, x1, ox, dx), (z0, z1, oz, dz)):
-        if np.isfinite(lo) and lo > -1e5 or np.isfinite(hi) and hi < 1e5:
-            along = coord + t * d
-            valid &= (along >= lo) & (along <= hi)
+        for bound, above in ((lo, True), (hi, False)):
+            if abs(bound) < ground.open:
+                along = coord + t * d
+                valid &= (along >= bound) if above else (along <= bound)
     best = np.where(valid, t, np.inf)
     face = None
     # Exposed sides: vertical planes, hit where the ray's height lies between the top and the bottom.

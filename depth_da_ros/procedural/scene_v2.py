@@ -382,7 +382,10 @@ def on_ground(flat: SceneV2, config: SceneConfigV2, streets: list[tuple[float, f
             sides.append((False, False, False, False))
     rows, surfaces, sides = _split_at(rows, surfaces, sides, curve_end)
     ground = Ground(grade, curve, np.array(rows, float), np.array(surfaces, np.uint8), np.array(sides, bool),
-                    thickness=1.0, curve_end=curve_end)
+                    thickness=1.0, curve_end=curve_end, open=GROUND_SIDE)
+    inner = np.abs(ground.pieces[:, :4])
+    if (inner[inner < GROUND_SIDE] >= GROUND_SIDE - 1).any() or curve_end >= GROUND_SIDE - 1:
+        raise ValueError(f"a drive of {flat.travel_limit:g} m reaches the ground's edge ({GROUND_SIDE:g} m)")
 
     boxes = _cut_long(_drop(boxes, walk), MAX_SEGMENT)
     lift = _lift(boxes, ground, kerbs, left, right, streets)
