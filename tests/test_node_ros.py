@@ -990,20 +990,9 @@ def test_input_qos_follows_a_best_effort_publisher(running):
             assert time.monotonic() < deadline, process.text()[-3000:]
     finally:
         tester.node.destroy_publisher(best_effort)
-
-
-@needs_ros
-def test_sigint_stops_the_node_cleanly(running):
-    """Two SIGINTs, as under launch: one to the process group, one forwarded by launch."""
-    _, process = running
-    pid = process.proc.pid
-    os.killpg(pid, signal.SIGINT)
-    time.sleep(0.05)  # the second arrives while the node is shutting down
-    os.kill(pid, signal.SIGINT)
-    assert process.stop() == 0, process.text()[-3000:]
-    with pytest.raises(ProcessLookupError):
-        os.kill(pid, 0)  # reaped, nothing left behind
-    assert "Traceback" not in process.text()
+        # Back to reliable before the next test sends KITTI-size frames (best effort loses them).
+        tester.wait_until(lambda: [s.qos_profile.reliability for s in tester.node.get_subscriptions_info_by_topic(
+            "/image") if s.node_name == NODE_NAME] == [ReliabilityPolicy.RELIABLE], 10.0)
 
 
 @needs_ros
@@ -1081,7 +1070,7 @@ def test_sim_time_without_clock_and_every_frame_mode(dds_env, tiny_checkpoint, t
         assert side.wait_until(lambda: all(s in side.outputs["depth/image"] for s in stamps), 60.0), (
             f"{[s in side.outputs['depth/image'] for s in stamps]}; {process.text()[-3000:]}")
         def latest() -> dict[str, str]:
-            statuses = [s for d in side.diagnostics for s in d.status if s.name.startswith("/sim/")]
+            statuses = [s for d in side.diagnostics for s in d.status if s.name.startswith("sim/")]
             return {kv.key: kv.value for kv in statuses[-1].values} if statuses else {}
 
         assert side.wait_until(lambda: int(latest().get("frames processed", 0)) >= 9, 10.0), latest()
@@ -1466,3 +1455,18 @@ def test_a_restarted_driver_with_other_reliability_is_matched_within_two_seconds
         if driver.proc.poll() is None:
             driver.proc.kill()
         process.stop()
+
+
+# Last of the tests on the module's `running` node: it stops that node.
+@needs_ros
+def test_sigint_stops_the_node_cleanly(running):
+    """Two SIGINTs, as under launch: one to the process group, one forwarded by launch."""
+    _, process = running
+    pid = process.proc.pid
+    os.killpg(pid, signal.SIGINT)
+    time.sleep(0.05)  # the second arrives while the node is shutting down
+    os.kill(pid, signal.SIGINT)
+    assert process.stop() == 0, process.text()[-3000:]
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)  # reaped, nothing left behind
+    assert "Traceback" not in process.text()
