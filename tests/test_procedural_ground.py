@@ -162,3 +162,24 @@ def test_rural_roads_have_verges_ditches_and_banks_on_the_ground():
         banks = scene.ground.pieces[scene.ground.pieces[:, 5] != 0]
         on_banks += sum(((x >= b[0]) & (x <= b[1]) & (z >= b[2]) & (z <= b[3])).sum() for b in banks)
     assert on_banks > 100
+
+
+def test_dataset_json_records_each_frames_camera_pose(tmp_path):
+    import json
+
+    from depth_da_ros.procedural.cache import RENDER_VERSIONS
+    from depth_da_ros.procedural.writer import write_domain
+
+    config = ProceduralConfig(domain="synthetic", seed=2, height=24, width=80, renderer=2)
+    folder = write_domain(tmp_path, config, 3, workers=1, progress=False)
+    manifest = json.loads((folder / "dataset.json").read_text())
+    assert manifest["render_version"] == RENDER_VERSIONS[2] and manifest["camera"]["fx"] == config.camera.fx
+    poses = manifest["frame_camera_pose_values"]
+    dataset = ProceduralDataset(config, 3)
+    assert poses == [list(dataset[i].pose) for i in range(3)]
+    for i, (height, pitch, roll) in enumerate(poses):
+        scene = sample_scene_v2(dataset[i].scene_seed)
+        assert height == pytest.approx(scene.camera_height, abs=1e-4) and 1.2 <= height <= 2.0
+        grade = (scene.ground.height(scene.camera_x, 0.05) - scene.ground.height(scene.camera_x, -0.05)) / 0.1
+        assert pitch == pytest.approx(np.rad2deg(scene.camera_pitch - np.arctan(grade)), abs=1e-3)
+        assert abs(roll) < 6.0

@@ -21,7 +21,7 @@ import numpy as np
 from ..camera import PinholeCamera
 from .appearance import DOMAINS, AppearanceConfig, render_appearance
 from .render import Geometry, render_geometry
-from .render_v2 import appearance_view, frame_camera, render_geometry_v2
+from .render_v2 import appearance_view, camera_attitude, frame_camera, render_geometry_v2
 from .scene import SceneConfig, sample_scene
 from .scene_v2 import SceneConfigV2, sample_scene_v2
 
@@ -70,6 +70,9 @@ class ProceduralFrame:
     scene_seed: int
     index: int
     camera: PinholeCamera | None = None  # the frame's camera (renderer 2 jitters it; v1: the nominal one)
+    # renderer 2: (camera height over the ground under it in m, pitch, roll in degrees relative to level,
+    # pitch > 0 looking down, roll > 0 the image turned clockwise); renderer 1: None (level, camera_height)
+    pose: tuple[float, float, float] | None = None
 
 
 def _derive(*words: int) -> int:
@@ -113,7 +116,12 @@ class ProceduralDataset:
         looked_at, scene = (geometry, scene) if c.renderer == 1 else appearance_view(geometry, scene)
         rgb = render_appearance(looked_at, scene, c.domain, look_seed, frame=step, config=c.appearance,
                                 randomise=c.renderer == 2)
-        return ProceduralFrame(rgb, geometry.depth, geometry, scene_seed, index, geometry.camera)
+        pose = None
+        if c.renderer == 2 and scene.ground is not None:
+            _, pitch, roll = camera_attitude(scene, c.step * step)
+            pose = (round(scene.camera_height, 4), round(float(np.rad2deg(pitch)), 4),
+                    round(float(np.rad2deg(roll)), 4))
+        return ProceduralFrame(rgb, geometry.depth, geometry, scene_seed, index, geometry.camera, pose)
 
     def frame_camera(self, index: int) -> PinholeCamera:
         """The camera of frame ``index``: the nominal one (renderer 1), or its per-scene jitter

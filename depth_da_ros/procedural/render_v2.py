@@ -57,19 +57,25 @@ def render_geometry_v2(scene: SceneV2, camera: PinholeCamera, forward: float = 0
     return geometry
 
 
-def camera_pose(scene: SceneV2, forward: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
-    """(origin (X, H, Z), camera-to-world rotation) of the camera ``forward`` metres along the road:
+def camera_attitude(scene: SceneV2, forward: float = 0.0) -> tuple[float, float, float]:
+    """(height of the camera over the world's H = 0, pitch, roll) in radians, relative to level
+    (``camera_rotation``'s conventions: pitch > 0 looks down), ``forward`` metres along the road:
     ``camera_height`` above the ground under it, pitched with the road's grade there and rolled
     with its camber (a car sits on the road), plus the mount's pitch and roll."""
     ground = scene.ground
     x, z = scene.camera_x, forward
-    h = float(ground.height(x, z))
     eps = 0.05
-    grade = (ground.height(x, z + eps) - ground.height(x, z - eps)) / (2 * eps)
-    camber = (ground.height(x + eps, z) - ground.height(x - eps, z)) / (2 * eps)
-    pitch = scene.camera_pitch - np.arctan(grade)
-    roll = scene.camera_roll - np.arctan(camber)
-    return np.array([x, h + scene.camera_height, z]), camera_rotation(scene.camera_yaw, float(pitch), float(roll))
+    h, ahead, behind, right, left = ground.height([x, x, x, x + eps, x - eps], [z, z + eps, z - eps, z, z])
+    pitch = scene.camera_pitch - np.arctan((ahead - behind) / (2 * eps))
+    roll = scene.camera_roll - np.arctan((right - left) / (2 * eps))
+    return float(h + scene.camera_height), float(pitch), float(roll)
+
+
+def camera_pose(scene: SceneV2, forward: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """(origin (X, H, Z), camera-to-world rotation) of the camera ``forward`` metres along the road
+    (``camera_attitude``)."""
+    height, pitch, roll = camera_attitude(scene, forward)
+    return np.array([scene.camera_x, height, forward]), camera_rotation(scene.camera_yaw, pitch, roll)
 
 
 def render_on_ground(scene: SceneV2, camera: PinholeCamera, forward: float = 0.0) -> Geometry:

@@ -104,7 +104,7 @@ def _init_worker(config: ProceduralConfig, frames: int, root: Path) -> None:
     _WORKER.update(dataset=ProceduralDataset(config, frames), root=root)
 
 
-def _write_frame(index: int) -> int:
+def _write_frame(index: int) -> tuple[int, tuple[float, float, float] | None]:
     dataset: ProceduralDataset = _WORKER["dataset"]
     frame = dataset[index]
     paths = frame_paths(_WORKER["root"], dataset.config.domain, index)
@@ -115,7 +115,7 @@ def _write_frame(index: int) -> int:
         write_synthia_depth(paths["depth"], frame.depth)
     else:
         write_kitti_depth(paths["depth"], frame.depth)
-    return index
+    return index, frame.pose
 
 
 def _render_outputs(root: Path, domain: str) -> list[Path]:
@@ -174,15 +174,17 @@ def write_domain(root: Path, config: ProceduralConfig, frames: int, workers: int
             (image_dir / "timestamps.txt").write_text(_timestamps(count))
     started = time.perf_counter()
     indices = range(frames)
+    poses: list[tuple[float, float, float] | None] = [None] * frames
     bar = tqdm(total=frames, desc=f"rendering {config.domain}", unit="frame", disable=not progress)
     if workers > 1:
         with multiprocessing.get_context("fork").Pool(workers, _init_pool_worker, (config, frames, root)) as pool:
-            for _ in pool.imap_unordered(_write_frame, indices, chunksize=8):
+            for index, pose in pool.imap_unordered(_write_frame, indices, chunksize=8):
+                poses[index] = pose
                 bar.update()
     else:
         _init_worker(config, frames, root)
         for index in indices:
-            _write_frame(index)
+            poses[index] = _write_frame(index)[1]
             bar.update()
     bar.close()
     elapsed = time.perf_counter() - started
@@ -194,7 +196,11 @@ def write_domain(root: Path, config: ProceduralConfig, frames: int, workers: int
         **({"frame_cameras": "renderer 2 jitters the camera per scene around 'camera'; [fx, fy, cx, cy] per frame "
                              "in 'frame_camera_values' (the KITTI calibration files hold 'camera')",
             "frame_camera_values": [[round(v, 4) for v in (c.fx, c.fy, c.cx, c.cy)]
-                                    for c in map(ProceduralDataset(config, frames).frame_camera, range(frames))]}
+                                    for c in map(ProceduralDataset(config, frames).frame_camera, range(frames))],
+            "frame_camera_poses": "per frame [camera height over the ground under it (m), pitch, roll (degrees, "
+                                  "relative to level; pitch > 0 looks down, roll > 0 turns the image clockwise)] in "
+                                  "'frame_camera_pose_values': the road's grade and camber plus the mount's",
+            "frame_camera_pose_values": [list(p) if p is not None else None for p in poses]}
            if config.renderer != 1 else {}),
         "depth": ("centimetres in 16-bit PNG channel 0; 65535 = sky / beyond 655 m" if config.domain == "synthetic"
                   else "real_depth_gt/: metres * 256 in 16-bit PNG; 0 = sky / no depth; evaluation only"),
