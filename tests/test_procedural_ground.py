@@ -183,3 +183,21 @@ def test_dataset_json_records_each_frames_camera_pose(tmp_path):
         grade = (scene.ground.height(scene.camera_x, 0.05) - scene.ground.height(scene.camera_x, -0.05)) / 0.1
         assert pitch == pytest.approx(np.rad2deg(scene.camera_pitch - np.arctan(grade)), abs=1e-3)
         assert abs(roll) < 6.0
+
+
+def test_v2_shadows_per_pixel_agree_with_the_shadow_map():
+    # v2 tests each ground pixel's own point; v1's 0.2 m map quantises it: they differ on cell edges only.
+    from depth_da_ros.procedural.appearance import _ground_shadows, _ground_shadows_per_pixel
+    from depth_da_ros.procedural.render_v2 import appearance_view, render_geometry_v2
+
+    camera = PinholeCamera.kitti_like(96, 320)
+    shadowed = 0
+    for seed in range(4):
+        scene = sample_scene_v2(seed)
+        geometry, flat = appearance_view(render_geometry_v2(scene, camera), scene)
+        sun = np.array([0.5, 0.4, -0.3]) / np.linalg.norm([0.5, 0.4, -0.3])
+        exact, mapped = _ground_shadows_per_pixel(geometry, flat, sun), _ground_shadows(geometry, flat, sun)
+        ground = (geometry.face == Face.UP) & (geometry.world_h < 0.3)
+        assert (exact != mapped).sum() <= 0.03 * ground.sum()
+        shadowed += exact.sum()
+    assert shadowed > 500

@@ -193,7 +193,7 @@ class Hits:
     box: np.ndarray  # int32 box row, -1 where the ground (or nothing) was hit
 
 
-SMALL_AREA = 96  # pixels: boxes whose screen rectangle is at most this are cast together, in one batch
+SMALL_AREA = 400  # pixels: boxes whose screen rectangle is at most this are cast together, in one batch
 _UP, _DOWN, _NEG_X, _POS_X, _NEG_Z, _POS_Z = (int(f) for f in (Face.UP, Face.DOWN, Face.NEG_X, Face.POS_X,
                                                                  Face.NEG_Z, Face.POS_Z))
 
