@@ -144,8 +144,8 @@ def test_rural_roads_have_verges_ditches_and_banks_on_the_ground():
         for x0, x1, *_ in banks:
             for x in (x0, x1):
                 z = np.linspace(-50, 200, 7)
-                np.testing.assert_allclose(ground.height(np.full(7, x - 1e-7), z), ground.height(np.full(7, x + 1e-7), z),
-                                           atol=1e-5)
+                left, right = ground.height(np.full(7, x - 1e-7), z), ground.height(np.full(7, x + 1e-7), z)
+                np.testing.assert_allclose(left, right, atol=1e-5)
     assert min(grades) < 0 < max(grades)
     # Rendered: the banks are seen, and every ground pixel lies on the analytic ground.
     from depth_da_ros.procedural.render_v2 import render_geometry_v2

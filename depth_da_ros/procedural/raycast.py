@@ -8,16 +8,18 @@ Z forward), so ``t`` is the depth along the optical axis (REP 118's z) of whatev
 The scene is a union of solids, each intersected in closed form:
 
 - ground pieces: prisms over a rectangle ``[x0, x1] x [z0, z1]`` whose top is the height field
-  ``h(x, z) = slope * z + curvature * z**2 + c0 + c1 * x + c2 * x**2`` (a longitudinal grade
-  and vertical curve shared by all pieces, plus each piece's lateral profile: a road crown, a
-  raised sidewalk with cross-fall). A ray meets a top in a quadratic in ``t``; the exposed
-  sides (kerb faces) are vertical planes. Pieces tile the plane, so the ground is closed.
+  ``h(x, z) = L(z) + c0 + c1 * x + c2 * x**2``: a longitudinal profile shared by all pieces
+  (``L(z) = slope * z + curvature * z**2`` up to ``curve_end``, straight on after it: a grade
+  and a vertical curve) plus each piece's lateral profile (a road crown, a raised sidewalk, a
+  ditch side or embankment). A ray meets a top in a quadratic in ``t``; the exposed sides (kerb
+  faces) are vertical planes. Pieces tile the plane, so the ground is closed.
 - axis-aligned boxes (buildings, vehicles, vegetation, furniture): the 3-D slab test.
 
 Both are cast only over the screen rectangle that the solid can cover (its corners clipped to
-the near plane and projected), nearest solids first, skipping a solid when everything in its
-rectangle is already nearer than its nearest point: the cost follows screen area, not pixels
-times solids.
+the near plane and projected), the ground first and then the boxes nearest first, skipping a
+solid when everything in its rectangle is already nearer than its nearest point; boxes with
+small rectangles (far objects, parts) are cast in one batch of (box, pixel) pairs. The cost
+follows screen area, not pixels times solids. Depth is float64 here (float32 in ``Geometry``).
 """
 from __future__ import annotations
 
