@@ -549,3 +549,37 @@ def test_mid_epoch_resume_with_another_process_count_is_refused(tmp_path, caplog
     errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
     assert len(errors) == 1 and "with 1 process(es): it was written by 2 at batch 3 of epoch 0" in errors[0], errors
     assert "global batch 4, here 2" in errors[0]
+
+
+# -- issue 25 item 6: a deterministic resume reproduces the losses for every GAN loss ----------------------
+
+
+@pytest.mark.parametrize("gan", ["vanilla", "lsgan", "wgan-gp"])
+def test_mid_epoch_resume_is_exact_for_every_gan_loss(tmp_path, monkeypatch, gan):
+    import os
+    import signal as signal_mod
+
+    common = [*TINY, *DATA, "run.deterministic=true", "run.checkpoint_every=1000", "run.val_every=0",
+              f"loss.gan={gan}", *(["loss.n_critic=2"] if gan == "wgan-gp" else [])]
+    reference = tmp_path / "reference"
+    assert train_main(["depth", *args(*common, "run.steps=3", f"run.run_dir={reference}")]) == 0
+    original = DepthStage.train_step
+
+    def step_then_signal(self, batch, step):
+        out = original(self, batch, step)
+        if step == 1:
+            os.kill(os.getpid(), signal_mod.SIGTERM)
+        return out
+
+    run_dir = tmp_path / "run"
+    monkeypatch.setattr(DepthStage, "train_step", step_then_signal)
+    assert train_main(["depth", *args(*common, "run.steps=3", f"run.run_dir={run_dir}")]) == 143
+    monkeypatch.setattr(DepthStage, "train_step", original)
+    assert load_checkpoint(run_dir / "checkpoints" / "last.pt")["epoch_step"] > 0  # mid-epoch
+    assert train_main(["depth", "--resume", str(run_dir)]) == 0
+    expected, actual = entries(reference), entries(run_dir)
+    assert sorted(actual) == [1, 2, 3]
+    for step in (2, 3):
+        for key, value in expected[step].items():
+            if key not in ("step_seconds", "step"):
+                assert actual[step][key] == value, (gan, step, key, actual[step][key], value)

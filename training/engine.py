@@ -572,7 +572,14 @@ class Engine:
             loader = DataLoader(dataset, batch_size=run.batch_size, sampler=sampler, num_workers=run.num_workers,
                                 drop_last=True, pin_memory=ctx.device.type == "cuda",
                                 worker_init_fn=_ignore_stop_signals if run.num_workers else None)
-            batches = iter(loader)
+            if self.epoch_step:
+                # Only a resumed run starts mid-epoch. Creating the iterator draws its base seed from the global
+                # torch stream, which the uninterrupted run did at the epoch's start (before the checkpoint's RNG
+                # state): draw it aside, so the stream (e.g. WGAN-GP's penalty samples) continues exactly.
+                with torch.random.fork_rng(devices=[]):
+                    batches = iter(loader)
+            else:
+                batches = iter(loader)
             stage._batch_source = lambda: self._draw(batches)
             # A step needs `per_step` batches of this epoch; the rest of an epoch too short for one is skipped.
             while self.epoch_step + per_step <= batches_per_epoch:
