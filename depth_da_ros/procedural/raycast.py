@@ -157,7 +157,8 @@ class Ground:
         out = np.full(x.shape, np.nan)
         bounds = np.where(np.abs(self.pieces[:, :4]) < self.open, self.pieces[:, :4],
                           np.sign(self.pieces[:, :4]) * np.inf)  # open bounds: the piece goes on
-        for (x0, x1, z0, z1), (c0, c1, c2) in zip(bounds[::-1], self.pieces[::-1, 4:]):  # first piece wins on edges
+        for (x0, x1, z0, z1), (c0, c1, c2) in zip(bounds[::-1].tolist(), self.pieces[::-1, 4:].tolist()):
+            # the first piece wins on shared edges
             inside = (x >= x0) & (x <= x1) & (z >= z0) & (z <= z1)
             out[inside] = c0 + c1 * x[inside] + c2 * x[inside] ** 2
         return out + self.longitudinal(z)
@@ -205,7 +206,8 @@ def cast(rays: Rays, ground: Ground, box_lo: np.ndarray, box_hi: np.ndarray) -> 
     shape = rays.dx.shape
     hits = Hits(np.full(shape, np.inf), np.zeros(shape, np.uint8), np.full(shape, -1, np.int32),
                 np.full(shape, -1, np.int32))
-    inv = [1.0 / np.where(np.abs(d) < _TINY, _TINY, d) for d in (rays.dx, rays.dh, rays.dz)]
+    inv = [1.0 / d if (np.abs(d) >= _TINY).all() else 1.0 / np.where(np.abs(d) < _TINY, _TINY, d)
+           for d in (rays.dx, rays.dh, rays.dz)]
     g_lo, g_hi = ground.bounds()
     n_pieces = len(ground.pieces)
     lo = np.concatenate([g_lo, box_lo.reshape(-1, 3)])

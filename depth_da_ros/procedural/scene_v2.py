@@ -396,7 +396,7 @@ def on_ground(flat: SceneV2, config: SceneConfigV2, streets: list[tuple[float, f
     x0, x1, z0, z1, _, _ = flat.clearance
     zs = np.linspace(z0, z1, 64)
     under = ground.height(np.repeat([[x0], [flat.camera_x], [x1]], len(zs), 1), zs[None, :])
-    path = ground.height(np.full(len(zs), flat.camera_x), zs)
+    path = under[1]
     clearance = (x0, x1, z0, z1, float(np.nanmin(under)),
                  float(np.nanmax(path)) + flat.camera_height + config.ego_clearance_above)
     keep = ~np.isin(lifted.instance, lifted.instance[_intruding(lifted, clearance)])
@@ -490,7 +490,6 @@ def _lift(boxes: Boxes, ground: Ground, kerbs: dict, left: float, right: float,
         on_walk = ((fx <= left) & (fx >= left - width)) if side < 0 else ((fx >= right) & (fx <= right + width))
         old = np.where(on_walk & ~in_street, kerb, old)
     rise = (ground.height(fx, fz) - old).min(-1)
-    per_instance = {}
-    for inst, r in zip(boxes.instance.tolist(), rise.tolist()):
-        per_instance[inst] = min(per_instance.get(inst, np.inf), r)
-    return np.array([per_instance[i] for i in boxes.instance.tolist()])
+    per_instance = np.full(int(boxes.instance.max()) + 1, np.inf)
+    np.minimum.at(per_instance, boxes.instance, rise)
+    return per_instance[boxes.instance]
