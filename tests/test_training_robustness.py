@@ -583,3 +583,31 @@ def test_mid_epoch_resume_is_exact_for_every_gan_loss(tmp_path, monkeypatch, gan
         for key, value in expected[step].items():
             if key not in ("step_seconds", "step"):
                 assert actual[step][key] == value, (gan, step, key, actual[step][key], value)
+
+
+# -- issue 25 item 5: a killed DataLoader worker: checkpoint, one line, exit 2 -----------------------------
+
+
+def test_killed_dataloader_worker_checkpoints_and_stops_in_one_line(tmp_path, monkeypatch, caplog):
+    import multiprocessing
+    import os
+    import signal as signal_mod
+
+    original = DepthStage.train_step
+
+    def step_then_kill_worker(self, batch, step):
+        out = original(self, batch, step)
+        if step == 2:
+            for child in multiprocessing.active_children():
+                os.kill(child.pid, signal_mod.SIGKILL)  # as the out-of-memory killer does
+        return out
+
+    monkeypatch.setattr(DepthStage, "train_step", step_then_kill_worker)
+    run_dir = tmp_path / "run"
+    code = train_main(["depth", *args(*TINY, *DATA, "run.num_workers=1", "run.steps=8", "run.checkpoint_every=1000",
+                                      f"run.run_dir={run_dir}")])
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert code == 2 and len(errors) == 1 and "DataLoader worker" in errors[0], errors
+    step = load_checkpoint(run_dir / "checkpoints" / "last.pt")["step"]
+    assert 2 <= step < 8 and f"checkpoint at step {step}" in errors[0] and f"--resume {run_dir}" in errors[0]
+    assert "training stopped" in (run_dir / "train.log").read_text()

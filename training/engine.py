@@ -70,6 +70,10 @@ class TrainingInterrupted(RuntimeError):
         return 128 + self.signum  # the shell's convention: 130 for SIGINT, 143 for SIGTERM
 
 
+class TrainingWorkerDied(RuntimeError):
+    """A DataLoader worker process died (e.g. the out-of-memory killer); the steps so far were checkpointed."""
+
+
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
@@ -364,6 +368,7 @@ class Engine:
         self.saved_step = -1  # step of the last checkpoint written by this session
         self._drawn = 0  # batches drawn in the current step
         self._stop_signal: int | None = None  # SIGINT / SIGTERM received; acted on at the end of the step
+        self._previous_sigchld: dict[int, Any] = {}
         resumed = self._resume() if resume else None
         if self.ctx.is_main:
             self._open_logs(resumed)
@@ -502,8 +507,9 @@ class Engine:
                 on_stop(exc)
             raise
         finally:
-            for signum, handler in previous.items():
+            for signum, handler in {**previous, **self._previous_sigchld}.items():
                 signal.signal(signum, handler)
+            self._previous_sigchld = {}
             self.stage._batch_source = None
             self.close()
 
@@ -524,6 +530,14 @@ class Engine:
             previous[signum] = signal.getsignal(signum)
             signal.signal(signum, handler)
         return previous
+
+    def _defer_worker_death(self, num_workers: int) -> None:
+        """PyTorch's SIGCHLD handler raises the moment a DataLoader worker dies, wherever the main thread
+        is (mid-step, mid-checkpoint). Replace it (once per fit) with a no-op: the iterator itself reports
+        the dead worker at the next batch it cannot deliver, a step boundary where the state can be saved."""
+        if (num_workers and not self._previous_sigchld and hasattr(signal, "SIGCHLD")
+                and threading.current_thread() is threading.main_thread()):
+            self._previous_sigchld = {signal.SIGCHLD: signal.signal(signal.SIGCHLD, lambda signum, frame: None)}
 
     def _check_stop_signal(self, metrics: dict[str, float] | None) -> None:
         """At a step boundary: when any process got SIGINT / SIGTERM, checkpoint this step and stop."""
@@ -580,6 +594,7 @@ class Engine:
                     batches = iter(loader)
             else:
                 batches = iter(loader)
+            self._defer_worker_death(run.num_workers)
             stage._batch_source = lambda: self._draw(batches)
             # A step needs `per_step` batches of this epoch; the rest of an epoch too short for one is skipped.
             while self.epoch_step + per_step <= batches_per_epoch:
@@ -645,17 +660,39 @@ class Engine:
             batch = next(batches)
         except StopIteration:
             raise RuntimeError("the data loader ended inside a step (the engine reserves whole steps)") from None
-        except (DatasetError, OSError, ValueError) as exc:
-            # A DataLoader worker re-raises the error type with its traceback in the message: keep the cause.
-            cause = [line for line in str(exc).strip().splitlines() if line.strip()]
+        except (RuntimeError, OSError) as exc:
+            # A dead worker shows as PyTorch's RuntimeError, or as a connection reset while receiving its batch.
+            workers = getattr(batches, "_workers", [])
+            if isinstance(exc, ConnectionError):  # the sender vanished: give a dying worker a moment to exit
+                for worker in workers:
+                    worker.join(timeout=2)
+            dead = [w for w in workers if w.exitcode is not None and w.exitcode != 0]
+            if not dead and not (isinstance(exc, RuntimeError) and "DataLoader worker" in str(exc)):
+                if isinstance(exc, RuntimeError):
+                    raise
+                return self._data_error(exc)
             if self._drawn == 0 and self.step > self.saved_step:  # between steps: the state is consistent
                 self.save()
-            raise TrainingDataError(f"reading training batch {self.epoch_step + 1} of epoch {self.epoch} failed: "
-                                    f"{cause[-1] if cause else type(exc).__name__}; checkpoint at step "
-                                    f"{self.saved_step}") from exc
+            cause = (f"DataLoader worker (pid {dead[0].pid}) exited with code {dead[0].exitcode}" if dead else
+                     str(exc).strip().splitlines()[0].rstrip(". "))
+            raise TrainingWorkerDied(f"{cause} (a worker killed by signal 9 is usually the out-of-memory killer: "
+                                     f"lower run.num_workers or run.batch_size); checkpoint at step "
+                                     f"{self.saved_step}") from None
+        except (DatasetError, ValueError) as exc:
+            return self._data_error(exc)
         self.epoch_step += 1
         self._drawn += 1
         return {k: v.to(self.ctx.device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
+
+    def _data_error(self, exc: Exception):
+        """Stop on a training batch that failed to load, with the steps so far checkpointed."""
+        # A DataLoader worker re-raises the error type with its traceback in the message: keep the cause.
+        cause = [line for line in str(exc).strip().splitlines() if line.strip()]
+        if self._drawn == 0 and self.step > self.saved_step:  # between steps: the state is consistent
+            self.save()
+        raise TrainingDataError(f"reading training batch {self.epoch_step + 1} of epoch {self.epoch} failed: "
+                                f"{cause[-1] if cause else type(exc).__name__}; checkpoint at step "
+                                f"{self.saved_step}") from exc
 
     def _agree(self, flag: bool) -> bool:
         """Rank 0's decision, so that every process stops at the same step (clocks differ)."""

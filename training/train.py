@@ -21,7 +21,7 @@ channel counts, training set vs batch size): an error names the key and exits wi
 optim_*.lr / betas / decay_steps, loss weights, run.device) and refuses those that change the
 networks, the data or its order, or the validation behind best.pt; a refused or failed resume
 leaves the run folder untouched. run.max_minutes bounds the whole run, final validation included.
-Exit status: 0 done, 2 config / data / checkpoint error or a full disk, 3 training diverged, 130 / 143
+Exit status: 0 done, 2 config / data / checkpoint error, a full disk or a killed DataLoader worker, 3 training diverged, 130 / 143
 SIGINT / SIGTERM (the current step is checkpointed first; --resume continues exactly).
 """
 from __future__ import annotations
@@ -183,7 +183,7 @@ def stop_report(exc: BaseException, run_dir: Path) -> tuple[int, str] | None:
     import signal
 
     from depth_da_ros.checkpoint import CheckpointWriteError, write_error_reason
-    from training.engine import TrainingDataError, TrainingDiverged, TrainingInterrupted
+    from training.engine import TrainingDataError, TrainingDiverged, TrainingInterrupted, TrainingWorkerDied
 
     if isinstance(exc, TrainingInterrupted):
         return exc.exit_code, (f"training stopped by {signal.Signals(exc.signum).name} at step {exc.step}; "
@@ -196,6 +196,8 @@ def stop_report(exc: BaseException, run_dir: Path) -> tuple[int, str] | None:
     if isinstance(exc, TrainingDataError):
         return 2, (f"training stopped: {exc} in {run_dir / 'checkpoints'}. Fix or remove the file, then continue "
                    f"with --resume {run_dir}")
+    if isinstance(exc, TrainingWorkerDied):
+        return 2, f"training stopped: {exc}. {last_checkpoint_note(run_dir)}"
     if isinstance(exc, CheckpointWriteError):
         return 2, f"training stopped: {exc}"
     if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT):
