@@ -124,7 +124,7 @@ def test_objects_stand_on_the_ground_and_the_camera_rides_it():
         b = scene.boxes
         base = b.h0 == np.array([b.h0[b.instance == i].min() for i in b.instance])
         for x, z, h in zip(((b.x0 + b.x1) / 2)[base], ((b.z0 + b.z1) / 2)[base], b.h0[base]):
-            if abs(x) < 900 and -90 < z < 900:
+            if abs(x) < 900 and -9 < z < 900:
                 assert h <= scene.ground.height(x, z) + 0.6  # sills of vehicles stand up to ~0.4 m clear
         for forward in (0.0, 15.0, 30.0):
             origin, _ = camera_pose(scene, forward)
@@ -143,7 +143,7 @@ def test_rural_roads_have_verges_ditches_and_banks_on_the_ground():
         # The ground is continuous across the verge / bank / field boundaries (only the road's edge steps).
         for x0, x1, *_ in banks:
             for x in (x0, x1):
-                z = np.linspace(-50, 200, 7)
+                z = np.linspace(-5, 200, 7)
                 left, right = ground.height(np.full(7, x - 1e-7), z), ground.height(np.full(7, x + 1e-7), z)
                 np.testing.assert_allclose(left, right, atol=1e-5)
     assert min(grades) < 0 < max(grades)
@@ -201,3 +201,18 @@ def test_v2_shadows_per_pixel_agree_with_the_shadow_map():
         assert (exact != mapped).sum() <= 0.03 * ground.sum()
         shadowed += exact.sum()
     assert shadowed > 500
+
+
+def test_lane_markings_continue_past_the_vertical_curve():
+    # The road is cut into pieces at the curve's end; every road piece carries the markings.
+    from depth_da_ros.procedural.render_v2 import render_geometry_v2
+    from depth_da_ros.procedural.scene import Surface
+
+    camera = PinholeCamera.kitti_like(192, 640)
+    beyond = 0
+    for seed in range(6):
+        scene = sample_scene_v2(seed)
+        g = render_geometry_v2(scene, camera)
+        marking = g.surface == Surface.LANE_MARKING
+        beyond += (marking & (g.world_z > scene.ground.curve_end + 1.0)).sum()
+    assert beyond > 5

@@ -28,8 +28,9 @@ LOG = logging.getLogger(__name__)
 # (scene.remove_intruders). Renderer 2 -- 3: the first v2 world (scene_v2, render_v2); 4: the
 # non-flat ground (grade, vertical curve, crown, kerb faces) and camera pitch/roll (raycast); 5: rural
 # verges, ditches and embankments; batched small boxes; 6: the ground goes on past its outer
-# pieces' far edges (no sky below the horizon beyond 1 km); 7: v2's cast shadows tested per ground pixel.
-RENDER_VERSIONS = {1: 2, 2: 7}
+# pieces' far edges (no sky below the horizon beyond 1 km); 7: v2's cast shadows tested per ground pixel;
+# 8: lane markings and rails also beyond the vertical curve's end (they stopped there).
+RENDER_VERSIONS = {1: 2, 2: 8}
 RENDER_VERSION = RENDER_VERSIONS[1]
 
 

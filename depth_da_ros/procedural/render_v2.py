@@ -104,8 +104,10 @@ def render_on_ground(scene: SceneV2, camera: PinholeCamera, forward: float = 0.0
 
 def _label_on_ground(scene: SceneV2, piece: np.ndarray, world_x: np.ndarray, world_z: np.ndarray,
                      surface: np.ndarray) -> None:
-    """Lane markings and rails on the road (piece 0), lawn / verge beyond the sidewalks."""
-    road = piece == 0
+    """Lane markings and rails on the road (the pieces between the kerbs), lawn / verge beyond the
+    sidewalks."""
+    p = scene.ground.pieces
+    road = np.isin(piece, np.flatnonzero((p[:, 0] == scene.road_left) & (p[:, 1] == scene.road_right)))
     x, z = world_x[road], world_z[road]
     labels = surface[road]
     marking = (np.abs(x - (scene.road_left + 0.3)) < LINE_HALF_WIDTH) | \

@@ -323,7 +323,8 @@ def _add_cyclist(b: _BoxBuilder, rng: np.random.Generator, x: float, z: float) -
 
 
 # -- the ground: slopes, crown, kerbs ------------------------------------------------------------------
-GROUND_BEHIND, GROUND_AHEAD, GROUND_SIDE = 100.0, 1000.0, 1000.0  # metres the ground pieces reach
+GROUND_BEHIND, GROUND_AHEAD, GROUND_SIDE = 10.0, 1000.0, 1000.0  # metres the ground pieces reach (a camera
+# looking forward sees no ground behind it; a far-reaching piece behind it would widen its screen rectangle)
 MAX_SEGMENT = 10.0  # metres: longer single-box objects (walls, hedges) are cut so each piece stands on the slope
 
 
