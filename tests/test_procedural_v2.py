@@ -97,7 +97,7 @@ def test_v2_cache_folder_has_its_own_version_and_v1_names_do_not_change(tmp_path
     # The name renderer 1's frames had before the renderer field existed (runs' caches stay valid).
     assert cache_folder(v1_config, tmp_path).name == "synthetic-seed0-96x320-seq1-v2-eefb0dfeb747"
     v2_folder = cache_folder(ProceduralConfig(domain="synthetic", seed=0, height=96, width=320, renderer=2), tmp_path)
-    assert "-v8-" in v2_folder.name
+    assert "-v9-" in v2_folder.name
     cache = FrameCache(v2(), tmp_path)
     rgb, depth = cache.load(2)
     assert np.array_equal(rgb, v2()[2].rgb) and cache.path(2).is_file()

@@ -29,8 +29,9 @@ LOG = logging.getLogger(__name__)
 # non-flat ground (grade, vertical curve, crown, kerb faces) and camera pitch/roll (raycast); 5: rural
 # verges, ditches and embankments; batched small boxes; 6: the ground goes on past its outer
 # pieces' far edges (no sky below the horizon beyond 1 km); 7: v2's cast shadows tested per ground pixel;
-# 8: lane markings and rails also beyond the vertical curve's end (they stopped there).
-RENDER_VERSIONS = {1: 2, 2: 8}
+# 8: lane markings and rails also beyond the vertical curve's end (they stopped there); 9: mount pitch and
+# roll +-0.5 deg (was +-1; the road's grade and camber still pitch and roll the car).
+RENDER_VERSIONS = {1: 2, 2: 9}
 RENDER_VERSION = RENDER_VERSIONS[1]
 
 

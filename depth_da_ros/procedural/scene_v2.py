@@ -68,8 +68,8 @@ class SceneConfigV2:
     verge_drop: tuple[float, float] = (-0.15, 0.05)  # rural: verge height relative to the road's edge
     bank_width: tuple[float, float] = (2.0, 8.0)  # rural: width of the ditch side or embankment
     bank_grade: tuple[float, float] = (-0.25, 0.35)  # rural: its slope away from the road (< 0: a ditch)
-    camera_pitch_deg: tuple[float, float] = (-1.0, 1.0)  # mount pitch relative to the road (> 0: down)
-    camera_roll_deg: tuple[float, float] = (-1.0, 1.0)  # mount roll (plus the road's camber under the car)
+    camera_pitch_deg: tuple[float, float] = (-0.5, 0.5)  # mount pitch relative to the road (> 0: down): load, braking
+    camera_roll_deg: tuple[float, float] = (-0.5, 0.5)  # mount roll (plus the road's camber under the car)
 
     def __post_init__(self) -> None:
         for name in ("lanes", "lane_width", "sidewalk_width", "kerb_height", "camera_height", "camera_yaw_deg",
