@@ -434,6 +434,34 @@ def test_full_disk_while_checkpointing_is_one_line_exit_2_and_logged(tmp_path):
     assert not [p for p in last.parent.iterdir() if p.name.endswith(".tmp")]
 
 
+def test_unwritable_train_log_is_one_line_not_a_traceback_per_record(tmp_path):
+    # /dev/full refuses every write with ENOSPC, as a full disk does
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "train.log").symlink_to("/dev/full")
+    done = subprocess.run([sys.executable, "training/train.py", "depth",
+                           *args(*TINY, *DATA, "run.steps=2", "run.image_every=1000", f"run.run_dir={run_dir}")],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    err = done.stderr
+    assert done.returncode == 0, err[-3000:]
+    assert "Logging error" not in err and "Traceback" not in err, err[-3000:]
+    assert err.count(f"cannot write {run_dir / 'train.log'}: no space left on the device") == 1, err[-3000:]
+    assert load_checkpoint(run_dir / "checkpoints" / "last.pt")["step"] == 2
+
+
+def test_full_disk_for_the_loss_log_names_the_file_exit_2_and_logged(tmp_path, caplog, capsys):
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "losses.jsonl").symlink_to("/dev/full")
+    code = train_main(["depth", *args(*TINY, *DATA, "run.steps=2", f"run.run_dir={run_dir}")])
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert code == 2 and len(errors) == 1, errors
+    assert f"cannot write {run_dir / 'losses.jsonl'}: no space left on the device" in errors[0], errors
+    assert "Traceback" not in capsys.readouterr().err
+    assert f"cannot write {run_dir / 'losses.jsonl'}" in (run_dir / "train.log").read_text()  # logged
+    engine_mod.RunLock(run_dir).release()  # the stopped run released its folder (a held lock raises)
+
+
 # -- issue 25 item 3: one writer per run folder, unique default names -----------------------------------
 
 

@@ -34,7 +34,8 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from tqdm import tqdm
 
-from depth_da_ros.checkpoint import CheckpointError, load_checkpoint, network_entry, save_checkpoint
+from depth_da_ros.checkpoint import (CheckpointError, load_checkpoint, network_entry, save_checkpoint,
+                                    write_error_reason)
 from depth_da_ros.config import ConfigError, config_from_dict, config_to_dict, save_config
 from depth_da_ros.losses import get_gan_loss
 from depth_da_ros.models import NetworkSpec
@@ -329,6 +330,57 @@ class Stage:
             raise TrainingDiverged(f"non-finite loss {', '.join(bad)} at step {step}")
 
 
+class _RunLogHandler(logging.FileHandler):
+    """train.log. When the disk refuses a write (full disk, file-size limit, quota) it says so once,
+    in one line on stderr naming the file and the cause, and the run logs to the console only:
+    no "--- Logging error ---" traceback for every record that follows."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.failed = False
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if not self.failed:
+            super().emit(record)
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        exc = sys.exc_info()[1]
+        if not isinstance(exc, OSError):
+            super().handleError(record)
+            return
+        if not self.failed:
+            self.failed = True
+            reason, _ = write_error_reason(exc)
+            sys.stderr.write(f"cannot write {self.baseFilename}: {reason}; logging to the console only\n")
+            sys.stderr.flush()
+
+    def flush(self) -> None:
+        try:
+            super().flush()
+        except OSError:
+            if not self.failed:
+                raise
+
+    def close(self) -> None:
+        try:
+            super().close()
+        except OSError:  # the buffered lines the disk refused: already reported
+            if not self.failed:
+                raise
+
+
+def _write_file(path: Path, text: str, mode: str = "w") -> None:
+    """Write ``text`` to ``path``; a refused write is an OSError that names the file (a failed
+    flush on close reports neither the file nor the call otherwise)."""
+    try:
+        with open(path, mode) as f:
+            f.write(text)
+    except OSError as exc:
+        if exc.filename is not None:
+            raise
+        raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from exc
+
+
 class _NoEventWriter:
     """Stands in for TensorBoard's SummaryWriter when TensorBoard is not installed."""
 
@@ -382,7 +434,7 @@ class Engine:
                         "train.log are still written); pip install tensorboard for them", exc)
             SummaryWriter = None
         self.lock = RunLock(self.run_dir)  # before anything is written: one writer per run folder
-        self.log_handler = logging.FileHandler(self.run_dir / "train.log")
+        self.log_handler = _RunLogHandler(self.run_dir / "train.log")
         self.log_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
         logging.getLogger().addHandler(self.log_handler)
         save_config(self.cfg, self.run_dir / "config.yaml")
@@ -399,7 +451,7 @@ class Engine:
                 meta = {"stage": self.stage.name, "seed": self.run.seed}
             meta.setdefault("resumes", []).append({**session, "from_step": resumed["step"],
                                                    "changes": resumed["changes"]})
-        meta_path.write_text(json.dumps(meta, indent=2) + "\n")
+        _write_file(meta_path, json.dumps(meta, indent=2) + "\n")
         if SummaryWriter is None:
             self.writer = _NoEventWriter()
         else:  # a resumed run purges the events it logged after its checkpoint: they are logged again
@@ -554,14 +606,20 @@ class Engine:
 
     def close(self) -> None:
         """Flush and release the logs and the run folder (also when training stops on an error)."""
+        failed: list[OSError] = []  # e.g. a full disk refusing buffered events: release everything first
         if self.writer is not None:
-            self.writer.close()
-            self.loss_log.close()
+            for closing in (self.writer.close, self.loss_log.close):
+                try:
+                    closing()
+                except OSError as exc:
+                    failed.append(exc)
             logging.getLogger().removeHandler(self.log_handler)
             self.log_handler.close()
             self.writer = None
         if self.lock is not None:
             self.lock.release()
+        if failed:
+            raise failed[0]
 
     def _fit(self, dataset: Dataset) -> dict[str, Any]:
         run, ctx, stage = self.run, self.ctx, self.stage
@@ -648,7 +706,7 @@ class Engine:
                    "metrics": metrics or {}, "best": self.best, "ranks_in_sync": self._ranks_in_sync(),
                    "minutes": round((_clock() - started) / 60, 2)}
         if ctx.is_main:
-            (self.run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+            _write_file(self.run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
             LOG.info("finished %s stage after %d steps (%s): %s", stage.name, self.step, stop_reason,
                      json.dumps(summary["metrics"]))
         return summary
@@ -709,9 +767,12 @@ class Engine:
             return
         values = {k: float(v) for k, v in losses.items()}
         # step_seconds includes data loading: the figure users compare across machines.
-        self.loss_log.write(json.dumps({"step": self.step, **values, "step_seconds": round(step_seconds, 4),
-                                        "lr": lrs}) + "\n")
-        self.loss_log.flush()
+        try:
+            self.loss_log.write(json.dumps({"step": self.step, **values, "step_seconds": round(step_seconds, 4),
+                                            "lr": lrs}) + "\n")
+            self.loss_log.flush()
+        except OSError as exc:  # e.g. a full disk: name the file (a failed flush does not)
+            raise OSError(exc.errno, exc.strerror or str(exc), self.loss_log.name) from exc
         bar.set_postfix({k: f"{v:.3g}" for k, v in values.items()}, refresh=False)  # this step's, every step
         bar.update(1)
         if self.step % self.run.log_every == 0 or self.step == 1:
