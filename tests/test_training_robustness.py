@@ -471,6 +471,27 @@ def test_default_run_names_are_unique_within_a_second(tmp_path, monkeypatch):
     assert len(set(names)) == 3 and all(p.is_dir() and p.parent == tmp_path / "runs" for p in names)
 
 
+def _share_run_dir_worker(rank: int, init_file: str, out_dir: str) -> None:
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=2)
+    try:  # rank 0 created "...-2"; rank 1's clock had moved on a second
+        mine = Path(out_dir) / ("depth-lite-20261204-120000-2" if rank == 0 else "depth-lite-20261204-120001")
+        got = engine_mod.shared_run_dir(DistContext(rank=rank, world_size=2), mine)
+        (Path(out_dir) / f"rank{rank}.txt").write_text(str(got))
+    finally:
+        dist.destroy_process_group()
+
+
+def test_every_rank_uses_rank_0s_default_run_folder(tmp_path):
+    import torch.multiprocessing as mp
+
+    mp.spawn(_share_run_dir_worker, args=(str(tmp_path / "init"), str(tmp_path)), nprocs=2, join=True)
+    expected = str(tmp_path / "depth-lite-20261204-120000-2")
+    assert [(tmp_path / f"rank{r}.txt").read_text() for r in (0, 1)] == [expected, expected]
+    assert engine_mod.shared_run_dir(DistContext(), tmp_path / "alone") == tmp_path / "alone"  # one process
+
+
 def test_a_second_writer_of_a_live_run_folder_is_refused(tmp_path, caplog):
     run_dir = tmp_path / "run"
     live = engine_mod.RunLock(run_dir)  # as a run still training holds it

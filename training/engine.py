@@ -871,6 +871,17 @@ class BudgetClock:
         return max(int(left // self.mean_step), 0) if self.mean_step > 0 else 0
 
 
+def shared_run_dir(ctx: DistContext, run_dir: Path) -> Path:
+    """Rank 0's run folder, on every rank. Rank 0 alone creates a default-named folder (and may get
+    a ``-2`` suffix, or a later second than another rank's clock): the others take its name, so that
+    every rank's messages (e.g. "--resume RUN") name the folder that holds the run."""
+    if not ctx.enabled:
+        return run_dir
+    shared = [str(run_dir)]
+    dist.broadcast_object_list(shared, src=0)
+    return Path(shared[0])
+
+
 def default_run_dir(stage: str, preset: str, create: bool = True) -> Path:
     """``runs/<stage>-<preset>-<UTC second>``, made unique: with ``create`` the folder is created
     (atomically: the first of two runs started in the same second gets the name, the second

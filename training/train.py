@@ -121,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from depth_da_ros.checkpoint import CheckpointError
     from training.engine import (Engine, check_training_set, default_run_dir, seed_everything,
-                                 setup_distributed)
+                                 setup_distributed, shared_run_dir)
 
     created = None  # a default-named folder this run created (removed again if set-up fails)
     if run_dir is None:
@@ -143,6 +143,10 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         ctx = setup_distributed(cfg.run.device)
+        if created is not None and ctx.enabled:  # rank 0 made the default name unique: every rank takes it
+            run_dir = shared_run_dir(ctx, run_dir)
+            created = run_dir if ctx.is_main else None
+            cfg = apply_overrides(cfg, [f"run.run_dir={run_dir}"])
         if not ctx.is_main:
             logging.getLogger().setLevel(logging.WARNING)
         seed_everything(cfg.run.seed, cfg.run.deterministic)
