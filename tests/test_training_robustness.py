@@ -386,6 +386,37 @@ def test_signal_checkpoints_the_current_step_and_resumes_exactly(tmp_path, monke
                 assert actual[step][key] == value, (step, key)
 
 
+@pytest.mark.parametrize("signum, code", [(2, 130), (15, 143)])
+def test_a_second_signal_stops_at_once_without_a_checkpoint(tmp_path, monkeypatch, caplog, signum, code):
+    import os
+    import signal as signal_mod
+
+    original = DepthStage.train_step
+
+    def signal_twice_in_step(self, batch, step):
+        if step == 3:
+            os.kill(os.getpid(), signum)  # the first: stop after this step, with a checkpoint
+            os.kill(os.getpid(), signum)  # the second: the user does not want to wait
+        return original(self, batch, step)
+
+    run_dir = tmp_path / "run"
+    monkeypatch.setattr(DepthStage, "train_step", signal_twice_in_step)
+    try:
+        assert train_main(["depth", *args(*TINY, *DATA, "run.steps=6", "run.checkpoint_every=1", "run.val_every=0",
+                                          f"run.run_dir={run_dir}")]) == code
+    finally:
+        assert signal_mod.getsignal(signal_mod.SIGINT) is signal_mod.default_int_handler  # handlers restored
+    name = signal_mod.Signals(signum).name
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert len(errors) == 1 and f"at once by a second {name} after step 2, without a checkpoint" in errors[0], errors
+    last = run_dir / "checkpoints" / "last.pt"
+    assert f"last good checkpoint {last} is intact" in errors[0] and f"--resume {run_dir}" in errors[0], errors
+    assert "second" in (run_dir / "train.log").read_text()  # logged before the log closes
+    assert load_checkpoint(last)["step"] == 2  # step 3 was cut short: not saved
+    monkeypatch.setattr(DepthStage, "train_step", original)
+    assert train_main(["depth", "--resume", str(run_dir), *args("run.steps=3")]) == 0
+
+
 # -- issue 25 items 7 and 12: the stop reason names only real checkpoints and is in train.log -----------
 
 
@@ -660,3 +691,23 @@ def test_killed_dataloader_worker_checkpoints_and_stops_in_one_line(tmp_path, mo
     step = load_checkpoint(run_dir / "checkpoints" / "last.pt")["step"]
     assert 2 <= step < 8 and f"checkpoint at step {step}" in errors[0] and f"--resume {run_dir}" in errors[0]
     assert "training stopped" in (run_dir / "train.log").read_text()
+
+
+def test_lock_is_free_as_soon_as_a_killed_run_is_gone_even_with_orphaned_workers(tmp_path):
+    import os
+    import signal as signal_mod
+    import time
+
+    run_dir = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "training/train.py", "depth",
+                             *args(*TINY, *DATA, "run.num_workers=1", "run.steps=50", f"run.run_dir={run_dir}")],
+                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        if (run_dir / "losses.jsonl").exists() and len((run_dir / "losses.jsonl").read_text().splitlines()) >= 2:
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None
+    os.kill(proc.pid, signal_mod.SIGKILL)  # its DataLoader worker lives on for a few seconds
+    proc.wait()
+    engine_mod.RunLock(run_dir).release()  # not refused: the worker closed its copy of the lock

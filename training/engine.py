@@ -71,6 +71,19 @@ class TrainingInterrupted(RuntimeError):
         return 128 + self.signum  # the shell's convention: 130 for SIGINT, 143 for SIGTERM
 
 
+class TrainingAborted(KeyboardInterrupt):
+    """A second SIGINT / SIGTERM while the engine was finishing a step for the first: stop at once,
+    without a checkpoint (the last one written is intact)."""
+
+    def __init__(self, signum: int, step: int) -> None:
+        self.signum, self.step = signum, step
+        super().__init__(f"second {signal.Signals(signum).name} after step {step}")
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signum
+
+
 class TrainingWorkerDied(RuntimeError):
     """A DataLoader worker process died (e.g. the out-of-memory killer); the steps so far were checkpointed."""
 
@@ -78,11 +91,22 @@ class TrainingWorkerDied(RuntimeError):
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
+_HELD_LOCK_FDS: set[int] = set()  # descriptors of the RunLocks this process holds (see RunLock)
+
+
 def _ignore_stop_signals(worker_id: int) -> None:
     """DataLoader workers leave SIGINT / SIGTERM to the main process (a Ctrl-C reaches the whole
-    process group): it finishes the step and checkpoints, then shuts the workers down itself."""
+    process group): it finishes the step and checkpoints, then shuts the workers down itself.
+    They also close their inherited copies of the run folder's lock, so a worker that outlives a
+    killed main process does not keep the folder locked."""
     for signum in STOP_SIGNALS:
         signal.signal(signum, signal.SIG_IGN)
+    for fd in list(_HELD_LOCK_FDS):
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+    _HELD_LOCK_FDS.clear()
 
 
 @dataclass
@@ -572,9 +596,10 @@ class Engine:
             return {}
 
         def handler(signum, frame):
-            if self._stop_signal is None:
-                LOG.warning("%s received: stopping after step %d with a checkpoint", signal.Signals(signum).name,
-                            self.step + 1)
+            if self._stop_signal is not None:  # asked twice: the user does not want to wait for the step
+                raise TrainingAborted(signum, self.step)
+            LOG.warning("%s received: stopping after step %d with a checkpoint (send it again to stop at once, "
+                        "without one)", signal.Signals(signum).name, self.step + 1)
             self._stop_signal = signum
 
         previous = {}
@@ -929,7 +954,9 @@ class RunLock:
         self._file.truncate()
         self._file.write(f"pid {os.getpid()} on {os.uname().nodename}\n")
         self._file.flush()
+        _HELD_LOCK_FDS.add(self._file.fileno())  # forked DataLoader workers close their copy
 
     def release(self) -> None:
         if not self._file.closed:
+            _HELD_LOCK_FDS.discard(self._file.fileno())
             self._file.close()  # closing the descriptor releases the flock

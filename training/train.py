@@ -22,7 +22,8 @@ optim_*.lr / betas / decay_steps, loss weights, run.device) and refuses those th
 networks, the data or its order, or the validation behind best.pt; a refused or failed resume
 leaves the run folder untouched. run.max_minutes bounds the whole run, final validation included.
 Exit status: 0 done, 2 config / data / checkpoint error, a full disk or a killed DataLoader worker, 3 training diverged, 130 / 143
-SIGINT / SIGTERM (the current step is checkpointed first; --resume continues exactly).
+SIGINT / SIGTERM (the current step is checkpointed first; --resume continues exactly; a second signal stops at
+once, without a checkpoint).
 """
 from __future__ import annotations
 
@@ -187,11 +188,15 @@ def stop_report(exc: BaseException, run_dir: Path) -> tuple[int, str] | None:
     import signal
 
     from depth_da_ros.checkpoint import CheckpointWriteError, write_error_reason
-    from training.engine import TrainingDataError, TrainingDiverged, TrainingInterrupted, TrainingWorkerDied
+    from training.engine import (TrainingAborted, TrainingDataError, TrainingDiverged, TrainingInterrupted,
+                                 TrainingWorkerDied)
 
     if isinstance(exc, TrainingInterrupted):
         return exc.exit_code, (f"training stopped by {signal.Signals(exc.signum).name} at step {exc.step}; "
                                f"checkpoint {exc.checkpoint}. Continue with --resume {run_dir}")
+    if isinstance(exc, TrainingAborted):  # a second signal while the first one's step was still running
+        return exc.exit_code, (f"training stopped at once by a second {signal.Signals(exc.signum).name} after "
+                               f"step {exc.step}, without a checkpoint. {last_checkpoint_note(run_dir)}")
     if isinstance(exc, KeyboardInterrupt):  # Ctrl-C before training started (nothing to checkpoint yet)
         return 128 + signal.SIGINT, "interrupted before training started; nothing was trained"
     if isinstance(exc, TrainingDiverged):
