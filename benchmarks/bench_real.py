@@ -172,8 +172,9 @@ def plan_seed(args: argparse.Namespace, work: Path, seed: int, cache: Path) -> d
              f"run.val_every={max(args.depth_steps // 3, 1)}", f"run.checkpoint_every={args.depth_steps}",
              "model.depth_encoding=log", f"data.train.cache={cache}", f"data.val.cache={cache}",
              f"data.train.length={args.train_frames}", *renderer, *quick_val]
-    runs = {"depth": Run("depth", seed, folder / "depth", "depth", tuple(depth)),
-            "depth_aug": Run("depth_aug", seed, folder / "depth_aug", "depth", (*depth, "data.photometric=true"))}
+    runs = {"depth": Run("depth", seed, folder / "depth", "depth", tuple(depth))}
+    if not args.no_augmented:
+        runs["depth_aug"] = Run("depth_aug", seed, folder / "depth_aug", "depth", (*depth, "data.photometric=true"))
     if args.only_depth:
         return runs
     real = (f"data.real={{kind: road_frames, root: {REAL_ARG}}}", f"data.val={{kind: road_frames, root: "
@@ -309,6 +310,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="model.ground_prior of every network: a residual over a flat road this far under the "
                              "camera (default: 0 = off)")
     parser.add_argument("--only-depth", action="store_true", help="rows prior, b and c only (the depth stage: a renderer comparison)")
+    parser.add_argument("--no-augmented", action="store_true",
+                        help="with --only-depth: row c (photometric augmentation) left out, rows prior and b only")
     parser.add_argument("--seeds", type=int, nargs="+", help="training seeds (default 0 1 2; --quick 0)")
     parser.add_argument("--depth-steps", type=int, help="steps of each depth run (default 600; --quick 3)")
     parser.add_argument("--style-steps", type=int, help="steps of each style run (default 300; --quick 2)")
@@ -330,6 +333,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if min(args.depth_steps, args.style_steps, args.distill_steps, args.batch, args.style_batch,
            args.train_frames) < 1:
         parser.error("steps, batches and frame counts must be positive")
+    if args.no_augmented and not args.only_depth:
+        parser.error("--no-augmented needs --only-depth (rows d-g need no row c, but it is part of the full set)")
     if len(set(args.seeds)) != len(args.seeds):
         parser.error(f"--seeds repeats a seed: {args.seeds}")
     return args
@@ -365,7 +370,7 @@ def main(argv: list[str] | None = None) -> Path | None:
             train_runs([distill])
             seed_runs.runs["distill"] = distill
         seeds.append(seed_runs)
-    rows = list(DEPTH_ROWS if args.only_depth else ROWS)
+    rows = [r for r in (DEPTH_ROWS if args.only_depth else ROWS) if not (args.no_augmented and r == "c")]
 
     holdout = holdout_frames() if HOLDOUT.is_dir() else []
     if not holdout:
