@@ -216,3 +216,18 @@ def format_metrics_table(rows: dict[str, dict[str, float]]) -> str:
         cells = " | ".join(f"{metrics[name]:.3f}" for name in METRIC_NAMES)
         lines.append(f"| {method} | {cells} |")
     return "\n".join(lines)
+
+
+def strict_json(value):
+    """``value`` with every non-finite float (NaN, +-inf: an undefined metric) as None and NumPy
+    scalars as plain numbers, so ``json.dumps(..., allow_nan=False)`` writes strict JSON (plain
+    ``json.dumps`` writes NaN / Infinity, which strict parsers reject)."""
+    if isinstance(value, dict):
+        return {k: strict_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [strict_json(v) for v in value]
+    if isinstance(value, (float, np.floating)):
+        return float(value) if np.isfinite(value) else None
+    if isinstance(value, np.integer):
+        return int(value)
+    return value

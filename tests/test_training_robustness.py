@@ -493,6 +493,28 @@ def test_full_disk_for_the_loss_log_names_the_file_exit_2_and_logged(tmp_path, c
     engine_mod.RunLock(run_dir).release()  # the stopped run released its folder (a held lock raises)
 
 
+def test_undefined_validation_metrics_are_null_and_never_best(tmp_path, monkeypatch):
+    # issue 25 item 8's strict JSON for the training run's own files; best.pt is not pinned by a NaN
+    values = iter([float("nan"), 0.5, 0.7])
+
+    def validate(self):
+        return {"abs_rel": next(values), "rmse_log": float("inf"), "a1": 0.25}
+
+    monkeypatch.setattr(DepthStage, "validate", validate)
+    run_dir = tmp_path / "run"
+    assert train_main(["depth", *args(*TINY, *DATA, "run.steps=3", "run.val_every=1", f"run.run_dir={run_dir}")]) == 0
+
+    def refuse(constant):
+        raise AssertionError(f"not strict JSON: {constant}")
+
+    summary = json.loads((run_dir / "summary.json").read_text(), parse_constant=refuse)
+    assert summary["metrics"] == {"abs_rel": 0.7, "rmse_log": None, "a1": 0.25}
+    assert summary["best"] == {"metric": "abs_rel", "value": 0.5, "step": 2}  # NaN at step 1 did not stay best
+    assert load_checkpoint(run_dir / "checkpoints" / "best.pt")["step"] == 2
+    for line in (run_dir / "losses.jsonl").read_text().splitlines():
+        json.loads(line, parse_constant=refuse)
+
+
 # -- issue 25 item 3: one writer per run folder, unique default names -----------------------------------
 
 

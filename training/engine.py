@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import logging
+import math
 import os
 import random
 import signal
@@ -38,6 +39,7 @@ from depth_da_ros.checkpoint import (CheckpointError, load_checkpoint, network_e
                                     write_error_reason)
 from depth_da_ros.config import ConfigError, config_from_dict, config_to_dict, save_config
 from depth_da_ros.losses import get_gan_loss
+from depth_da_ros.metrics import strict_json
 from depth_da_ros.models import NetworkSpec
 from training.config import OptimConfig, RunConfig, check_resume_changes
 from training.datasets import DatasetError
@@ -731,9 +733,11 @@ class Engine:
                    "metrics": metrics or {}, "best": self.best, "ranks_in_sync": self._ranks_in_sync(),
                    "minutes": round((_clock() - started) / 60, 2)}
         if ctx.is_main:
-            _write_file(self.run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
+            # strict JSON: an undefined validation metric (NaN, inf) is null, as in evaluate.py's --out-json
+            text = json.dumps(strict_json(summary), indent=2, allow_nan=False)
+            _write_file(self.run_dir / "summary.json", text + "\n")
             LOG.info("finished %s stage after %d steps (%s): %s", stage.name, self.step, stop_reason,
-                     json.dumps(summary["metrics"]))
+                     json.dumps(strict_json(summary["metrics"])))
         return summary
 
     def _draw(self, batches: Iterator[dict[str, Any]]) -> dict[str, Any]:
@@ -793,8 +797,9 @@ class Engine:
         values = {k: float(v) for k, v in losses.items()}
         # step_seconds includes data loading: the figure users compare across machines.
         try:
-            self.loss_log.write(json.dumps({"step": self.step, **values, "step_seconds": round(step_seconds, 4),
-                                            "lr": lrs}) + "\n")
+            self.loss_log.write(json.dumps(strict_json({"step": self.step, **values,
+                                                        "step_seconds": round(step_seconds, 4), "lr": lrs}),
+                                           allow_nan=False) + "\n")
             self.loss_log.flush()
         except OSError as exc:  # e.g. a full disk: name the file (a failed flush does not)
             raise OSError(exc.errno, exc.strerror or str(exc), self.loss_log.name) from exc
@@ -824,7 +829,13 @@ class Engine:
             lower_is_better = key not in ("a1", "a2", "a3")
             value = metrics[key]
             old = self.best.get("value")
-            is_best = old is None or (value < old if lower_is_better else value > old)
+            # An undefined value (NaN, inf) never beats a defined one, and any defined value beats it: a NaN
+            # first validation would otherwise stay "best" for good (every comparison with NaN is false).
+            defined, old_defined = math.isfinite(value), old is not None and math.isfinite(old)
+            if old is None or not old_defined:
+                is_best = old is None or defined
+            else:
+                is_best = defined and (value < old if lower_is_better else value > old)
             if is_best:
                 self.best = {"metric": key, "value": value, "step": self.step}
             for k, v in metrics.items():

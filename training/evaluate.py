@@ -82,6 +82,7 @@ from depth_da_ros.metrics import (  # noqa: E402
     MIN_DEPTH,
     evaluate_frame,
     format_metrics_table,
+    strict_json,
 )
 
 LOG = logging.getLogger("training.evaluate")
@@ -666,20 +667,6 @@ def main(argv: list[str] | None = None) -> int:
         args.out_json.parent.mkdir(parents=True, exist_ok=True)
         args.out_json.write_text(json.dumps(strict_json(report), indent=2, allow_nan=False) + "\n")
     return 0
-
-
-def strict_json(value):
-    """``value`` with every non-finite float (NaN, +-inf: an undefined metric) as None, so the file
-    is strict JSON (``json.dumps`` would write NaN / Infinity, which strict parsers reject)."""
-    if isinstance(value, dict):
-        return {k: strict_json(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [strict_json(v) for v in value]
-    if isinstance(value, (float, np.floating)):
-        return float(value) if np.isfinite(value) else None
-    if isinstance(value, np.integer):
-        return int(value)
-    return value
 
 
 if __name__ == "__main__":
