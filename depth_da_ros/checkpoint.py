@@ -54,7 +54,8 @@ class CheckpointWriteError(CheckpointError):
         self.errno = errno
 
 
-_WRITE_HINTS = {_errno.ENOSPC: "no space left on the device: free space or move run.run_dir",
+_WRITE_HINTS = {_errno.ENOSPC: "no space left on the device: free space or write elsewhere "
+                               "(another run.run_dir, --out)",
                 _errno.EFBIG: "file too large: the process's file-size limit (ulimit -f)",
                 _errno.EDQUOT: "disk quota exceeded"}
 

@@ -241,6 +241,28 @@ def test_cli_reports_bad_requests_in_one_line(tmp_path, caplog, args, message):
     assert not (tmp_path / "x.onnx").exists()
 
 
+@pytest.mark.parametrize("number, cause", [(28, "no space left on the device"), (27, "file too large")])
+def test_full_disk_while_writing_the_model_is_one_line(tmp_path, caplog, capsys, monkeypatch, number, cause):
+    import os
+
+    import depth_da_ros.export as export_lib
+
+    depth, _ = write_checkpoints(tmp_path, "lite")
+
+    def refused(path, data):
+        raise OSError(number, os.strerror(number))
+
+    monkeypatch.setattr(export_lib, "atomic_write_bytes", refused)
+    out = tmp_path / "m.onnx"
+    with caplog.at_level(logging.ERROR, logger="training.export"):
+        assert export_cli.main(["--depth", str(depth), "--out", str(out), "--no-verify"]) == 1
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    hint = "free space or write elsewhere (another run.run_dir, --out)" if number == 28 else \
+        "the process's file-size limit (ulimit -f)"
+    assert errors == [f"cannot write {out}: {cause}: {hint}"], errors
+    assert "Traceback" not in capsys.readouterr().err and not out.exists()
+
+
 def test_cli_rejects_an_output_that_is_not_onnx(tmp_path):
     with pytest.raises(SystemExit) as exc:
         export_cli.main(["--depth", "d.pt", "--out", str(tmp_path / "model.pt")])

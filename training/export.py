@@ -23,7 +23,7 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make the checkout importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from depth_da_ros.checkpoint import CheckpointError, resolve_checkpoint  # noqa: E402
+from depth_da_ros.checkpoint import CheckpointError, resolve_checkpoint, write_error_reason  # noqa: E402
 from depth_da_ros.export import max_opset  # noqa: E402
 from depth_da_ros.export import (  # noqa: E402
     DEFAULT_OPSET,
@@ -84,6 +84,11 @@ def main(argv: list[str] | None = None) -> int:
                                verify=not args.no_verify)
     except (CheckpointError, ExportError) as exc:
         LOG.error("%s", exc)
+        return 1
+    except OSError as exc:  # e.g. a full disk while writing the model (written atomically: no partial file)
+        reason, _ = write_error_reason(exc)
+        where = f" ({exc.filename})" if exc.filename and str(exc.filename) != str(args.out) else ""
+        LOG.error("cannot write %s%s: %s", args.out, where, reason)
         return 1
     props = {key: json.loads(value) for key, value in metadata.to_onnx_props().items()}
     LOG.info("exported %s\n%s", args.out.resolve(), json.dumps(props, indent=2))
