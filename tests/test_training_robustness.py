@@ -515,6 +515,16 @@ def test_undefined_validation_metrics_are_null_and_never_best(tmp_path, monkeypa
         json.loads(line, parse_constant=refuse)
 
 
+def test_home_folder_in_resume_and_run_dir(tmp_path, monkeypatch):
+    # issue 25 item 10: '~' is the home folder in run.run_dir and in --resume (also as --resume=~/...)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    assert train_main(["depth", *args(*TINY, *DATA, "run.steps=1", "run.val_every=0", "run.run_dir=~/run")]) == 0
+    assert (tmp_path / "run" / "checkpoints" / "last.pt").is_file() and not (tmp_path / "~").exists()
+    assert train_main(["depth", "--resume=~/run", *args("run.steps=2")]) == 0
+    assert load_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt")["step"] == 2
+
+
 # -- issue 25 item 3: one writer per run folder, unique default names -----------------------------------
 
 

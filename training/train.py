@@ -52,16 +52,21 @@ def build_stage(name: str, cfg, ctx):
     return StyleStage(cfg, ctx)
 
 
+def user_path(text: str) -> Path:
+    """A path argument with ``~`` expanded (the shell leaves ``--resume=~/run`` and quoted paths as typed)."""
+    return Path(text).expanduser()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="train.py", description=__doc__.splitlines()[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
     parser.add_argument("stage", choices=STAGES, help="depth (stage 1), style (stage 2) or distill (optional: one "
                                                       "student network from adapter + depth); "
                                                       "'train.py STAGE --help' lists its config keys")
-    parser.add_argument("--config", type=Path, help="YAML config (see config/train_<stage>_<preset>.yaml)")
+    parser.add_argument("--config", type=user_path, help="YAML config (see config/train_<stage>_<preset>.yaml)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="type-checked override, e.g. run.steps=500 or loss.gan=wgan-gp (repeatable)")
-    parser.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue a run from its last checkpoint")
+    parser.add_argument("--resume", type=user_path, metavar="RUN_DIR", help="continue a run from its last checkpoint")
     return parser
 
 
