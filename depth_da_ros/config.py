@@ -162,8 +162,38 @@ def load_config(cls: Type[C], path: str | Path | None = None, overrides: Iterabl
         if not path.expanduser().is_file():
             raise ConfigError(f"config file {path} does not exist")
         path = path.expanduser()
-        data = parse_yaml(path.read_text(), f"config file {path}") or {}
+        text = path.read_text()
+        data = parse_yaml(text, f"config file {path}") or {}
+        try:
+            cfg = config_from_dict(cls, data, where="")
+        except ConfigError as exc:  # an unknown key or a wrong type: name the file and the key's line
+            line = _line_of_key(text, str(exc))
+            raise ConfigError(f"config file {path}{f', line {line}' if line else ''}: {exc}") from None
+        return apply_overrides(cfg, overrides)
     return apply_overrides(config_from_dict(cls, data, where=""), overrides)
+
+
+def _line_of_key(text: str, message: str) -> int | None:
+    """The line (1-based) of the most specific dotted key of YAML ``text`` that ``message`` names."""
+    try:
+        root = yaml.compose(text, Loader=_ConfigLoader)
+    except yaml.YAMLError:
+        return None
+    lines: dict[str, int] = {}
+
+    def walk(node: Any, prefix: str) -> None:
+        if isinstance(node, yaml.MappingNode):
+            for key_node, value_node in node.value:
+                key = _join(prefix, str(key_node.value))
+                lines.setdefault(key, key_node.start_mark.line + 1)
+                walk(value_node, key)
+
+    walk(root, "")
+    message = message.split("; known keys")[0]  # the keys the message is about, not the list of valid ones
+    for key in sorted(lines, key=len, reverse=True):
+        if re.search(rf"(?<![\w.]){re.escape(key)}(?![\w.])", message):
+            return lines[key]
+    return None
 
 
 def save_config(cfg: Any, path: str | Path) -> None:

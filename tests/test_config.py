@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Literal, Optional
 
@@ -149,3 +150,14 @@ def test_home_folder_is_expanded_in_paths(tmp_path, monkeypatch):
                                                                              resume=f"{tmp_path}/x.pt")
     (tmp_path / "c.yaml").write_text("steps: 4\n")
     assert load_config(Run, "~/c.yaml").steps == 4
+
+
+def test_schema_errors_in_a_file_name_the_file_and_the_keys_line(tmp_path):
+    path = tmp_path / "run.yaml"
+    path.write_text("steps: 5\nxy: 1\n")  # a valid, longer key precedes the unknown one (and is in the list)
+    with pytest.raises(ConfigError, match=rf"^config file {re.escape(str(path))}, line 2: unknown key\(s\) xy;"):
+        load_config(Run, path)
+    path.write_text("name: a\noptim:\n  lr: 1\n  learning_rate: 1\n")
+    with pytest.raises(ConfigError, match=r", line 4: unknown key\(s\) optim.learning_rate;"):
+        load_config(Run, path)
+
