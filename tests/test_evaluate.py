@@ -262,3 +262,24 @@ def test_undefined_metrics_are_null_in_strict_json():
     text = json.dumps(evaluate.strict_json(report), allow_nan=False)
     assert json.loads(text) == {"rows": {"a": {"metrics": {"rmse_log": None, "abs_rel": 0.5, "nan": None},
                                                "per_frame": [{"a1": None}], "frames": 3}}}
+
+
+def test_full_disk_while_writing_the_report_is_one_line(procedural, tmp_path, monkeypatch, caplog, capsys):
+    import errno
+    import os
+
+    echo_models(monkeypatch, "read_kitti_depth")
+    out_json, out_md = tmp_path / "report.json", tmp_path / "table.md"
+
+    def refused(path, data):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(evaluate, "atomic_write_bytes", refused)
+    with caplog.at_level(logging.ERROR, logger="training.evaluate"):
+        assert evaluate.main(["--gt-root", str(procedural / "real_depth_gt"), "--kitti-root",
+                              str(procedural / "real"), "--model", "unused.onnx", "--out-json", str(out_json),
+                              "--out-md", str(out_md), "--no-progress"]) == 1
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert len(errors) == 1 and errors[0].startswith(f"cannot write {out_md}: no space left on the device"), errors
+    assert "Traceback" not in capsys.readouterr().err and not out_json.exists() and not out_md.exists()
+

@@ -653,9 +653,9 @@ def main(argv: list[str] | None = None) -> int:
     table = format_metrics_table(summaries)
     print(table)
     print(protocol)
+    outputs: list[tuple[Path, str]] = []
     if args.out_md:
-        args.out_md.parent.mkdir(parents=True, exist_ok=True)
-        args.out_md.write_text(f"{table}\n\n{protocol}\n")
+        outputs.append((args.out_md, f"{table}\n\n{protocol}\n"))
     if args.out_json:
         # depth-benchmark PNGs or a bag's depth images: --gt-depth (a velodyne choice) does not apply
         velodyne_free = (bool(args.gt_root) and not args.bag) or bool(args.bag and args.gt_depth_topic)
@@ -664,8 +664,17 @@ def main(argv: list[str] | None = None) -> int:
                                "gt_depth": None if velodyne_free else args.gt_depth, "gt_align": args.gt_align},
                   "rows": {label: {"metrics": summaries[label], "per_frame": row.per_frame, "skipped": row.skipped}
                            for label, row in rows.items()}}
-        args.out_json.parent.mkdir(parents=True, exist_ok=True)
-        args.out_json.write_text(json.dumps(strict_json(report), indent=2, allow_nan=False) + "\n")
+        outputs.append((args.out_json, json.dumps(strict_json(report), indent=2, allow_nan=False) + "\n"))
+    for path, text in outputs:  # atomically: a full disk leaves no torn report, and says so in one line
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_bytes(path, text.encode())
+        except OSError as exc:
+            from depth_da_ros.checkpoint import write_error_reason  # here: it imports torch
+
+            reason, _ = write_error_reason(exc)
+            LOG.error("cannot write %s: %s", path, reason)
+            return 1
     return 0
 
 
