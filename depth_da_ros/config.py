@@ -197,7 +197,16 @@ def _line_of_key(text: str, message: str) -> int | None:
 
 
 def save_config(cfg: Any, path: str | Path) -> None:
-    Path(path).write_text(yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
+    """Write ``cfg`` as YAML atomically (a resumed run rewrites its config.yaml: a full disk must not
+    leave it torn); a refused write is an OSError naming the file."""
+    from .atomic import atomic_write_bytes
+
+    try:
+        atomic_write_bytes(path, yaml.safe_dump(config_to_dict(cfg), sort_keys=False).encode())
+    except OSError as exc:
+        if exc.filename is not None:
+            raise
+        raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from exc
 
 
 def _deep_merge(base: dict, update: dict) -> dict:

@@ -525,6 +525,34 @@ def test_home_folder_in_resume_and_run_dir(tmp_path, monkeypatch):
     assert load_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt")["step"] == 2
 
 
+def test_resume_on_a_full_disk_leaves_config_and_meta_whole(tmp_path, monkeypatch, caplog):
+    import errno
+    import os
+
+    import depth_da_ros.atomic as atomic_mod
+
+    run_dir = tmp_path / "run"
+    assert train_main(["depth", *args(*TINY, *DATA, "run.steps=1", "run.val_every=0", f"run.run_dir={run_dir}")]) == 0
+    before = {name: (run_dir / name).read_bytes() for name in ("config.yaml", "meta.json")}
+
+    def full(fd):  # a full disk refuses the data when it is flushed to the device
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(atomic_mod.os, "fsync", full)
+    caplog.clear()
+    assert train_main(["depth", "--resume", str(run_dir), *args("run.steps=2")]) == 2
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert len(errors) == 1 and f"cannot write {run_dir / 'config.yaml'}: no space left" in errors[0], errors
+    assert {name: (run_dir / name).read_bytes() for name in before} == before  # not torn by the rewrite
+    assert not [p for p in run_dir.iterdir() if p.name.endswith(".tmp")]
+    import logging
+
+    assert not [h for h in logging.getLogger().handlers  # the half-opened run let go of its train.log
+                if str(getattr(h, "baseFilename", "")).startswith(str(run_dir))]
+    monkeypatch.undo()
+    assert train_main(["depth", "--resume", str(run_dir), *args("run.steps=2")]) == 0  # still resumable
+
+
 # -- issue 25 item 3: one writer per run folder, unique default names -----------------------------------
 
 

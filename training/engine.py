@@ -35,6 +35,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from tqdm import tqdm
 
+from depth_da_ros.atomic import atomic_write_bytes
 from depth_da_ros.checkpoint import (CheckpointError, load_checkpoint, network_entry, save_checkpoint,
                                     write_error_reason)
 from depth_da_ros.config import ConfigError, config_from_dict, config_to_dict, save_config
@@ -395,12 +396,11 @@ class _RunLogHandler(logging.FileHandler):
                 raise
 
 
-def _write_file(path: Path, text: str, mode: str = "w") -> None:
-    """Write ``text`` to ``path``; a refused write is an OSError that names the file (a failed
-    flush on close reports neither the file nor the call otherwise)."""
+def _write_file(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` atomically (a full disk leaves the previous file whole); a refused
+    write is an OSError that names the file (a failed flush reports neither file nor call otherwise)."""
     try:
-        with open(path, mode) as f:
-            f.write(text)
+        atomic_write_bytes(path, text.encode())
     except OSError as exc:
         if exc.filename is not None:
             raise
@@ -449,7 +449,14 @@ class Engine:
         self._previous_sigchld: dict[int, Any] = {}
         resumed = self._resume() if resume else None
         if self.ctx.is_main:
-            self._open_logs(resumed)
+            try:
+                self._open_logs(resumed)
+            except BaseException:  # e.g. a full disk: release the log handler and the run folder's lock
+                try:
+                    self.close()
+                except OSError:
+                    pass  # the first failure is the one reported
+                raise
 
     # --- set-up -------------------------------------------------------------------------
     def _open_logs(self, resumed: dict[str, Any] | None) -> None:
@@ -634,15 +641,17 @@ class Engine:
     def close(self) -> None:
         """Flush and release the logs and the run folder (also when training stops on an error)."""
         failed: list[OSError] = []  # e.g. a full disk refusing buffered events: release everything first
-        if self.writer is not None:
-            for closing in (self.writer.close, self.loss_log.close):
-                try:
-                    closing()
-                except OSError as exc:
-                    failed.append(exc)
+        for closing in (self.writer, self.loss_log):
+            try:
+                if closing is not None:
+                    closing.close()
+            except OSError as exc:
+                failed.append(exc)
+        self.writer = self.loss_log = None
+        if self.log_handler is not None:  # also when set-up stopped half-way (see __init__)
             logging.getLogger().removeHandler(self.log_handler)
             self.log_handler.close()
-            self.writer = None
+            self.log_handler = None
         if self.lock is not None:
             self.lock.release()
         if failed:
