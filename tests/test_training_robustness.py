@@ -417,6 +417,32 @@ def test_a_second_signal_stops_at_once_without_a_checkpoint(tmp_path, monkeypatc
     assert train_main(["depth", "--resume", str(run_dir), *args("run.steps=3")]) == 0
 
 
+def test_a_second_signal_after_the_stop_checkpoint_changes_nothing(tmp_path, monkeypatch, caplog):
+    import os
+    import signal as signal_mod
+
+    original, interrupted = DepthStage.train_step, engine_mod.TrainingInterrupted
+
+    def signal_at_step_2(self, batch, step):
+        if step == 2:
+            os.kill(os.getpid(), signal_mod.SIGINT)
+        return original(self, batch, step)
+
+    class SignalAgain(interrupted):  # the second Ctrl-C lands after the stop checkpoint was written
+        def __init__(self, *a):
+            os.kill(os.getpid(), signal_mod.SIGINT)
+            super().__init__(*a)
+
+    monkeypatch.setattr(DepthStage, "train_step", signal_at_step_2)
+    monkeypatch.setattr(engine_mod, "TrainingInterrupted", SignalAgain)
+    run_dir = tmp_path / "run"
+    assert train_main(["depth", *args(*TINY, *DATA, "run.steps=4", "run.checkpoint_every=1000", "run.val_every=0",
+                                      f"run.run_dir={run_dir}")]) == 130
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert len(errors) == 1 and "stopped by SIGINT at step 2" in errors[0], errors
+    assert load_checkpoint(run_dir / "checkpoints" / "last.pt")["step"] == 2
+
+
 # -- issue 25 items 7 and 12: the stop reason names only real checkpoints and is in train.log -----------
 
 

@@ -446,6 +446,7 @@ class Engine:
         self.saved_step = -1  # step of the last checkpoint written by this session
         self._drawn = 0  # batches drawn in the current step
         self._stop_signal: int | None = None  # SIGINT / SIGTERM received; acted on at the end of the step
+        self._stop_saved = False  # that step is checkpointed: a further signal changes nothing
         self._previous_sigchld: dict[int, Any] = {}
         resumed = self._resume() if resume else None
         if self.ctx.is_main:
@@ -606,6 +607,8 @@ class Engine:
 
         def handler(signum, frame):
             if self._stop_signal is not None:  # asked twice: the user does not want to wait for the step
+                if self._stop_saved:  # already checkpointed and on the way out
+                    return
                 raise TrainingAborted(signum, self.step)
             LOG.warning("%s received: stopping after step %d with a checkpoint (send it again to stop at once, "
                         "without one)", signal.Signals(signum).name, self.step + 1)
@@ -636,6 +639,7 @@ class Engine:
             return
         if self.step > self.saved_step:
             self.save(metrics)
+        self._stop_saved = True
         raise TrainingInterrupted(flag, self.step, self.ckpt_dir / "last.pt")
 
     def close(self) -> None:
