@@ -39,8 +39,9 @@ message.
     python benchmarks/bench_real.py --quick                  # smoke run (~3 min), written under --work only
 
 Resumable: a finished run (its summary.json) is kept; runs live in ``runs/bench_real/<variant>``
-(v<renderer>[-prior<metres>]). Records benchmarks/results/real[-depth]-<variant>.md and its
-picture strips in the folder of the same name.
+(v<renderer>[-prior<metres>]). Records benchmarks/results/<name>.md (real[-depth[-b]]-<variant>)
+and its picture strips in the folder of the same name, and <name>.json (every metric) beside
+the runs, which ``benchmarks/bundle_real.py`` reads.
 """
 from __future__ import annotations
 
@@ -348,7 +349,7 @@ def main(argv: list[str] | None = None) -> Path | None:
               "or put the real_unlabeled folder there", file=sys.stderr)
         return None
     started = time.perf_counter()
-    name = f"real{'-depth' if args.only_depth else ''}-{variant(args)}"
+    name = f"real{'-depth' if args.only_depth else ''}{'-b' if args.no_augmented else ''}-{variant(args)}"
     work = (args.work or ROOT / "runs" / "bench_real" / (variant(args) + ("-quick" if args.quick else ""))).resolve()
     results_dir = work / "results" if args.quick else RESULTS
     cache = args.cache.resolve()
@@ -490,7 +491,7 @@ def main(argv: list[str] | None = None) -> Path | None:
     ]
     body = "\n".join(lines)
     print(body)
-    (work / "results.json").write_text(json.dumps(
+    (work / f"{name}.json").write_text(json.dumps(
         {"holdout": {row: [[m for m in frames] for frames in frame_results[row]] for row in rows},
          "holdout_frames": [f.name for f in holdout], "validation": val_results,
          "bundle": [best_row, best_seed] if validation else None,

@@ -11,7 +11,7 @@ replaces it anyway). The card records the choice, the real holdout rows as measu
 2011_09_26 frames and the flat-ground prior beside them), the latency against monodepth2 in the
 same run, and the licences of the real frames used in training.
 
-    python benchmarks/bundle_real.py runs/bench_real/v1 runs/bench_real/v2 [--force]
+    python benchmarks/bundle_real.py runs/bench_real/v1/real-v1.json runs/bench_real/v2/real-depth-v2.json [--force]
 """
 from __future__ import annotations
 
@@ -43,12 +43,19 @@ LICENCES = ("KITTI (CC BY-NC-SA 3.0), nuScenes (CC BY-NC-SA 4.0), BDD100K (educa
             "own footage)")
 
 
-def candidates(folders: list[Path]) -> list[dict]:
-    """One entry per (folder, learnt row, seed) with its validation abs_rel and its model files."""
+def candidates(result_files: list[Path]) -> list[dict]:
+    """One entry per (runs folder, learnt row, seed) of the ``bench_real.py`` result files, with its
+    validation abs_rel and its model files."""
     out = []
-    for folder in folders:
-        results = json.loads((folder / "results.json").read_text())
+    for path in result_files:
+        folder = path.parent
+        results = json.loads(path.read_text())
         args = results["args"]
+        command = (f"python benchmarks/bench_real.py --renderer {args['renderer']}"
+                   + (f" --ground-prior {args['ground_prior']:g}" if args.get("ground_prior") else "")
+                   + (" --only-depth" if args["only_depth"] else "")
+                   + (" --no-augmented" if args.get("no_augmented") else "")
+                   + " --seeds " + " ".join(map(str, args["seeds"])))
         for row, per_seed in results["validation"].items():
             if row not in LEARNT_ROWS:
                 continue
@@ -60,7 +67,7 @@ def candidates(folders: list[Path]) -> list[dict]:
                 style = {"d": best["style_cyclegan"], "e": best["style_depth_aware"]}.get(row)
                 out.append({"folder": folder, "row": row, "seed": seed, "abs_rel": metrics["abs_rel"],
                             "a1": metrics["a1"], "depth": depth, "style": style, "renderer": args["renderer"],
-                            "ground_prior": args.get("ground_prior", 0.0),
+                            "ground_prior": args.get("ground_prior", 0.0), "command": command,
                             # The stage-1 network users adapt against: the teacher's for a student.
                             "stage1": best["depth_aug"] if row == "c" else best["depth"]})
     return out
@@ -78,7 +85,8 @@ def holdout_rows(pipeline: DepthPipeline, frames: list) -> tuple[dict, dict, lis
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("work", type=Path, nargs="+", help="finished bench_real.py folders (runs/bench_real/v1 ...)")
+    parser.add_argument("results", type=Path, nargs="+",
+                        help="bench_real.py result files (runs/bench_real/v1/real-v1.json ...)")
     parser.add_argument("--force", action="store_true", help="replace the bundled model even if it is not better")
     parser.add_argument("--models", type=Path, default=ROOT / "models",
                         help="folder of depth.onnx and MODEL_CARD.md (default: %(default)s)")
@@ -86,10 +94,10 @@ def main(argv: list[str] | None = None) -> int:
     model, card_path = args.models / "depth.onnx", args.models / "MODEL_CARD.md"
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     quiet_exporter_logs()
-    for folder in args.work:
-        if not (folder / "results.json").is_file():
-            parser.error(f"{folder} has no results.json: run benchmarks/bench_real.py with --work {folder} first")
-    pool = candidates(args.work)
+    for path in args.results:
+        if not path.is_file():
+            parser.error(f"{path} does not exist: run benchmarks/bench_real.py first (it writes it beside its runs)")
+    pool = candidates(args.results)
     if not pool:
         parser.error("no learnt row in these folders (an --only-depth run has row b; was it finished?)")
     chosen = min(pool, key=lambda c: c["abs_rel"])
@@ -188,10 +196,8 @@ def card(args, pool, chosen, metadata, sha256, size, validation, old_name, holdo
         "## Regenerate",
         "",
         "```bash",
-        *(f"python benchmarks/bench_real.py --renderer {c['renderer']}"
-          + (f" --ground-prior {c['ground_prior']:g}" if c["ground_prior"] else "") + f"   # {bench.shown(c['folder'])}"
-          for c in {str(c["folder"]): c for c in pool}.values()),
-        "python benchmarks/bundle_real.py " + " ".join(bench.shown(f) for f in args.work),
+        *dict.fromkeys(c["command"] for c in pool),
+        "python benchmarks/bundle_real.py " + " ".join(bench.shown(f) for f in args.results),
         "```",
         "",
         "## Metrics",
