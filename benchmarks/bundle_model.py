@@ -207,17 +207,25 @@ def card(args, chosen, validation, metadata, sha256, size, new_eval, replaced, h
                   format_metrics_table({f"{kind}, {'median-scaled' if scaled else 'metric'}": m
                                         for (kind, scaled), m in holdout.items()}), ""]
     lines += [
+        *limits("- Trained on procedural scenes only: a demonstration model, **not for real vehicles**, robots "
+                "or any safety-related use. On real camera images its depth is poor (see the KITTI rows).", metadata),
+    ]
+    return "\n".join(lines)
+
+
+def limits(first: str, metadata) -> list[str]:
+    """The card's Limits section: ``first`` (what the model was trained on and is for), then the
+    resolution and metric-scale limits every bundled model shares (``metadata``: its ModelMetadata)."""
+    return [
         "## Limits",
         "",
-        "- Trained on procedural scenes only: a demonstration model, **not for real vehicles**, robots or any "
-        "safety-related use. On real camera images its depth is poor (see the KITTI rows).",
+        first,
         f"- It predicts at {metadata.input_height}x{metadata.input_width}: depth and clouds are coarse on a "
         "full-resolution camera.",
         f"- Metric scale comes from one KITTI-like camera; other cameras rely on focal rescaling. Depth beyond "
         f"{metadata.max_depth:g} m saturates.",
         "",
     ]
-    return "\n".join(lines)
 
 
 if __name__ == "__main__":

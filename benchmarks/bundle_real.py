@@ -28,7 +28,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import bench_real as bench  # noqa: E402
-from bundle_model import DEPTH_NETWORK, MODEL_LIMIT_BYTES, bench_latency, write_depth_network  # noqa: E402
+from bundle_model import DEPTH_NETWORK, MODEL_LIMIT_BYTES, bench_latency, limits, write_depth_network  # noqa: E402
 from bench_peers import describe_model  # noqa: E402
 from recording import cpu_flags, cpu_model  # noqa: E402
 
@@ -221,16 +221,9 @@ def card(args, pool, chosen, metadata, sha256, size, validation, old_name, holdo
                   *(f"| {f.name} | {m['abs_rel']:.3f} / {m['a1']:.3f} | {p['abs_rel']:.3f} / {p['a1']:.3f} |"
                     for f, m, p in frames), ""]
     lines += [
-        "## Limits",
-        "",
-        "- Trained on procedural scenes" + (" and a few hundred unlabelled real frames" if real_rows else "")
-        + ": a research model, **not for real vehicles**, robots or any safety-related use. Compare it with the "
-        "flat-ground prior above before trusting its depth on a real road.",
-        f"- It predicts at {metadata.input_height}x{metadata.input_width}: depth and clouds are coarse on a "
-        "full-resolution camera.",
-        f"- Metric scale comes from one KITTI-like camera; other cameras rely on focal rescaling. Depth beyond "
-        f"{metadata.max_depth:g} m saturates.",
-        "",
+        *limits("- Trained on procedural scenes" + (" and a few hundred unlabelled real frames" if real_rows else "")
+                + ": a research model, **not for real vehicles**, robots or any safety-related use. Compare it with "
+                "the flat-ground prior above before trusting its depth on a real road.", metadata),
     ]
     return "\n".join(lines)
 
