@@ -139,10 +139,7 @@ def bench_latency(new: DepthPipeline, old: DepthPipeline | None, folder: Path, w
 def card(args, chosen, validation, metadata, sha256, size, new_eval, replaced, holdout, latency,
          fp16_weights) -> str:
     """MODEL_CARD.md: what the bundled model is, how it was chosen and made, its metrics and limits."""
-    camera = metadata.training_camera
     old_name, old_eval = replaced
-    ratio_old = (f", {latency['candidate'] / latency['replaced']:.2f}x the model it replaced"
-                 if "replaced" in latency else "")
     lines = [
         "# Bundled model: `models/depth.onnx`",
         "",
@@ -156,20 +153,7 @@ def card(args, chosen, validation, metadata, sha256, size, new_eval, replaced, h
         f"of training seed {args.seed} by "
         f"abs_rel on the validation split (real look, seed {bench.VAL_SEED}): "
         + ", ".join(f"({r}) {v:.3f}" for r, v in validation.items()) + ".",
-        f"- One fused ONNX graph (opset {metadata.opset}): uint8 RGB `image` [N, H, W, 3] in, float32 metres `depth` "
-        f"[N, 1, H, W] out, up to {metadata.max_depth:g} m" + (", and the adapted frame `styled`." if
-                                                                 metadata.outputs_styled else "."),
-        f"- Precision: {describe_precision(metadata)}" + (" (fp16 storage keeps the file under the repository's "
-                                                          f"{MODEL_LIMIT_BYTES / 1e6:g} MB limit)" if fp16_weights
-                                                          else "") + ".",
-        f"- Latency: {latency['candidate']:.0f} ms median per 1242x375 frame end to end (ONNX Runtime, 2 threads) on "
-        f"{cpu_model()} (flags: {cpu_flags()}), {time.strftime('%Y-%m-%d', time.gmtime())}; in the same run, "
-        f"{latency['candidate'] / latency['reference']:.2f}x the time of monodepth2's ResNet-18 network at 640x192 "
-        f"({latency['reference']:.0f} ms){ratio_old}. Absolute times hold for this CPU only; the ratios travel "
-        "better (`benchmarks/bench_peers.py`).",
-        f"- File: {size / 1e6:.1f} MB, sha256 `{sha256}`, exported {metadata.export_date}.",
-        f"- Training camera: KITTI-like, fx {camera.fx:.1f} px at {camera.height}x{camera.width}; the node rescales "
-        "depth by focal length for other cameras (`scale_mode: focal`).",
+        *model_facts(metadata, fp16_weights, latency, size, sha256),
         (f"- `models/{DEPTH_NETWORK}`: the student's teacher depth network (stage 1, which reads adapted frames) as "
          "a checkpoint without optimiser state, to train an adapter for your own camera against it and distil "
          f"again: `train.py style --set depth_checkpoint=models/{DEPTH_NETWORK}`, then `train.py distill`."
@@ -211,6 +195,30 @@ def card(args, chosen, validation, metadata, sha256, size, new_eval, replaced, h
                 "or any safety-related use. On real camera images its depth is poor (see the KITTI rows).", metadata),
     ]
     return "\n".join(lines)
+
+
+def model_facts(metadata, fp16_weights: bool, latency: dict[str, float], size: int, sha256: str) -> list[str]:
+    """The card's lines on the exported file that every bundled model shares: graph, precision,
+    latency against monodepth2 measured in the same run (``bench_latency``), file and training camera."""
+    camera = metadata.training_camera
+    ratio_old = (f", {latency['candidate'] / latency['replaced']:.2f}x the model it replaced"
+                 if "replaced" in latency else "")
+    return [
+        f"- One fused ONNX graph (opset {metadata.opset}): uint8 RGB `image` [N, H, W, 3] in, float32 metres `depth` "
+        f"[N, 1, H, W] out, up to {metadata.max_depth:g} m" + (", and the adapted frame `styled`." if
+                                                                 metadata.outputs_styled else "."),
+        f"- Precision: {describe_precision(metadata)}" + (" (fp16 storage keeps the file under the repository's "
+                                                          f"{MODEL_LIMIT_BYTES / 1e6:g} MB limit)" if fp16_weights
+                                                          else "") + ".",
+        f"- Latency: {latency['candidate']:.0f} ms median per 1242x375 frame end to end (ONNX Runtime, 2 threads) on "
+        f"{cpu_model()} (flags: {cpu_flags()}), {time.strftime('%Y-%m-%d', time.gmtime())}; in the same run, "
+        f"{latency['candidate'] / latency['reference']:.2f}x the time of monodepth2's ResNet-18 network at 640x192 "
+        f"({latency['reference']:.0f} ms){ratio_old}. Absolute times hold for this CPU only; the ratios travel "
+        "better (`benchmarks/bench_peers.py`).",
+        f"- File: {size / 1e6:.1f} MB, sha256 `{sha256}`, exported {metadata.export_date}.",
+        f"- Training camera: KITTI-like, fx {camera.fx:.1f} px at {camera.height}x{camera.width}; the node rescales "
+        "depth by focal length for other cameras (`scale_mode: focal`).",
+    ]
 
 
 def limits(first: str, metadata) -> list[str]:

@@ -22,17 +22,16 @@ import logging
 import shutil
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import bench_real as bench  # noqa: E402
-from bundle_model import DEPTH_NETWORK, MODEL_LIMIT_BYTES, bench_latency, limits, write_depth_network  # noqa: E402
+from bundle_model import (DEPTH_NETWORK, MODEL_LIMIT_BYTES, bench_latency, limits, model_facts,  # noqa: E402
+                          write_depth_network)
 from bench_peers import describe_model  # noqa: E402
-from recording import cpu_flags, cpu_model  # noqa: E402
 
-from depth_da_ros.export import describe_precision, export_onnx, quiet_exporter_logs  # noqa: E402
+from depth_da_ros.export import export_onnx, quiet_exporter_logs  # noqa: E402
 from depth_da_ros.metrics import format_metrics_table  # noqa: E402
 from depth_da_ros.pipeline import DepthPipeline  # noqa: E402
 
@@ -140,7 +139,6 @@ def main(argv: list[str] | None = None) -> int:
 def card(args, pool, chosen, metadata, sha256, size, validation, old_name, holdout, old_holdout, latency,
          fp16_weights) -> str:
     """MODEL_CARD.md: what the bundled model is, how it was chosen and made, its metrics, licences and limits."""
-    camera = metadata.training_camera
     new_val, old_val = validation
     variant = f"renderer v{chosen['renderer']}" + (f", ground prior {chosen['ground_prior']:g} m"
                                                    if chosen["ground_prior"] else "")
@@ -159,24 +157,10 @@ def card(args, pool, chosen, metadata, sha256, size, validation, old_name, holdo
         f"`../shared/data/kitti_raw_sample`, velodyne, metric, Garg crop; never a holdout frame) among "
         f"{len(pool)} candidates: ({chosen['row']}) seed {chosen['seed']} with {chosen['abs_rel']:.3f}"
         + (f", against {old_val['abs_rel']:.3f} for the model it replaced ({old_name})" if old_val else "") + ".",
-        f"- One fused ONNX graph (opset {metadata.opset}): uint8 RGB `image` [N, H, W, 3] in, float32 metres `depth` "
-        f"[N, 1, H, W] out, up to {metadata.max_depth:g} m" + (", and the adapted frame `styled`." if
-                                                                 metadata.outputs_styled else "."),
-        f"- Precision: {describe_precision(metadata)}" + (" (fp16 storage keeps the file under the repository's "
-                                                          f"{MODEL_LIMIT_BYTES / 1e6:g} MB limit)" if fp16_weights
-                                                          else "") + ".",
-        f"- Latency: {latency['candidate']:.0f} ms median per 1242x375 frame end to end (ONNX Runtime, 2 threads) on "
-        f"{cpu_model()} (flags: {cpu_flags()}), {time.strftime('%Y-%m-%d', time.gmtime())}; in the same run, "
-        f"**{latency['candidate'] / latency['reference']:.2f}x** the time of monodepth2's ResNet-18 network at "
-        f"640x192 ({latency['reference']:.0f} ms)"
-        + (f", {latency['candidate'] / latency['replaced']:.2f}x the model it replaced" if "replaced" in latency
-           else "") + ". Absolute times hold for this CPU only; the ratios travel better.",
-        f"- File: {size / 1e6:.1f} MB, sha256 `{sha256}`, exported {metadata.export_date}.",
-        f"- Training camera: KITTI-like, fx {camera.fx:.1f} px at {camera.height}x{camera.width}; the node rescales "
-        "depth by focal length for other cameras (`scale_mode: focal`)."
-        + (f" The network predicts a residual over a flat road {chosen['ground_prior']:g} m under a level camera "
-           "(`model.ground_prior`): mounted much higher or lower, or pitched, its depth is biased."
-           if chosen["ground_prior"] else ""),
+        *model_facts(metadata, fp16_weights, latency, size, sha256),
+        *([f"- Ground prior: the network predicts a residual over a flat road {chosen['ground_prior']:g} m under a "
+            "level camera (`model.ground_prior`): mounted much higher or lower, or pitched, its depth is biased."]
+          if chosen["ground_prior"] else []),
         f"- `models/{DEPTH_NETWORK}`: its stage-1 depth network (for a student, the teacher's) as a checkpoint "
         f"without optimiser state, to train an adapter for your own camera: `train.py style --set "
         f"depth_checkpoint=models/{DEPTH_NETWORK}`" + (", then `train.py distill`." if chosen["row"] == "g" else "."),
