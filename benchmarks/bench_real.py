@@ -60,13 +60,12 @@ from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench_sim2real import (HOLDOUT, MAX_DEPTH, SHARED, HoldoutFrame, Run, holdout_frames,  # noqa: E402
-                            mean_spread, shown, train_runs, write_quick_results)
+from bench_sim2real import (HOLDOUT, MAX_DEPTH, SHARED, HoldoutFrame, Run, velodyne_frame,  # noqa: E402
+                            holdout_frames, mean_spread, shown, train_runs, write_quick_results)
 from recording import RESULTS, record  # noqa: E402
 
 from depth_da_ros.geometry import Intrinsics, scale_depth  # noqa: E402
-from depth_da_ros.kitti import KittiCalibration, load_velodyne_points, project_velodyne  # noqa: E402
-from depth_da_ros.depth_io import read_rgb  # noqa: E402
+from depth_da_ros.kitti import KittiCalibration  # noqa: E402
 from depth_da_ros.metrics import METRIC_NAMES, evaluate_frames  # noqa: E402
 from depth_da_ros.pipeline import DepthPipeline  # noqa: E402
 from depth_da_ros.procedural.cache import FrameCache  # noqa: E402
@@ -115,16 +114,10 @@ def validation_frames(drive_root: Path = VALIDATION_DRIVE) -> list[HoldoutFrame]
     """The kitti_raw_sample frames with velodyne ground truth: real KITTI, not holdout (choices only)."""
     calib = KittiCalibration.from_dir(drive_root)
     velo_to_image = (calib.P_rect @ calib.cam_to_rect) @ calib.velo_to_cam
-    frames = []
-    for image in sorted(drive_root.glob("*_sync/image_02/data/*.png")):
-        scan = image.parents[2] / "velodyne_points" / "data" / f"{image.stem}.bin"
-        rgb = read_rgb(image)
-        height, width = rgb.shape[:2]
-        gt = project_velodyne(load_velodyne_points(scan), velo_to_image, width, height)
-        p = calib.P_rect
-        frames.append(HoldoutFrame(f"kitti_raw_sample {image.stem}", "velodyne", rgb, gt,
-                                   Intrinsics(width, height, p[0, 0], p[1, 1], p[0, 2], p[1, 2])))
-    return frames
+    return [velodyne_frame(f"kitti_raw_sample {image.stem}", image,
+                            image.parents[2] / "velodyne_points" / "data" / f"{image.stem}.bin", velo_to_image,
+                            calib.P_rect)
+            for image in sorted(drive_root.glob("*_sync/image_02/data/*.png"))]
 
 
 def render_caches(args: argparse.Namespace, cache: Path) -> None:

@@ -271,7 +271,7 @@ def object_calibration(path: Path) -> tuple[np.ndarray, np.ndarray]:
     return (p2 @ rect) @ velo_to_cam, p2  # monodepth2's multiplication order
 
 
-def _velodyne_frame(name: str, image: Path, scan: Path, velo_to_image: np.ndarray, p2: np.ndarray) -> HoldoutFrame:
+def velodyne_frame(name: str, image: Path, scan: Path, velo_to_image: np.ndarray, p2: np.ndarray) -> HoldoutFrame:
     rgb = read_rgb(image)
     height, width = rgb.shape[:2]
     gt = project_velodyne(load_velodyne_points(scan), velo_to_image, width, height)
@@ -290,18 +290,18 @@ def holdout_frames(root: Path = HOLDOUT) -> list[HoldoutFrame]:
         frames.append(HoldoutFrame(f"Metric3D {depth_path.stem}", "depth benchmark", rgb,
                                    read_kitti_depth(depth_path), camera))
     daryl = root / "kitti_object__darylclimb_cvml_project"
-    frames.append(_velodyne_frame("darylclimb 000114", daryl / "000114_image.png", daryl / "000114.bin",
+    frames.append(velodyne_frame("darylclimb 000114", daryl / "000114_image.png", daryl / "000114.bin",
                                   *object_calibration(daryl / "000114_calib.txt")))
     mmdet = root / "kitti_object__open-mmlab_mmdetection3d"
     # Its .txt holds P2 alone (as a 4x4); R_rect_00 and [R|T] come from the 2011_09_26 raw calibration.
     p2 = np.loadtxt(mmdet / "000008.txt").reshape(4, 4)[:3]
     raw = KittiCalibration.from_dir(RAW_CALIB_DIR)
-    frames.append(_velodyne_frame("mmdetection3d 000008", mmdet / "000008.png", mmdet / "000008.bin",
+    frames.append(velodyne_frame("mmdetection3d 000008", mmdet / "000008.png", mmdet / "000008.bin",
                                   (p2 @ raw.cam_to_rect) @ raw.velo_to_cam, p2))
     pillars = root / "kitti_object__zhulf0804_PointPillars"
     for split, frame in (("test", "000002"), ("val", "000134")):  # val/000134: another date, its own calib
         folder = pillars / split
-        frames.append(_velodyne_frame(f"PointPillars {split}/{frame}", folder / f"{frame}.png", folder / f"{frame}.bin",
+        frames.append(velodyne_frame(f"PointPillars {split}/{frame}", folder / f"{frame}.png", folder / f"{frame}.bin",
                                       *object_calibration(folder / f"{frame}.txt")))
     return frames
 
