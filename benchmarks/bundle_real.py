@@ -123,8 +123,9 @@ def main(argv: list[str] | None = None) -> int:
         with tempfile.TemporaryDirectory() as peers_tmp:
             latency = bench_latency(new, old, Path(peers_tmp))
         old_name = describe_model(old.metadata) if old else None
-        holdout = holdout_rows(new, bench.holdout_frames()) if bench.HOLDOUT.is_dir() else None
-        old_holdout = holdout_rows(old, bench.holdout_frames()) if bench.HOLDOUT.is_dir() and old else None
+        frames = bench.holdout_frames() if bench.HOLDOUT.is_dir() else None  # read and projected once
+        holdout = holdout_rows(new, frames) if frames else None
+        old_holdout = holdout_rows(old, frames) if frames and old else None
         args.models.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(candidate, model)
     model.chmod(0o644)
