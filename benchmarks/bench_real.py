@@ -65,6 +65,7 @@ from bench_sim2real import (HOLDOUT, MAX_DEPTH, SHARED, HoldoutFrame, Run, velod
 from recording import RESULTS, record  # noqa: E402
 
 from depth_da_ros.geometry import Intrinsics, scale_depth  # noqa: E402
+from depth_da_ros.ground import ground_plane_depth  # noqa: E402
 from depth_da_ros.kitti import KittiCalibration  # noqa: E402
 from depth_da_ros.metrics import METRIC_NAMES, evaluate_frames  # noqa: E402
 from depth_da_ros.pipeline import DepthPipeline  # noqa: E402
@@ -102,12 +103,9 @@ def label(row: str) -> str:
 
 def flat_ground_prior(camera: Intrinsics, height: float = CAMERA_HEIGHT, max_depth: float = MAX_DEPTH) -> np.ndarray:
     """float32 (H, W) metres: the depth of a flat road ``height`` m below a level camera,
-    z = fy * height / (v - cy) for rows below the principal point, ``max_depth`` elsewhere (and
-    where the road is farther than it)."""
-    v = np.arange(camera.height, dtype=np.float64)[:, None] - camera.cy
-    with np.errstate(divide="ignore"):
-        z = np.where(v > 0, camera.fy * height / np.where(v > 0, v, 1.0), max_depth)
-    return np.broadcast_to(np.minimum(z, max_depth), (camera.height, camera.width)).astype(np.float32)
+    z = fy * height / (v - cy) for rows below the principal point (``ground.ground_plane_depth``),
+    ``max_depth`` elsewhere (and where the road is farther than it)."""
+    return np.minimum(ground_plane_depth(camera, height), np.float32(max_depth))
 
 
 def validation_frames(drive_root: Path = VALIDATION_DRIVE) -> list[HoldoutFrame]:
@@ -123,7 +121,7 @@ def validation_frames(drive_root: Path = VALIDATION_DRIVE) -> list[HoldoutFrame]
 def render_caches(args: argparse.Namespace, cache: Path) -> None:
     """Render the synthetic training and validation frames once into the cache."""
     for seed, length in ((0, args.train_frames), (1, 4 if args.quick else 64)):
-        config = ProceduralConfig(domain="synthetic", seed=seed, height=SIZE[0], width=SIZE[1],
+        config = ProceduralConfig(domain="synthetic", seed=seed, height=args.size[0], width=args.size[1],
                                   **renderer_field(args.renderer))
         FrameCache(ProceduralDataset(config, length), cache).fill(f"rendering synthetic frames of seed {seed}")
 
@@ -137,14 +135,18 @@ def renderer_field(renderer: int) -> dict[str, int]:
 # -- training -----------------------------------------------------------------------------------
 
 
-def prior_override(args: argparse.Namespace) -> list[str]:
-    """``model.ground_prior`` of every run when the networks learn a residual over the flat road."""
-    return [f"model.ground_prior={args.ground_prior}"] if args.ground_prior else []
+def model_overrides(args: argparse.Namespace) -> list[str]:
+    """Every run's model settings besides the preset: the input size when it is not the preset's
+    (96x320), ``model.ground_prior`` when the networks learn a residual over the flat road."""
+    size = [] if args.size == SIZE else [f"model.height={args.size[0]}", f"model.width={args.size[1]}"]
+    return size + ([f"model.ground_prior={args.ground_prior}"] if args.ground_prior else [])
 
 
 def variant(args: argparse.Namespace) -> str:
-    """The runs' and results' name: renderer, and the ground prior when used (v1, v2, v2-prior1.65)."""
-    return f"v{args.renderer}" + (f"-prior{args.ground_prior:g}" if args.ground_prior else "")
+    """The runs' and results' name: renderer, input size when not 96x320, and the ground prior when
+    used (v1, v2, v2-128x416, v2-prior1.65)."""
+    return (f"v{args.renderer}" + ("" if args.size == SIZE else f"-{args.size[0]}x{args.size[1]}")
+            + (f"-prior{args.ground_prior:g}" if args.ground_prior else ""))
 
 
 @dataclass
@@ -161,12 +163,12 @@ def plan_seed(args: argparse.Namespace, work: Path, seed: int, cache: Path) -> d
     renderer = [f"data.train.renderer={args.renderer}", f"data.val.renderer={args.renderer}"] \
         if args.renderer != 1 else []
     base = [f"model.preset={PRESET}", f"run.seed={seed}", "run.log_every=25", "run.image_every=1000000",
-            *prior_override(args)]
+            *model_overrides(args)]
     depth = [*base, f"run.steps={args.depth_steps}", f"run.batch_size={args.batch}",
              f"run.val_every={max(args.depth_steps // 3, 1)}", f"run.checkpoint_every={args.depth_steps}",
              "model.depth_encoding=log", f"data.train.cache={cache}", f"data.val.cache={cache}",
              f"data.train.length={args.train_frames}", *renderer, *quick_val]
-    runs = {"depth": Run("depth", seed, folder / "depth", "depth", tuple(depth))}
+    runs = {} if args.no_plain else {"depth": Run("depth", seed, folder / "depth", "depth", tuple(depth))}
     if not args.no_augmented:
         runs["depth_aug"] = Run("depth_aug", seed, folder / "depth_aug", "depth", (*depth, "data.photometric=true"))
     if args.only_depth:
@@ -190,7 +192,7 @@ def plan_seed(args: argparse.Namespace, work: Path, seed: int, cache: Path) -> d
 def plan_distill(args: argparse.Namespace, work: Path, seed: int, teacher: Run) -> Run:
     decay = max(args.distill_steps // 2, 1)
     base = [f"model.preset={PRESET}", f"run.seed={seed}", "run.log_every=25", "run.image_every=1000000",
-            *prior_override(args)]
+            *model_overrides(args)]
     distill = [*base, f"run.steps={args.distill_steps}", f"run.batch_size={args.batch}",
                f"run.val_every={args.distill_steps}", f"run.checkpoint_every={args.distill_steps}",
                "model.depth_encoding=log", f"optim_g.decay_steps={decay}",
@@ -296,6 +298,18 @@ def frame_table(frame_results: dict[str, list[list[dict[str, float]]]], frames: 
     return "\n".join(lines)
 
 
+def size_arg(text: str) -> tuple[int, int]:
+    """'128x416' -> (128, 416); both multiples of 32 (the U-Net's five halvings)."""
+    try:
+        height, width = (int(part) for part in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"size must be HxW, e.g. 128x416, got {text!r}") from None
+    if height < 32 or width < 32 or height % 32 or width % 32:
+        raise argparse.ArgumentTypeError(f"size must be positive multiples of 32 (the U-Net halves five times), "
+                                         f"got {text!r}")
+    return height, width
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--renderer", type=int, choices=(1, 2), default=1,
@@ -303,9 +317,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--ground-prior", type=float, default=0.0, metavar="METRES",
                         help="model.ground_prior of every network: a residual over a flat road this far under the "
                              "camera (default: 0 = off)")
+    parser.add_argument("--size", type=size_arg, default=SIZE, metavar="HxW",
+                        help="network input size of every run (default: the bench preset's %(default)s); "
+                             "another size gets its own runs folder and results name")
     parser.add_argument("--only-depth", action="store_true", help="rows prior, b and c only (the depth stage: a renderer comparison)")
     parser.add_argument("--no-augmented", action="store_true",
                         help="with --only-depth: row c (photometric augmentation) left out, rows prior and b only")
+    parser.add_argument("--no-plain", action="store_true",
+                        help="with --only-depth: row b (no augmentation) left out, rows prior and c only")
     parser.add_argument("--seeds", type=int, nargs="+", help="training seeds (default 0 1 2; --quick 0)")
     parser.add_argument("--depth-steps", type=int, help="steps of each depth run (default 600; --quick 3)")
     parser.add_argument("--style-steps", type=int, help="steps of each style run (default 300; --quick 2)")
@@ -329,6 +348,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("steps, batches and frame counts must be positive")
     if args.no_augmented and not args.only_depth:
         parser.error("--no-augmented needs --only-depth (rows d-g need no row c, but it is part of the full set)")
+    if args.no_plain and (args.no_augmented or not args.only_depth):
+        parser.error("--no-plain needs --only-depth and row c (rows d-g are built on row b's network)")
     if len(set(args.seeds)) != len(args.seeds):
         parser.error(f"--seeds repeats a seed: {args.seeds}")
     return args
@@ -342,7 +363,7 @@ def main(argv: list[str] | None = None) -> Path | None:
               "or put the real_unlabeled folder there", file=sys.stderr)
         return None
     started = time.perf_counter()
-    name = f"real{'-depth' if args.only_depth else ''}{'-b' if args.no_augmented else ''}-{variant(args)}"
+    name = f"real{'-depth' if args.only_depth else ''}{'-b' if args.no_augmented else ''}{'-c' if args.no_plain else ''}-{variant(args)}"
     work = (args.work or ROOT / "runs" / "bench_real" / (variant(args) + ("-quick" if args.quick else ""))).resolve()
     results_dir = work / "results" if args.quick else RESULTS
     cache = args.cache.resolve()
@@ -364,7 +385,8 @@ def main(argv: list[str] | None = None) -> Path | None:
             train_runs([distill])
             seed_runs.runs["distill"] = distill
         seeds.append(seed_runs)
-    rows = [r for r in (DEPTH_ROWS if args.only_depth else ROWS) if not (args.no_augmented and r == "c")]
+    rows = [r for r in (DEPTH_ROWS if args.only_depth else ROWS) if not (args.no_augmented and r == "c")
+            and not (args.no_plain and r == "b")]
 
     holdout = holdout_frames() if HOLDOUT.is_dir() else []
     if not holdout:
@@ -395,7 +417,8 @@ def main(argv: list[str] | None = None) -> Path | None:
                                                             if f in headline],
                                                  f"{label(row)}, seed {seed_runs.seed}"))
     # Procedural in-domain validation of the depth runs (their own best-checkpoint choice).
-    procedural = {s.seed: float(s.runs["depth"].summary["best"]["value"]) for s in seeds}
+    procedural = {(key, s.seed): float(s.runs[key].summary["best"]["value"])
+                  for s in seeds for key in ("depth", "depth_aug") if key in s.runs}
 
     bundle_candidates = [(row, s.seed) for row in rows if row != "prior" for s in seeds]
     if validation:
@@ -406,7 +429,7 @@ def main(argv: list[str] | None = None) -> Path | None:
     total_s = time.perf_counter() - started
 
     lines = [
-        f"`{PRESET}` preset at {SIZE[0]}x{SIZE[1]}, log depth encoding, procedural renderer v{args.renderer}"
+        f"`{PRESET}` preset at {args.size[0]}x{args.size[1]}, log depth encoding, procedural renderer v{args.renderer}"
         + (f", ground prior {args.ground_prior:g} m (residual over a flat road)" if args.ground_prior else "") + "; "
         f"depth stage {args.depth_steps} steps at batch {args.batch}"
         + ("" if args.only_depth else f", style stage {args.style_steps} steps at batch {args.style_batch}, "
@@ -468,7 +491,8 @@ def main(argv: list[str] | None = None) -> Path | None:
     lines += [
         "## Procedural validation (the depth runs' own best checkpoint, synthetic frames of seed 1)",
         "",
-        "| seed | abs_rel |", "|---:|---:|", *(f"| {seed} | {value:.3f} |" for seed, value in procedural.items()),
+        "| run | seed | abs_rel |", "|---|---:|---:|",
+        *(f"| {key} | {seed} | {value:.3f} |" for (key, seed), value in procedural.items()),
         "",
         "## Runs",
         "",

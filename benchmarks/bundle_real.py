@@ -54,6 +54,8 @@ def candidates(result_files: list[Path]) -> list[dict]:
                    + (f" --ground-prior {args['ground_prior']:g}" if args.get("ground_prior") else "")
                    + (" --only-depth" if args["only_depth"] else "")
                    + (" --no-augmented" if args.get("no_augmented") else "")
+                   + (" --no-plain" if args.get("no_plain") else "")
+                   + (f" --size {args['size'][0]}x{args['size'][1]}" if args.get("size", [96, 320]) != [96, 320] else "")
                    + " --seeds " + " ".join(map(str, args["seeds"])))
         for row, per_seed in results["validation"].items():
             if row not in LEARNT_ROWS:

@@ -70,6 +70,7 @@ from std_msgs.msg import Header
 from .backends import ModelLoadError
 from .console import apply_default_fastdds_profile, profile_variable
 from .geometry import Intrinsics, build_point_cloud, scale_depth
+from .ground import constrain_to_ground, ground_plane_depth
 from .confidence import mask_unconfident
 from .laserscan import ScanMaker
 from .temporal import TemporalSmoother
@@ -512,7 +513,10 @@ class DepthNode(Node):
         if confidence is not None:
             depth = mask_unconfident(depth, confidence, settings.confidence_threshold)
         window = self._pipeline.window((height, width), settings.aspect_policy)
-        depth, _ = scale_depth(depth, settings.scale_mode, camera, self._pipeline.training_camera, window)
+        depth, factor = scale_depth(depth, settings.scale_mode, camera, self._pipeline.training_camera, window)
+        if settings.ground_camera_height > 0 and camera is not None:
+            ground = ground_plane_depth(camera, settings.ground_camera_height, settings.ground_camera_pitch)
+            depth = constrain_to_ground(depth, ground, settings.ground_tolerance, self._pipeline.max_depth * factor)
         depth = self._smoother.apply(depth, (header.frame_id, depth.shape), stamp_to_ns(header.stamp),
                                      settings.temporal_smoothing, settings.temporal_reset)
         self._depth_pub.publish(depth_image_cdr(depth, header))

@@ -153,6 +153,15 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
                   minimum=0.0, maximum=0.95),
     ParameterSpec("temporal_reset", 0.15, "temporal_smoothing: relative disagreement above which a pixel takes "
                   "the new depth as is (disocclusion, motion)", minimum=0.0, maximum=1.0),
+    ParameterSpec("ground_camera_height", 0.0, "Height of the camera's optical centre above flat ground, metres "
+                  "(tf base_footprint -> optical frame): depth below the horizon is kept no farther than the ground "
+                  "and snapped to it where within ground_tolerance (depth_da_ros/ground.py; measured with right and wrong "
+                  "heights in benchmarks/results/ground.md); 0: off", minimum=0.0, maximum=100.0),
+    ParameterSpec("ground_camera_pitch", 0.0, "ground_camera_height: the camera's pitch, radians, positive looking "
+                  "down (no roll)", minimum=-1.5, maximum=1.5),
+    ParameterSpec("ground_tolerance", 0.5, "ground_camera_height: a prediction up to this relative amount nearer "
+                  "than the ground is taken as ground (chosen on the kitti_raw_sample frames); nearer ones are "
+                  "obstacles and kept; 0: only the bound", minimum=0.0, maximum=10.0),
     ParameterSpec("diagnostics_period", 1.0, "Seconds between /diagnostics messages", read_only=True,
                   minimum=0.1, maximum=60.0),
     ParameterSpec("warning_period", 5.0, "Seconds between two warnings about the same problem", read_only=True,
@@ -202,6 +211,9 @@ class NodeSettings:
     confidence_threshold: float
     temporal_smoothing: float
     temporal_reset: float
+    ground_camera_height: float
+    ground_camera_pitch: float
+    ground_tolerance: float
     diagnostics_period: float
     warning_period: float
 

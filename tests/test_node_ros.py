@@ -966,6 +966,27 @@ def test_beyond_range_is_inf_and_the_cloud_drops_it(running, tiny_checkpoint):
 
 
 @needs_ros
+def test_ground_camera_height_snaps_the_road_and_leaves_the_sky(running):
+    from depth_da_ros.ground import ground_plane_depth
+
+    tester, process = running
+    _, plain = send_whole_frame(tester, process, seed=10)
+    assert tester.set_parameter("ground_camera_height", 1.65).successful
+    try:
+        _, outputs = send_whole_frame(tester, process, seed=10)
+    finally:
+        assert tester.set_parameter("ground_camera_height", 0.0).successful
+    before, after = depth_array(plain["depth/image"]), depth_array(outputs["depth/image"])
+    ground = ground_plane_depth(Intrinsics(KITTI_WIDTH, KITTI_HEIGHT, KITTI_FX, KITTI_FX, KITTI_CX, KITTI_CY), 1.65)
+    # The tiny model predicts 44-52 m everywhere: every row whose road is nearer than 40 m is road.
+    road = ground[:, 0] < 40.0
+    assert road.sum() > 100 and np.isfinite(before[road]).all()
+    np.testing.assert_allclose(after[road], ground[road], rtol=1e-6)
+    sky = ~np.isfinite(ground[:, 0])
+    np.testing.assert_array_equal(after[sky], before[sky])
+
+
+@needs_ros
 def test_input_qos_follows_a_best_effort_publisher(running):
     tester, process = running
     # Incompatible with the node's reliable subscription until it re-subscribes: expected here.
