@@ -1,0 +1,157 @@
+#!/usr/bin/env python3
+"""The known camera height on real KITTI frames: the node's ground constraint, right and wrong.
+
+Issue 22's optional idea, as an inference-time step the node has (``ground_camera_height``,
+``depth_da_ros/ground.py``): the flat ground a known height under the camera bounds every depth
+below the horizon, and a prediction within ``ground_tolerance`` of it is taken as ground. This
+script measures it on the networks ``benchmarks/bench_real.py`` trained (every learnt row and
+seed of the result files given):
+
+1. the tolerance is chosen on the validation frames (the two ``kitti_raw_sample`` frames, never
+   holdout): the one with the lowest abs_rel averaged over every network, at KITTI's height;
+2. holdout (the six 2011_09_26 frames, metric, Garg crop, as bench_real): each row without and
+   with the constraint at KITTI's camera height (1.65 m), then with heights wrong by -20% .. +20%
+   (the "degrades gracefully when the height is wrong" part).
+
+    python benchmarks/bench_ground.py runs/bench_real/v2/real-v2.json runs/bench_real/v1/real-v1.json
+
+Writes benchmarks/results/ground.md (command, machine, date). Inference only: minutes on a CPU.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import bench_real as bench  # noqa: E402
+from bundle_real import candidates  # noqa: E402
+from recording import record  # noqa: E402
+
+from depth_da_ros.ground import constrain_to_ground, ground_plane_depth  # noqa: E402
+from depth_da_ros.pipeline import DepthPipeline  # noqa: E402
+
+TOLERANCES = (0.0, 0.25, 0.5, 1.0)
+HEIGHT_ERRORS = (-0.2, -0.1, 0.0, 0.1, 0.2)  # relative error of the height the node is given
+
+
+def constrained(depth: np.ndarray, frame: bench.HoldoutFrame, height: float, tolerance: float) -> np.ndarray:
+    """``depth`` (metres, +Inf already as 80 m) under the node's ground constraint for ``frame``'s camera."""
+    ground = ground_plane_depth(frame.camera, height)
+    return constrain_to_ground(depth, ground, tolerance, bench.MAX_DEPTH)
+
+
+def score(depths: list[np.ndarray], frames: list[bench.HoldoutFrame], height: float | None,
+          tolerance: float) -> dict[str, float]:
+    """Mean metrics over ``frames``; ``height`` None: the predictions as they are."""
+    if height is not None:
+        depths = [constrained(d, f, height, tolerance) for d, f in zip(depths, frames)]
+    return bench.mean_metrics(bench.per_frame(depths, frames))
+
+
+def key(candidate: dict) -> str:
+    return f"{bench.shown(candidate['folder'])} ({candidate['row']})"
+
+
+def pair(metrics: dict[str, float]) -> str:
+    return f"{metrics['abs_rel']:.3f} / {metrics['a1']:.3f}"
+
+
+def main(argv: list[str] | None = None) -> Path | None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("results", type=Path, nargs="+", help="bench_real.py result files (runs/bench_real/v2/real-v2.json ...)")
+    parser.add_argument("--height", type=float, default=bench.CAMERA_HEIGHT,
+                        help="the cameras' true height above the road, metres (default: KITTI's %(default)s)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+    for path in args.results:
+        if not path.is_file():
+            parser.error(f"{path} does not exist: run benchmarks/bench_real.py first (it writes it beside its runs)")
+    if not bench.VALIDATION_DRIVE.is_dir():
+        print(f"{bench.VALIDATION_DRIVE} is absent: no validation frames to choose the tolerance with", file=sys.stderr)
+        return None
+    pool = candidates(args.results)
+    validation = bench.validation_frames()
+    holdout = bench.holdout_frames() if bench.HOLDOUT.is_dir() else []
+    if not holdout:
+        print(f"{bench.HOLDOUT} is absent: the holdout rows are skipped")
+    headline = [f for f in holdout if "val/000134" not in f.name]
+
+    val_depths, hold_depths = [], []
+    for candidate in tqdm(pool, desc="predicting", unit="network"):
+        pipeline = DepthPipeline(candidate["depth"], backend="torch", style_checkpoint=candidate["style"])
+        val_depths.append([bench.metric_depth(pipeline, f) for f in validation])
+        hold_depths.append([bench.metric_depth(pipeline, f) for f in headline])
+
+    # 1. Tolerance: the lowest validation abs_rel averaged over every network, at the true height.
+    val_mean = {tol: float(np.mean([score(d, validation, args.height, tol)["abs_rel"] for d in val_depths]))
+                for tol in TOLERANCES}
+    plain_val = float(np.mean([score(d, validation, None, 0.0)["abs_rel"] for d in val_depths]))
+    tolerance = min(val_mean, key=val_mean.get)
+    bundled = min(range(len(pool)), key=lambda i: pool[i]["abs_rel"])  # bundle_real's rule
+
+    lines = [
+        f"Networks: every learnt row and seed of {', '.join(f'`{bench.shown(p)}`' for p in args.results)} "
+        f"({len(pool)} networks). Camera height of every frame: {args.height} m (KITTI's). Metric, Garg crop, "
+        "depth in (1e-3, 80] m, per frame then averaged.",
+        "",
+        "## Validation (choices only): kitti_raw_sample frames 0000000000-1",
+        "",
+        "Mean abs_rel over every network: without the constraint "
+        f"{plain_val:.3f}; " + "; ".join(f"tolerance {t:g}: {v:.3f}" for t, v in val_mean.items())
+        + f". Chosen: **tolerance {tolerance:g}** (the node's default `ground_tolerance`).",
+        "",
+    ]
+    if headline:
+        groups: dict[str, list[int]] = defaultdict(list)
+        for i, candidate in enumerate(pool):
+            groups[key(candidate)].append(i)
+        prior = score([bench.flat_ground_prior(f.camera, args.height) for f in headline], headline, None, 0.0)
+        lines += [
+            f"## Holdout: the six {bench.HEADLINE_DATE} real KITTI frames (abs_rel / a1, mean over seeds)",
+            "",
+            f"Flat-ground prior (no learning): {pair(prior)}. Targets of issue 22: beat it on both, abs_rel <= "
+            f"{bench.TARGET_ABS_REL}, a1 >= {bench.TARGET_A1}.",
+            "",
+            "| network | seeds | without | with, height right | height -20% | -10% | +10% | +20% |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|",
+        ]
+        errors = [e for e in HEIGHT_ERRORS if e != 0.0]
+
+        def mean_over(indices: list[int], height: float | None) -> dict[str, float]:
+            rows = [score(hold_depths[i], headline, height, tolerance) for i in indices]
+            return {name: float(np.mean([r[name] for r in rows])) for name in ("abs_rel", "a1")}
+
+        for name, indices in groups.items():
+            cells = [mean_over(indices, None), mean_over(indices, args.height),
+                     *(mean_over(indices, args.height * (1 + e)) for e in errors)]
+            lines.append(f"| {name} | {len(indices)} | " + " | ".join(pair(c) for c in cells) + " |")
+        everything = list(range(len(pool)))
+        cells = [mean_over(everything, None), mean_over(everything, args.height),
+                 *(mean_over(everything, args.height * (1 + e)) for e in errors)]
+        lines.append(f"| every network | {len(pool)} | " + " | ".join(pair(c) for c in cells) + " |")
+        chosen = pool[bundled]
+        cells = [mean_over([bundled], None), mean_over([bundled], args.height),
+                 *(mean_over([bundled], args.height * (1 + e)) for e in errors)]
+        lines += [
+            "",
+            f"The network bundle_real's rule picks from these (lowest validation abs_rel: {key(chosen)}, seed "
+            f"{chosen['seed']}): " + "; ".join(f"{label} {pair(c)}" for label, c in zip(
+                ("without", "with", *(f"height {e:+.0%}" for e in errors)), cells)) + ".",
+            "",
+        ]
+    body = "\n".join(lines)
+    print(body)
+    path = record("ground", body)
+    print(f"recorded in {path}")
+    return path
+
+
+if __name__ == "__main__":
+    main()
