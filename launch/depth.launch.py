@@ -2,7 +2,8 @@
 
     ros2 launch depth_da_ros depth.launch.py model:=/path/to/model.onnx image:=/camera/image_raw \
         camera_info:=/camera/camera_info
-    ros2 launch depth_da_ros depth.launch.py kitti:=true use_rviz:=true
+    ros2 launch depth_da_ros depth.launch.py kitti:=true use_rviz:=true   # camera_height 1.65 m
+    ros2 launch depth_da_ros depth.launch.py image:=/cam/image_raw camera_height:=0.9  # ground constraint on
     ros2 launch depth_da_ros depth.launch.py namespace:=front params_file:=/path/to/my_depth.yaml
     # several cameras: one node per camera, each in the camera's namespace (its topics, its
     # parameters: /front/depth_da_node, /rear/depth_da_node); relative remaps resolve in each
@@ -34,6 +35,7 @@ PARAMETER_ARGUMENTS = {"model": "model_path", "backend": "backend"}
 # kitti:=true: the left colour camera of a KITTI raw bag (kitti2bag's names) and its frame.
 KITTI_TOPICS = {"image": "/kitti/camera_color_left/image_raw", "camera_info": "/kitti/camera_color_left/camera_info"}
 KITTI_FRAME = "camera_color_left"
+KITTI_CAMERA_HEIGHT = 1.65  # metres: KITTI's colour cameras above the road (the recording platform's drawing)
 # The topics config/depth.rviz displays (the node's topics in the root namespace, unremapped)
 # -> the node's own topic name; RViz is remapped to wherever that topic really is.
 RVIZ_TOPICS = {"/image": "image", "/depth/colorized": "depth/colorized", "/points": "points"}
@@ -65,6 +67,19 @@ def _typed(parameters: dict) -> dict:
     turns into a bool)."""
     return {name: ParameterValue(value, value_type=str) if isinstance(value, str) else value
             for name, value in parameters.items()}
+
+
+def _ground_overrides(camera_height: str, kitti: bool) -> dict:
+    """``ground_camera_height`` from the ``camera_height`` argument (metres; KITTI's with
+    ``kitti:=true`` when empty); no override when both are empty. Raises RuntimeError (launch
+    reports it and starts nothing) for a value that is not a number."""
+    if not camera_height:
+        return {"ground_camera_height": KITTI_CAMERA_HEIGHT} if kitti else {}
+    try:
+        return {"ground_camera_height": float(camera_height)}
+    except ValueError:
+        raise RuntimeError(f"camera_height:={camera_height!r} is not a height in metres (e.g. 1.65; "
+                           "0 turns the ground constraint off)") from None
 
 
 def _resolve(topic: str, namespace: str) -> str:
@@ -130,6 +145,7 @@ def _launch_setup(context: LaunchContext) -> list:
 
     parameters = [_typed(_node_parameters(arg("params_file")))]
     overrides = {param: arg(name) for name, param in PARAMETER_ARGUMENTS.items() if arg(name)}
+    overrides.update(_ground_overrides(arg("camera_height"), kitti))
     if overrides:
         parameters.append(_typed(overrides))
     actions = [*_fastdds_profile(), *(Node(
@@ -174,6 +190,10 @@ def generate_launch_description() -> LaunchDescription:
         DeclareLaunchArgument("kitti", default_value="false",
                               description=f"Use the KITTI bag topics {KITTI_TOPICS['image']} and "
                                           f"{KITTI_TOPICS['camera_info']}"),
+        DeclareLaunchArgument("camera_height", default_value="",
+                              description="Metres of the camera above flat ground: the node's ground_camera_height "
+                                          f"(depth below the horizon kept to the ground); empty: the params "
+                                          f"file's, or {KITTI_CAMERA_HEIGHT} with kitti:=true; 0: off"),
         DeclareLaunchArgument("use_rviz", default_value="false",
                               description="Start rviz2 with config/depth.rviz"),
         DeclareLaunchArgument("frame", default_value="",

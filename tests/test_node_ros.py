@@ -128,6 +128,16 @@ def test_launch_file_sets_only_declared_parameters_and_declares_its_arguments():
     assert parameters == shipped_parameters()
 
 
+def test_launch_camera_height_sets_the_ground_constraint_and_kitti_gives_its_own():
+    overrides = launch_functions("_ground_overrides")["_ground_overrides"]
+    assert overrides("", False) == {}
+    assert overrides("", True) == {"ground_camera_height": launch_constants()["KITTI_CAMERA_HEIGHT"]}
+    assert overrides("0.9", True) == {"ground_camera_height": 0.9}
+    assert overrides("0", True) == {"ground_camera_height": 0.0}  # off, also for a KITTI bag
+    with pytest.raises(RuntimeError, match="camera_height:='tall' is not a height"):
+        overrides("tall", False)
+
+
 def test_launch_file_reads_wildcard_params_files(tmp_path):
     node_parameters = launch_functions("_node_parameters")["_node_parameters"]
     path = tmp_path / "p.yaml"
