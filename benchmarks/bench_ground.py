@@ -34,24 +34,17 @@ import bench_real as bench  # noqa: E402
 from bundle_real import candidates  # noqa: E402
 from recording import record  # noqa: E402
 
-from depth_da_ros.ground import constrain_to_ground, ground_plane_depth  # noqa: E402
 from depth_da_ros.pipeline import DepthPipeline  # noqa: E402
 
 TOLERANCES = (0.0, 0.25, 0.5, 1.0)
 HEIGHT_ERRORS = (-0.2, -0.1, 0.0, 0.1, 0.2)  # relative error of the height the node is given
 
 
-def constrained(depth: np.ndarray, frame: bench.HoldoutFrame, height: float, tolerance: float) -> np.ndarray:
-    """``depth`` (metres, +Inf already as 80 m) under the node's ground constraint for ``frame``'s camera."""
-    ground = ground_plane_depth(frame.camera, height)
-    return constrain_to_ground(depth, ground, tolerance, bench.MAX_DEPTH)
-
-
 def score(depths: list[np.ndarray], frames: list[bench.HoldoutFrame], height: float | None,
           tolerance: float) -> dict[str, float]:
     """Mean metrics over ``frames``; ``height`` None: the predictions as they are."""
     if height is not None:
-        depths = [constrained(d, f, height, tolerance) for d, f in zip(depths, frames)]
+        depths = [bench.ground_constrained(d, f, height, tolerance) for d, f in zip(depths, frames)]
     return bench.mean_metrics(bench.per_frame(depths, frames))
 
 
@@ -105,7 +98,7 @@ def main(argv: list[str] | None = None) -> Path | None:
         "",
         "Mean abs_rel over every network: without the constraint "
         f"{plain_val:.3f}; " + "; ".join(f"tolerance {t:g}: {v:.3f}" for t, v in val_mean.items())
-        + f". Chosen: **tolerance {tolerance:g}** (the node's default `ground_tolerance`).",
+        + f". Chosen: **tolerance {tolerance:g}** (the node's default `ground_tolerance`: {bench.NODE_TOLERANCE:g}).",
         "",
     ]
     if headline:

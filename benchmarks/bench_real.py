@@ -65,9 +65,10 @@ from bench_sim2real import (HOLDOUT, MAX_DEPTH, SHARED, HoldoutFrame, Run, velod
 from recording import RESULTS, record  # noqa: E402
 
 from depth_da_ros.geometry import Intrinsics, scale_depth  # noqa: E402
-from depth_da_ros.ground import ground_plane_depth  # noqa: E402
+from depth_da_ros.ground import constrain_to_ground, ground_plane_depth  # noqa: E402
 from depth_da_ros.kitti import KittiCalibration  # noqa: E402
 from depth_da_ros.metrics import METRIC_NAMES, evaluate_frames  # noqa: E402
+from depth_da_ros.node_parameters import PARAMETERS  # noqa: E402
 from depth_da_ros.pipeline import DepthPipeline  # noqa: E402
 from depth_da_ros.procedural.cache import FrameCache  # noqa: E402
 from depth_da_ros.procedural.dataset import ProceduralConfig, ProceduralDataset  # noqa: E402
@@ -92,6 +93,8 @@ ROWS = {
 }
 DEPTH_ROWS = ("prior", "b", "c")
 TARGET_ABS_REL, TARGET_A1 = 0.20, 0.75
+# The node's default ground_tolerance (chosen by benchmarks/bench_ground.py on the validation frames).
+NODE_TOLERANCE = next(spec.default for spec in PARAMETERS if spec.name == "ground_tolerance")
 
 
 def label(row: str) -> str:
@@ -106,6 +109,12 @@ def flat_ground_prior(camera: Intrinsics, height: float = CAMERA_HEIGHT, max_dep
     z = fy * height / (v - cy) for rows below the principal point (``ground.ground_plane_depth``),
     ``max_depth`` elsewhere (and where the road is farther than it)."""
     return np.minimum(ground_plane_depth(camera, height), np.float32(max_depth))
+
+
+def ground_constrained(depth: np.ndarray, frame: HoldoutFrame, height: float, tolerance: float) -> np.ndarray:
+    """``depth`` (metres, +Inf already as 80 m) under the node's ground constraint
+    (``ground_camera_height`` = ``height``, ``ground_tolerance`` = ``tolerance``) for ``frame``'s camera."""
+    return constrain_to_ground(depth, ground_plane_depth(frame.camera, height), tolerance, MAX_DEPTH)
 
 
 def validation_frames(drive_root: Path = VALIDATION_DRIVE) -> list[HoldoutFrame]:

@@ -34,7 +34,6 @@ from tqdm import tqdm
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import bench_real as bench  # noqa: E402
-from bench_ground import constrained  # noqa: E402
 from bench_peers import reference_timer  # noqa: E402
 from bench_pipeline import interleaved_blocks  # noqa: E402
 from bundle_real import candidates  # noqa: E402
@@ -42,10 +41,8 @@ from recording import record  # noqa: E402
 
 from depth_da_ros.camera import KITTI_HEIGHT, KITTI_WIDTH  # noqa: E402
 from depth_da_ros.export import export_onnx, quiet_exporter_logs  # noqa: E402
-from depth_da_ros.node_parameters import PARAMETERS  # noqa: E402
 from depth_da_ros.pipeline import DepthPipeline  # noqa: E402
 
-TOLERANCE = next(spec.default for spec in PARAMETERS if spec.name == "ground_tolerance")
 
 
 def main(argv: list[str] | None = None) -> Path | None:
@@ -83,8 +80,9 @@ def main(argv: list[str] | None = None) -> Path | None:
             if headline:
                 depths = [bench.metric_depth(pipeline, f) for f in headline]
                 real["plain"] = bench.mean_metrics(bench.per_frame(depths, headline))
-                real["ground"] = bench.mean_metrics(bench.per_frame(
-                    [constrained(d, f, bench.CAMERA_HEIGHT, TOLERANCE) for d, f in zip(depths, headline)], headline))
+                grounded = [bench.ground_constrained(d, f, bench.CAMERA_HEIGHT, bench.NODE_TOLERANCE)
+                            for d, f in zip(depths, headline)]
+                real["ground"] = bench.mean_metrics(bench.per_frame(grounded, headline))
             rows.append((candidate, pipeline.input_size, ms[i] / ms["reference"], real))
 
     allowed = [r for r in rows if r[2] <= args.max_ratio]
@@ -94,7 +92,7 @@ def main(argv: list[str] | None = None) -> Path | None:
         f"{args.rounds} interleaved rounds of {args.runs} frames; the reference: monodepth2 ResNet-18 at 640x192, "
         f"network alone, {ms['reference']:.1f} ms. Validation: kitti_raw_sample 0000000000-1 (choices). Holdout: the "
         f"six {bench.HEADLINE_DATE} frames (reported only), without / with the ground constraint (1.65 m, tolerance "
-        f"{TOLERANCE:g}).",
+        f"{bench.NODE_TOLERANCE:g}).",
         "",
         "| network | input | seed | ms | x reference | validation abs_rel / a1 | holdout abs_rel / a1 | "
         "holdout with ground |",
