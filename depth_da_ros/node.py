@@ -19,9 +19,12 @@ which costs no resize. Only a model with the adapter advertises it (otherwise th
 once at start-up), and it is fetched from the model only while someone subscribes.
 
 The node is glue: the logic lives in ``node_parameters``, ``node_topics`` (names, QoS choice),
-``node_frames`` (frame queue, stamp matching), ``node_diagnostics`` (statistics),
-``node_calibration`` (calibration kept per camera, degenerate-frame and frame-id checks),
-``ros_conversions``, ``geometry`` and ``pipeline``. Callbacks only store messages; one inference
+``node_frames`` (frame queue, stamp matching, throttled warnings), ``node_diagnostics``
+(statistics), ``node_calibration`` (calibration kept per camera, degenerate-frame and frame-id
+checks), ``node_camera`` (each frame's header, calibration and rectification), ``node_depth``
+(inference, confidence, metric scale, ground constraint, temporal smoothing), ``node_outputs``
+(the per-frame outputs, each built only for a subscriber), ``ros_conversions``, ``geometry`` and
+``pipeline``. Callbacks only store messages; one inference
 thread, at a lower priority (``inference_nice``), takes frames from a queue: the newest only by
 default (older frames are dropped and counted), every frame in order with ``queue_size`` > 1
 (bags, evaluation), so a slow model never delays the executor. A bad message gives a throttled
@@ -34,7 +37,6 @@ node warns), and latency is reported only while image stamps are on the node's c
 from __future__ import annotations
 
 import logging
-import math
 import os
 import signal
 import sys
@@ -45,7 +47,6 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
@@ -64,16 +65,11 @@ from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from rclpy.subscription import MessageInfo, Subscription
-from sensor_msgs.msg import CameraInfo, CompressedImage, Image, LaserScan, PointCloud2
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Header
 
 from .backends import ModelLoadError
 from .console import apply_default_fastdds_profile, profile_variable
-from .geometry import Intrinsics, build_point_cloud, scale_depth
-from .ground import constrain_to_ground, ground_plane_depth
-from .confidence import mask_unconfident
-from .laserscan import ScanMaker
-from .temporal import TemporalSmoother
 from .node_diagnostics import (
     DIAGNOSTIC_ERROR,
     DIAGNOSTIC_OK,
@@ -83,27 +79,18 @@ from .node_diagnostics import (
     hardware_id,
     status_name,
 )
-from .node_calibration import (
-    DEGENERATE,
-    EMPTY_FRAME_ID,
-    FROM_CACHE,
-    FROM_CAMERA_INFO,
-    FROM_NOTHING,
-    FROM_PARAMETER,
-    UNCALIBRATED,
-    CalibrationCache,
-    FrameChecks,
-    merge_frame_checks,
-    output_frame_id,
-)
-from .node_frames import FrameQueue, StampMatcher, WarningThrottle, call_with_lower_priority, lower_thread_priority
+from .node_calibration import DEGENERATE, FrameChecks, merge_frame_checks
+from .node_camera import FrameCameras
+from .node_depth import DepthEstimator
+from .node_frames import FrameQueue, ThrottledLog, WarningThrottle, call_with_lower_priority, lower_thread_priority
+from .node_outputs import FRAME_TOPICS, FrameOutputs
 from .node_parameters import (
     PARAMETER_NAMES,
     PARAMETERS,
     NodeSettings,
+    ParameterSpec,
     params_file_sections_problem,
     ParameterError,
-    cloud_stride,
     find_bundled_model,
     package_directories,
     parameter_help,
@@ -123,32 +110,15 @@ from .node_topics import (
     OUTPUT_CHECK_PERIOD_S,
     OUTPUT_CHECK_UNTIL_S,
     POINTS_TOPIC,
-    SCAN_TOPIC,
-    CONFIDENCE_TOPIC,
-    BEST_EFFORT,
     PublisherLiveness,
     choose_reliability,
+    input_incompatible_warning,
+    output_incompatible_warning,
     shared_outputs,
 )
 from .parameter_guard import guard_parameter_services
-from .pipeline import DepthPipeline, frame_contrast
-from .rectify import DistortedCamera, Rectifier
-from .ros_conversions import (
-    InvalidMessageError,
-    bgr8_image_cdr,
-    camera_info_intrinsics,
-    compressed_to_rgb,
-    depth_image_cdr,
-    image_to_rgb,
-    intrinsics_to_camera_info,
-    laser_scan_cdr,
-    narrow_16bit_peak,
-    point_cloud2_cdr,
-    restamped_camera_info,
-    rgb8_image_cdr,
-    stamp_to_ns,
-)
-from .visualization import colorize_depth, draw_colour_legend
+from .pipeline import DepthPipeline
+from .ros_conversions import InvalidMessageError, compressed_to_rgb, image_to_rgb, narrow_16bit_peak, stamp_to_ns
 
 # DDS history of the image subscription: room for frames that arrive while the executor is busy
 # (a burst, a loaded CPU); the callback only queues them, and the frame queue decides what is
@@ -162,9 +132,6 @@ WORKER_JOIN_TIMEOUT_S = 10.0
 # warns, and how often it repeats that warning (it is also in /diagnostics).
 SIM_CLOCK_GRACE_S = 3.0
 SIM_CLOCK_WARNING_PERIOD_S = 30.0
-# How long the inference thread waits for a frame's camera_info that has not arrived yet (the
-# two topics are not delivered in order); spent only while camera_info is published.
-CAMERA_INFO_WAIT_S = 0.1
 _RELIABILITY = {"reliable": ReliabilityPolicy.RELIABLE, "best_effort": ReliabilityPolicy.BEST_EFFORT}
 _DIAGNOSTIC_LEVEL = {DIAGNOSTIC_OK: DiagnosticStatus.OK, DIAGNOSTIC_WARN: DiagnosticStatus.WARN,
                      DIAGNOSTIC_ERROR: DiagnosticStatus.ERROR}
@@ -208,32 +175,23 @@ class DepthNode(Node):
         self._log_model()
 
         self._stats = StreamStatistics()
-        self._camera_infos: StampMatcher[CameraInfo] = StampMatcher(settings.camera_info_tolerance)
-        self._throttle = WarningThrottle(settings.warning_period)
+        self._log = ThrottledLog(self.get_logger(), settings.warning_period)
         self._clock_throttle = WarningThrottle(SIM_CLOCK_WARNING_PERIOD_S)
-        self._calibrations: CalibrationCache[CameraInfo] = CalibrationCache()
         self._frame_checks = FrameChecks()
-        self._rectifier = Rectifier()
         self._zero_stamp_said = False  # read and set by the inference thread only
         self._camera_frame_id = ""  # the last frame's, for /diagnostics' hardware_id
-
-        self._depth_pub = self._output(Image, DEPTH_TOPIC)
-        self._info_pub = self._output(CameraInfo, DEPTH_INFO_TOPIC)
-        self._colorized_pub = self._output(Image, COLORIZED_TOPIC)
-        self._points_pub = self._output(PointCloud2, POINTS_TOPIC)
-        self._scan_pub = self._output(LaserScan, SCAN_TOPIC)
-        self._confidence_pub = self._output(Image, CONFIDENCE_TOPIC)
-        self._scans = ScanMaker()
-        self._smoother = TemporalSmoother()
-        self._adapted_pub = self._output(Image, ADAPTED_TOPIC) if self._pipeline.metadata.outputs_styled else None
-        self._diagnostics_pub = self.create_publisher(DiagnosticArray, DIAGNOSTICS_TOPIC, 10)
-
         # Resolved once: image_transport's convention puts the compressed stream under the
         # (remapped) image topic.
         image_topic = self.resolve_topic_name(IMAGE_TOPIC)
         self._image_type = CompressedImage if settings.use_compressed else Image
         self._image_topic = image_topic + COMPRESSED_SUFFIX if settings.use_compressed else image_topic
         self._info_topic = self.resolve_topic_name(CAMERA_INFO_TOPIC)
+        self._cameras = FrameCameras(settings.camera_info_tolerance, self._frame_checks, self._log,
+                                     self._image_topic, self._info_topic)
+
+        self._outputs = FrameOutputs(self._output, self._pipeline.metadata.outputs_styled, self._log)
+        self._estimator = DepthEstimator(self._pipeline)
+        self._diagnostics_pub = self.create_publisher(DiagnosticArray, DIAGNOSTICS_TOPIC, 10)
         self._inputs: dict[str, _Input] = {}
         # Which input publishers still count for 'auto' reliability (a crashed driver lingers in the graph).
         self._liveness = {self._image_topic: PublisherLiveness(), self._info_topic: PublisherLiveness()}
@@ -248,14 +206,12 @@ class DepthNode(Node):
         self._shared_said: set[tuple[str, str]] = set()
         self._output_check = self.create_timer(OUTPUT_CHECK_PERIOD_S, self._check_shared_outputs, clock=self._steady)
         self.add_on_set_parameters_callback(self._on_set_parameters)
-        guard_parameter_services(self.services, lambda reason: self._warn("parameter_request",
-                                                                          f"set_parameters: {reason}"))
+        guard_parameter_services(self.services, lambda reason: self._log.warning("parameter_request",
+                                                                                 f"set_parameters: {reason}"))
 
         self._worker = threading.Thread(target=self._run_worker, name="depth_inference", daemon=True)
         self._worker.start()
-        topics = (DEPTH_TOPIC, DEPTH_INFO_TOPIC, COLORIZED_TOPIC, POINTS_TOPIC, SCAN_TOPIC, CONFIDENCE_TOPIC,
-                  *([ADAPTED_TOPIC] if self._adapted_pub is not None else []))
-        outputs = ", ".join(self.resolve_topic_name(t) for t in topics)
+        outputs = ", ".join(self.resolve_topic_name(t) for t in self._outputs.topics)
         self.get_logger().info(f"subscribed to {self._image_topic} and {self._info_topic}; publishing {outputs}")
 
     # --- parameters ---------------------------------------------------------------------------
@@ -264,21 +220,13 @@ class DepthNode(Node):
         bundled, looked = find_bundled_model(package_directories())
         problems = []
         for spec in PARAMETERS:
-            descriptor = ParameterDescriptor(description=spec.description, read_only=spec.read_only,
-                                             additional_constraints=spec.constraints)
-            if spec.minimum is not None and isinstance(spec.default, int):
-                descriptor.integer_range = [IntegerRange(from_value=int(spec.minimum), to_value=int(spec.maximum),
-                                                         step=1)]
-            elif spec.minimum is not None:
-                descriptor.floating_point_range = [FloatingPointRange(from_value=float(spec.minimum),
-                                                                      to_value=float(spec.maximum), step=0.0)]
             value: Any = spec.default
             if spec.name == "model_path" and bundled is not None:
                 value = str(bundled)
             elif isinstance(spec.default, tuple):
                 value = Parameter.Type.DOUBLE_ARRAY  # an empty list has no ROS type: typed here, set below
             try:
-                declared = self.declare_parameter(spec.name, value, descriptor)
+                declared = self.declare_parameter(spec.name, value, _descriptor(spec))
                 if declared.type_ == Parameter.Type.NOT_SET:  # no override: give it its (empty) value, or
                     # get_parameters naming it answers nothing (ros2 param dump, rqt show no parameters)
                     self.set_parameters([Parameter(spec.name, value, list(spec.default))])
@@ -304,7 +252,7 @@ class DepthNode(Node):
         except ParameterError as exc:
             return SetParametersResult(successful=False, reason=str(exc))
         self._settings = settings  # one reference swap: the worker reads a consistent set per frame
-        self._camera_infos.set_tolerance(settings.camera_info_tolerance)
+        self._cameras.set_tolerance(settings.camera_info_tolerance)
         return SetParametersResult(successful=True)
 
     def _log_model(self) -> None:
@@ -359,31 +307,23 @@ class DepthNode(Node):
             self._inputs[topic] = _Input(subscription, wanted)
 
     def _on_input_incompatible(self, topic: str, reliability: str, info: QoSRequestedIncompatibleQoSInfo) -> None:
-        fix = ("the node re-subscribes to match it within a second (input_reliability 'auto')"
-               if self._settings.input_reliability == "auto"
-               else "set input_reliability to 'auto' to match the publisher")
-        self.get_logger().warning(
-            f"{topic}: a publisher's QoS is incompatible with this {reliability} subscription "
-            f"(policy {qos_policy_name_from_kind(info.last_policy_kind)}, {info.total_count} so far), so none "
-            f"of its messages arrive; {fix}")
+        self.get_logger().warning(input_incompatible_warning(
+            topic, reliability, self._settings.input_reliability, qos_policy_name_from_kind(info.last_policy_kind),
+            info.total_count))
 
     def _on_output_incompatible(self, topic: str, info: QoSOfferedIncompatibleQoSInfo) -> None:
-        fix = ("set output_reliability to 'reliable'" if self._settings.output_reliability == BEST_EFFORT
-               else "the subscriber must relax its QoS")
-        self.get_logger().warning(
-            f"{self.resolve_topic_name(topic)}: a subscriber requests QoS this {self._settings.output_reliability} "
-            f"publisher does not offer (policy {qos_policy_name_from_kind(info.last_policy_kind)}), so it receives "
-            f"nothing; {fix}")
+        self.get_logger().warning(output_incompatible_warning(
+            self.resolve_topic_name(topic), self._settings.output_reliability,
+            qos_policy_name_from_kind(info.last_policy_kind)))
 
     def _check_shared_outputs(self) -> None:
         """At start-up: warn about another node publishing on one of this node's output topics."""
         if time.monotonic() - self._started > OUTPUT_CHECK_UNTIL_S:
             self.destroy_timer(self._output_check)
             return
-        topics = (DEPTH_TOPIC, DEPTH_INFO_TOPIC, COLORIZED_TOPIC, POINTS_TOPIC, SCAN_TOPIC, CONFIDENCE_TOPIC)
         publishers = {self.resolve_topic_name(t): [
             f"{info.node_namespace.rstrip('/')}/{info.node_name}"
-            for info in self.get_publishers_info_by_topic(self.resolve_topic_name(t))] for t in topics}
+            for info in self.get_publishers_info_by_topic(self.resolve_topic_name(t))] for t in FRAME_TOPICS}
         for warning in shared_outputs(self.get_fully_qualified_name(), publishers, self._shared_said):
             self.get_logger().warning(warning)
 
@@ -401,25 +341,7 @@ class DepthNode(Node):
 
     def _on_camera_info(self, msg: CameraInfo, info: MessageInfo) -> None:
         self._heard(self._info_topic, info)
-        stamp = stamp_to_ns(msg.header.stamp)
-        self._camera_infos.add(stamp, msg)
-        frame_id = output_frame_id(msg.header.frame_id, self._settings.frame_id)
-        if not frame_id:
-            self._frame_checks.record(EMPTY_FRAME_ID, time.monotonic())
-            self._warn("empty_frame_id_camera_info", f"camera_info on {self._info_topic} has an empty "
-                       "header.frame_id (RViz and tf2 drop such messages); set the frame_id parameter")
-        # Every valid camera_info is kept as its camera's calibration, matched to an image or not:
-        # frames whose own camera_info is missing, late or stamped differently use it.
-        try:
-            intrinsics = camera_info_intrinsics(msg)
-        except InvalidMessageError:
-            return  # reported when a frame would use it
-        if (self._calibrations.remember(frame_id, intrinsics, msg, stamp)
-                and self._throttle.check("new_calibration", time.monotonic()) is not None):
-            self.get_logger().info(
-                f"calibration of camera {frame_id!r} at {intrinsics.width}x{intrinsics.height}: fx={intrinsics.fx:.2f} "
-                f"fy={intrinsics.fy:.2f} cx={intrinsics.cx:.2f} cy={intrinsics.cy:.2f}; kept for its frames "
-                "without a camera_info of their own")
+        self._cameras.received(msg, self._settings.frame_id)
 
     def _clock_problem(self) -> str | None:
         """Why the ROS clock is unusable: sim time on and nothing on /clock (it stays at 0)."""
@@ -455,22 +377,22 @@ class DepthNode(Node):
                 self._process(msg)
             except InvalidMessageError as exc:
                 self._stats.record_rejected()
-                self._warn(exc.kind, f"{exc}; frame skipped")
+                self._log.warning(exc.kind, f"{exc}; frame skipped")
             except Exception as exc:  # noqa: BLE001  a bad frame must never end the node
                 if self._slot.closed:
                     return  # shutting down: the publishers may already be gone
                 self._stats.record_rejected()
-                self._warn(type(exc).__name__, f"frame skipped: {type(exc).__name__}: {exc}")
+                self._log.warning(type(exc).__name__, f"frame skipped: {type(exc).__name__}: {exc}")
 
     def _process(self, msg: Image | CompressedImage) -> None:
         started = time.monotonic()
         settings = self._settings
         rgb = compressed_to_rgb(msg) if isinstance(msg, CompressedImage) else image_to_rgb(msg)
         if isinstance(msg, Image) and (peak := narrow_16bit_peak(msg)) is not None:
-            self._warn("narrow_16bit", f"{msg.encoding} image on {self._image_topic} peaks at {peak} (< 4096): "
-                       "12-bit data in a 16-bit image? Converted to 8 bits by its top byte it is nearly black "
-                       "(the driver can shift it to the full 16-bit range, or publish 8-bit)")
-        header = self._output_header(msg.header, settings)
+            self._log.warning("narrow_16bit", f"{msg.encoding} image on {self._image_topic} peaks at {peak} (< 4096): "
+                              "12-bit data in a 16-bit image? Converted to 8 bits by its top byte it is nearly black "
+                              "(the driver can shift it to the full 16-bit range, or publish 8-bit)")
+        header = self._cameras.output_header(msg.header, settings.frame_id)
         self._camera_frame_id = header.frame_id
         if not self._zero_stamp_said and stamp_to_ns(msg.header.stamp) == 0:
             self._zero_stamp_said = True
@@ -479,167 +401,23 @@ class DepthNode(Node):
                 "the newest camera_info stamped 0, latency is not measured, and tf2 users get the latest transform "
                 "instead of the frame's. (Said once.)")
         height, width = rgb.shape[:2]
-        camera, camera_info = self._camera_for(header, height, width, settings)
-        rgb, camera_info = self._rectified(rgb, camera_info, settings)
-        confidence = None
-        contrast = frame_contrast(rgb) if settings.min_contrast > 0 else math.inf
-        if contrast < settings.min_contrast:  # is_low_contrast, computed once for the message too
-            # Nothing in the frame to estimate depth from (and the adapter's instance norm would
-            # turn its sensor noise into a scene): REP 118 "no estimate", without running the network.
+        camera, camera_info = self._cameras.for_frame(header, height, width, settings.intrinsics,
+                                                      wait_when_empty=self.count_publishers(self._info_topic) > 0)
+        rgb, camera_info = self._cameras.rectified(rgb, camera_info, settings.rectify)
+        frame = self._estimator.estimate(rgb, camera, header.frame_id, stamp_to_ns(header.stamp), settings,
+                                         wants_confidence=self._outputs.wants_confidence,
+                                         wants_styled=self._outputs.wants_styled)
+        if frame.degenerate_contrast is not None:
             self._frame_checks.record(DEGENERATE, started)
-            self._warn(DEGENERATE, f"degenerate frame on {self._image_topic} (contrast {contrast:.2f} "
-                       f"grey levels < min_contrast {settings.min_contrast}: lens cap, white-out, blank frame?); "
-                       "depth published as NaN")
-            depth, styled, inference_s = np.full((height, width), np.nan, np.float32), None, 0.0
-        else:
-            # REP 118: saturated predictions are +Inf (beyond range), none <= 0 survives (NaN).
-            predict = partial(self._pipeline.predict, aspect=settings.aspect_policy,
-                              beyond_range=settings.beyond_range_fraction)
-            # The adapted frame costs a copy and a message: fetched only for a subscriber.
-            want_styled = self._adapted_pub is not None and self._adapted_pub.get_subscription_count() > 0
-            if settings.confidence_threshold > 0 or self._confidence_pub.get_subscription_count() > 0:
-                # Flip consistency: the frame and its mirror as one batch of 2 (about twice the inference).
-                result = self._pipeline.predict_with_confidence(
-                    rgb, settings.confidence_k, want_styled, aspect=settings.aspect_policy,
-                    beyond_range=settings.beyond_range_fraction)
-                depth, confidence, styled = result if want_styled else (*result, None)
-            elif want_styled:
-                depth, styled = predict(rgb, return_styled=True)
-            else:
-                depth, styled = predict(rgb), None
-            inference_s = self._pipeline.last_timing.total_ms * 1e-3
-        if confidence is None and self._confidence_pub.get_subscription_count() > 0:
-            confidence = np.zeros(depth.shape, np.float32)  # a degenerate frame: no estimate anywhere
-        if confidence is not None:
-            depth = mask_unconfident(depth, confidence, settings.confidence_threshold)
-        window = self._pipeline.window((height, width), settings.aspect_policy)
-        depth, factor = scale_depth(depth, settings.scale_mode, camera, self._pipeline.training_camera, window)
-        if settings.ground_camera_height > 0 and camera is not None:
-            ground = ground_plane_depth(camera, settings.ground_camera_height, settings.ground_camera_pitch)
-            depth = constrain_to_ground(depth, ground, settings.ground_tolerance, self._pipeline.max_depth * factor)
-        depth = self._smoother.apply(depth, (header.frame_id, depth.shape), stamp_to_ns(header.stamp),
-                                     settings.temporal_smoothing, settings.temporal_reset)
-        self._depth_pub.publish(depth_image_cdr(depth, header))
-        if confidence is not None and self._confidence_pub.get_subscription_count() > 0:
-            self._confidence_pub.publish(depth_image_cdr(confidence, header))  # 32FC1 in [0, 1]
+            self._log.warning(DEGENERATE, f"degenerate frame on {self._image_topic} (contrast "
+                              f"{frame.degenerate_contrast:.2f} grey levels < min_contrast {settings.min_contrast}: "
+                              "lens cap, white-out, blank frame?); depth published as NaN")
+        self._outputs.publish_depth(header, frame.depth, frame.confidence)
         latency_s = (self.get_clock().now().nanoseconds - stamp_to_ns(header.stamp)) * 1e-9
-
-        if camera_info is not None:
-            self._info_pub.publish(camera_info)
-        # Colour map and cloud cost time; build them only for someone.
-        if self._colorized_pub.get_subscription_count() > 0:
-            colors = colorize_depth(depth, settings.colormap_min_depth, settings.colormap_max_depth,
-                                    settings.colormap_scale)
-            if settings.colormap_legend:
-                draw_colour_legend(colors, settings.colormap_min_depth, settings.colormap_max_depth,
-                                   settings.colormap_scale)
-            self._colorized_pub.publish(bgr8_image_cdr(colors, header))
-        if settings.cloud_enabled and camera is not None and self._points_pub.get_subscription_count() > 0:
-            stride = cloud_stride(settings.cloud_decimation, depth.shape, self._pipeline.input_size)
-            cloud = build_point_cloud(depth, camera, rgb=rgb if settings.cloud_rgb else None, decimation=stride,
-                                      min_depth=settings.cloud_min_depth, max_depth=settings.cloud_max_depth,
-                                      organized=settings.cloud_organized)
-            self._points_pub.publish(point_cloud2_cdr(cloud, header))
-        if camera is not None and self._scan_pub.get_subscription_count() > 0:
-            scan, scan_frame, problem = self._scans.make(
-                depth, camera, header.frame_id, band_height=settings.scan_band_height,
-                range_min=settings.scan_range_min, range_max=settings.scan_range_max, frame_id=settings.scan_frame_id)
-            if problem:
-                self._warn("scan_frame", problem)
-            self._scan_pub.publish(laser_scan_cdr(scan, Header(stamp=header.stamp, frame_id=scan_frame)))
-        if styled is not None:
-            self._adapted_pub.publish(rgb8_image_cdr(styled, header))
+        self._outputs.publish_rest(header, frame.depth, rgb, camera, camera_info, frame.styled, settings,
+                                   self._pipeline.input_size)
         now = time.monotonic()
-        self._stats.record_output(now, latency_s, now - started, inference_s)
-
-    def _output_header(self, header: Header, settings: NodeSettings) -> Header:
-        """The header of this frame's outputs: the input's, with the ``frame_id`` parameter when
-        set; an empty frame id is warned about (throttled) and counted in /diagnostics."""
-        if settings.frame_id:
-            return Header(stamp=header.stamp, frame_id=settings.frame_id)
-        if not header.frame_id:
-            self._frame_checks.record(EMPTY_FRAME_ID, time.monotonic())
-            self._warn("empty_frame_id_image", f"image on {self._image_topic} has an empty header.frame_id: RViz "
-                       "and tf2 drop the outputs, which carry it; set the frame_id parameter")
-        return header
-
-    def _camera_for(self, header: Header, height: int, width: int, settings: NodeSettings
-                    ) -> tuple[Intrinsics | None, CameraInfo | None]:
-        """The intrinsics for this frame and the camera_info to publish with its depth: the
-        frame's own camera_info (matched by stamp), else its camera's last valid camera_info
-        (same frame_id and size: missing, late, invalid or differently stamped camera_info keeps
-        the camera's scale), else the ``intrinsics`` parameter, else none (said once per camera)."""
-        stamp = stamp_to_ns(header.stamp)
-        # The first frame of a stream often arrives before the first camera_info: wait for it too
-        # when camera_info has a publisher (else a camera's first frame would go uncalibrated).
-        info = self._camera_infos.match(stamp, CAMERA_INFO_WAIT_S,
-                                        wait_when_empty=self.count_publishers(self._info_topic) > 0)
-        problem = None
-        if info is not None:
-            try:
-                intrinsics = camera_info_intrinsics(info, height, width)
-                self._frame_checks.record_calibration(FROM_CAMERA_INFO)
-                return intrinsics, restamped_camera_info(info, header)
-            except InvalidMessageError as exc:
-                problem = exc
-        cached = self._calibrations.recall(header.frame_id, height, width)
-        if cached is None and (only := self._calibrations.recall_only(height, width)) is not None:
-            other, cached = only
-            self._warn("frame_id_mismatch", f"image frame_id {header.frame_id!r} differs from the camera_info's "
-                       f"{other!r}; using that camera's calibration (the only one at {width}x{height})")
-        if cached is not None:
-            if problem is not None:
-                self._warn(problem.kind, f"{problem}; using the camera's last valid camera_info (stamp "
-                           f"{cached.stamp_ns * 1e-9:.6f} s)")
-            self._frame_checks.record_calibration(FROM_CACHE)
-            return cached.intrinsics, restamped_camera_info(cached.message, header)
-        if settings.intrinsics:
-            if problem is not None:
-                self._warn(problem.kind, f"{problem}; using the intrinsics parameter")
-            self._frame_checks.record_calibration(FROM_PARAMETER)
-            intrinsics = Intrinsics.from_vector(settings.intrinsics, width, height)
-            return intrinsics, intrinsics_to_camera_info(intrinsics, header)
-        self._frame_checks.record(UNCALIBRATED, time.monotonic())
-        self._frame_checks.record_calibration(FROM_NOTHING)
-        if problem is not None:
-            self._warn(problem.kind, f"{problem}; publishing depth without camera_info, point cloud or focal rescaling")
-        if self._calibrations.first_miss(header.frame_id, height, width):
-            kept = self._calibrations.describe()  # bounded: the cache is, and only a few are named
-            self._warn("no_calibration",
-                f"no calibration for camera {header.frame_id!r} at {width}x{height}: no valid camera_info on "
-                f"{self._info_topic} yet (calibrations kept: {kept}) and no intrinsics parameter. Until one "
-                "arrives, its depth is published as the network predicts it for its training camera (no focal "
-                "rescaling), without depth/camera_info and point cloud; /diagnostics warns. (Said once per camera, "
-                "at most once per warning_period.)")
-        return None, None
-
-    def _rectified(self, rgb: np.ndarray, info: CameraInfo | None, settings: NodeSettings
-                   ) -> tuple[np.ndarray, CameraInfo | None]:
-        """The frame to infer on and its camera_info: rectified (D zero, K from P) when its
-        calibration has distortion and the ``rectify`` parameter is on (depth_da_ros.rectify)."""
-        if info is None:
-            return rgb, None
-        camera = DistortedCamera.from_fields(info.width, info.height, info.distortion_model, info.d, info.k,
-                                             info.r, info.p)
-        roi = info.roi
-        full_frame = (info.binning_x <= 1 and info.binning_y <= 1
-                      and roi.x_offset == 0 and roi.y_offset == 0
-                      and (roi.width, roi.height) in ((0, 0), (info.width, info.height)))
-        done = self._rectifier.apply(rgb, camera, settings.rectify, full_frame=full_frame, topic=self._image_topic)
-        if done.note:
-            self.get_logger().info(done.note)
-        if done.problem:
-            self._warn(*done.problem)
-        if done.fields is None:
-            return done.image, info
-        return done.image, CameraInfo(header=info.header, height=info.height, width=info.width,
-                                      binning_x=info.binning_x, binning_y=info.binning_y, roi=info.roi, **done.fields)
-
-    def _warn(self, key: str, message: str) -> None:
-        suppressed = self._throttle.check(key, time.monotonic())
-        if suppressed is not None:
-            more = f" ({suppressed} more since the last such warning)" if suppressed else ""
-            self.get_logger().warning(message + more)
+        self._stats.record_output(now, latency_s, now - started, frame.inference_s)
 
     def destroy_node(self) -> None:
         # Stop the inference thread before the publishers it uses go away.
@@ -648,6 +426,18 @@ class DepthNode(Node):
             self._worker.join(WORKER_JOIN_TIMEOUT_S)
         logging.getLogger().removeHandler(self._log_handler)
         super().destroy_node()
+
+
+def _descriptor(spec: ParameterSpec) -> ParameterDescriptor:
+    """The ROS descriptor of a parameter: description, read-only flag, constraints and range."""
+    descriptor = ParameterDescriptor(description=spec.description, read_only=spec.read_only,
+                                     additional_constraints=spec.constraints)
+    if spec.minimum is not None and isinstance(spec.default, int):
+        descriptor.integer_range = [IntegerRange(from_value=int(spec.minimum), to_value=int(spec.maximum), step=1)]
+    elif spec.minimum is not None:
+        descriptor.floating_point_range = [FloatingPointRange(from_value=float(spec.minimum),
+                                                              to_value=float(spec.maximum), step=0.0)]
+    return descriptor
 
 
 def _gid(data: Any) -> bytes:

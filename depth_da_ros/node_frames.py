@@ -1,6 +1,7 @@
 """Frames between the executor and the inference thread: the frame queue, camera_info
-matching by stamp, the warning throttle and the inference threads' lower priority. Times are plain floats (seconds, ``time.monotonic``)
-and stamps plain integers (nanoseconds): the node converts."""
+matching by stamp, the warning throttle (and a logger throttled by it) and the inference
+threads' lower priority. Times are plain floats (seconds, ``time.monotonic``) and stamps plain
+integers (nanoseconds): the node converts."""
 from __future__ import annotations
 
 import os
@@ -135,6 +136,26 @@ class WarningThrottle:
                 return None
             self._last[key] = now
             return self._suppressed.pop(key, 0)
+
+
+class ThrottledLog:
+    """A logger (rclpy's or ``logging``'s: ``info``, ``warning``) whose warnings and notes are
+    throttled per problem key by a WarningThrottle of ``period_s``; a warning let through says how
+    many of its kind were held back. ``logger`` stays available for messages never throttled."""
+
+    def __init__(self, logger: Any, period_s: float) -> None:
+        self.logger = logger
+        self.throttle = WarningThrottle(period_s)
+
+    def warning(self, key: str, message: str) -> None:
+        suppressed = self.throttle.check(key, time.monotonic())
+        if suppressed is not None:
+            more = f" ({suppressed} more since the last such warning)" if suppressed else ""
+            self.logger.warning(message + more)
+
+    def info(self, key: str, message: str) -> None:
+        if self.throttle.check(key, time.monotonic()) is not None:
+            self.logger.info(message)
 
 
 def lower_thread_priority(increment: int) -> bool:

@@ -37,6 +37,23 @@ def choose_reliability(mode: str, offered: Iterable[str]) -> str:
     return BEST_EFFORT if BEST_EFFORT in set(offered) else RELIABLE
 
 
+def input_incompatible_warning(topic: str, reliability: str, mode: str, policy: str, count: int) -> str:
+    """The warning for an input publisher whose QoS (``policy``, ``count`` times so far) does not
+    match this node's ``reliability`` subscription, under the ``input_reliability`` ``mode``."""
+    fix = ("the node re-subscribes to match it within a second (input_reliability 'auto')" if mode == "auto"
+           else "set input_reliability to 'auto' to match the publisher")
+    return (f"{topic}: a publisher's QoS is incompatible with this {reliability} subscription (policy {policy}, "
+            f"{count} so far), so none of its messages arrive; {fix}")
+
+
+def output_incompatible_warning(topic: str, reliability: str, policy: str) -> str:
+    """The warning for a subscriber whose requested QoS (``policy``) this node's ``reliability``
+    publisher on ``topic`` (resolved) does not offer."""
+    fix = "set output_reliability to 'reliable'" if reliability == BEST_EFFORT else "the subscriber must relax its QoS"
+    return (f"{topic}: a subscriber requests QoS this {reliability} publisher does not offer (policy {policy}), so "
+            f"it receives nothing; {fix}")
+
+
 # How long after start-up the node looks for other publishers on its output topics (discovery
 # takes a moment), and how often within that time.
 OUTPUT_CHECK_UNTIL_S = 10.0
