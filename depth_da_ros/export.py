@@ -23,7 +23,9 @@ Runtime and TensorRT compute the same function (the parity tests prove it).
 Metadata: the ``metadata_props`` of the ONNX file carry a ``ModelMetadata`` (every value a
 JSON string, see ``ModelMetadata.to_onnx_props``); ``read_model_metadata`` reads the same
 dataclass from an ONNX file or from checkpoints, the one contract for backends and pipeline.
-Both live in ``depth_da_ros.model_metadata`` (no torch import) and are re-exported here.
+Both live in ``depth_da_ros.model_metadata`` (no torch import), as do ``read_checkpoints``
+(the metadata half of ``load_inference_module``) and ``ExportError``; they are re-exported here,
+and that module never imports this one.
 
 Half precision (``fp16=True``): the module is converted to float16 before tracing (tracing
 uses fake tensors, so it needs no fp16 kernels on the exporting machine); the input cast,
@@ -40,7 +42,6 @@ import datetime as _dt
 import logging
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import onnx
@@ -50,8 +51,7 @@ from onnx import numpy_helper
 from torch import Tensor, nn
 
 from .atomic import atomic_write_bytes
-from .camera import PinholeCamera
-from .checkpoint import depth_codec, file_sha256, load_checkpoint, load_network
+from .checkpoint import load_network
 from .model_metadata import (  # noqa: F401  (re-exported: export's public names)
     DEPTH_OUTPUT,
     INPUT_DTYPES,
@@ -61,9 +61,11 @@ from .model_metadata import (  # noqa: F401  (re-exported: export's public names
     ONNX_FORMAT,
     PRECISIONS,
     STYLE_OUTPUT,
+    ExportError,
     MetadataError,
     ModelMetadata,
     describe_precision,
+    read_checkpoints,
     read_model_metadata,
 )
 from .normalization import DepthCodec, image_to_network, network_to_image
@@ -84,10 +86,6 @@ def quiet_exporter_logs() -> None:
     """Keep only warnings from torch.onnx's optimisation passes, which log every rewrite at INFO."""
     for name in ("onnxscript", "onnx_ir"):
         logging.getLogger(name).setLevel(logging.WARNING)
-
-
-class ExportError(ValueError):
-    """Invalid export request (missing or contradictory inputs) or a failed export check."""
 
 
 class InferenceModule(nn.Module):
@@ -156,15 +154,6 @@ def to_half(module: nn.Module) -> nn.Module:
     return module
 
 
-def _source_record(path: str | Path, payload: dict[str, Any]) -> dict[str, Any]:
-    record = {"file": Path(path).name, "sha256": file_sha256(path),
-              "stage": payload.get("stage"), "step": payload.get("step")}
-    if "teacher" in payload:  # a distilled student: the checkpoints it learnt from
-        record["teacher"] = {name: {"file": Path(t["file"]).name, "sha256": t["sha256"]}
-                             for name, t in payload["teacher"].items()}
-    return record
-
-
 def load_inference_module(
     depth_checkpoint: str | Path | None = None,
     style_checkpoint: str | Path | None = None,
@@ -175,62 +164,13 @@ def load_inference_module(
     """Build the fused module (eval mode, no gradients) and its metadata from checkpoints.
 
     ``only=None``: the depth network, preceded by the style adapter when a style checkpoint
-    is given. ``only="depth"`` / ``only="style"``: that network alone.
+    is given. ``only="depth"`` / ``only="style"``: that network alone. The request is checked
+    and the metadata read by ``read_checkpoints``.
     """
-    if only not in (None, *NETWORK_NAMES):
-        raise ExportError(f"only must be one of {', '.join(NETWORK_NAMES)} (or None), got {only!r}")
-    if input_dtype not in INPUT_DTYPES:
-        raise ExportError(f"input dtype must be one of {', '.join(INPUT_DTYPES)}, got {input_dtype!r}")
-    # Messages name the CLI flags; the keyword arguments have the same names.
-    if only != "style" and depth_checkpoint is None:
-        raise ExportError(
-            "a depth checkpoint (--depth) is required, unless exporting the style network alone (--only style)"
-        )
-    if only == "style" and style_checkpoint is None:
-        raise ExportError("--only style needs a style checkpoint (--style)")
-    if only == "depth" and style_checkpoint is not None:
-        raise ExportError("--only depth exports the depth network alone; drop the style checkpoint (--style)")
-    if only == "style" and depth_checkpoint is not None:
-        raise ExportError("--only style exports the style network alone; drop the depth checkpoint (--depth)")
-
-    paths = {"depth": depth_checkpoint, "style": style_checkpoint}
-    networks = tuple(name for name in NETWORK_NAMES if paths[name] is not None)
-    payloads = {name: load_checkpoint(paths[name]) for name in networks}
-    if "style" in networks and payloads.get("depth", {}).get("stage") == "distill":
-        raise ExportError(f"{paths['depth']} is a distilled student: it reads camera frames itself, so it takes no "
-                          "style adapter in front; drop the style checkpoint (--style)")
-    modules = {name: load_network(payloads[name], name) for name in networks}
-    primary = payloads["depth" if "depth" in networks else "style"]
-
-    height, width = (int(v) for v in primary["input_size"])
-    if "style" in networks and "depth" in networks:
-        style_size = [int(v) for v in payloads["style"]["input_size"]]
-        if style_size != [height, width]:
-            # The adapter is fully convolutional; the depth network's size is the one that matters.
-            LOG.warning("style checkpoint was trained at %s, depth at %s; the model runs at %dx%d",
-                        style_size, [height, width], height, width)
-        if payloads["style"].get("preset") != primary.get("preset"):
-            LOG.warning("style checkpoint preset %r differs from depth preset %r",
-                        payloads["style"].get("preset"), primary.get("preset"))
-    camera = primary.get("training_camera")
-    # The real domain's camera: the adapter's, or a distilled student's (it reads camera frames itself).
-    deployment = payloads["style" if "style" in networks else "depth"].get("deployment_camera")
-    codec = depth_codec(payloads["depth"]) if "depth" in networks else None
-
-    module = InferenceModule(modules.get("style"), modules.get("depth"), codec).eval()
+    metadata, payloads = read_checkpoints(depth_checkpoint, style_checkpoint, only=only, input_dtype=input_dtype)
+    modules = {name: load_network(payloads[name], name) for name in metadata.networks}
+    module = InferenceModule(modules.get("style"), modules.get("depth"), metadata.depth_codec).eval()
     module.requires_grad_(False)
-    metadata = ModelMetadata(
-        networks=networks,
-        input_height=height,
-        input_width=width,
-        preset=primary.get("preset"),
-        input_dtype=input_dtype,
-        depth_codec=codec,
-        training_camera=PinholeCamera(**camera) if camera else None,
-        deployment_camera=PinholeCamera(**deployment) if deployment else None,
-        sources={name: _source_record(paths[name], payloads[name]) for name in networks},
-        styled_output_name=STYLE_OUTPUT if networks == NETWORK_NAMES else None,
-    )
     return module, metadata
 
 

@@ -3,12 +3,15 @@ every backend and the pipeline, and ``read_model_metadata``, the one reader.
 
 This module imports neither torch nor the exporter, so an exported ``.onnx`` model is loaded
 and run (ONNX Runtime backend, pipeline, node) without importing torch, which takes seconds;
-only reading the metadata of a checkpoint (``.pt``) imports it. ``depth_da_ros.export``
-re-exports these names.
+only reading checkpoints (``.pt``, ``read_checkpoints``) imports it. ``read_checkpoints`` is
+also the first half of ``depth_da_ros.export.load_inference_module`` (which builds the networks
+from what it returns), so the dependency runs one way: export imports this module, never the
+reverse. ``depth_da_ros.export`` re-exports these names.
 """
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,9 +30,15 @@ INPUT_DTYPES = ("uint8", "float32")
 PRECISIONS = ("fp32", "fp16")
 NETWORK_NAMES = ("style", "depth")  # inference order
 
+LOG = logging.getLogger(__name__)
+
 
 class MetadataError(RuntimeError):
     """A model file is missing, unreadable, or lacks depth_da_ros metadata."""
+
+
+class ExportError(ValueError):
+    """Invalid export request (missing or contradictory inputs) or a failed export check."""
 
 
 @dataclass(frozen=True)
@@ -172,13 +181,90 @@ class ModelMetadata:
             raise MetadataError(f"{where}: invalid metadata: {exc}") from None
 
 
+def _source_record(path: str | Path, payload: dict[str, Any]) -> dict[str, Any]:
+    from .checkpoint import file_sha256  # torch: only for checkpoints
+
+    record = {"file": Path(path).name, "sha256": file_sha256(path),
+              "stage": payload.get("stage"), "step": payload.get("step")}
+    if "teacher" in payload:  # a distilled student: the checkpoints it learnt from
+        record["teacher"] = {name: {"file": Path(t["file"]).name, "sha256": t["sha256"]}
+                             for name, t in payload["teacher"].items()}
+    return record
+
+
+def read_checkpoints(
+    depth_checkpoint: str | Path | None = None,
+    style_checkpoint: str | Path | None = None,
+    *,
+    only: str | None = None,
+    input_dtype: str = "uint8",
+) -> tuple[ModelMetadata, dict[str, dict[str, Any]]]:
+    """The metadata of the model that checkpoints make, and the loaded checkpoints by network name
+    (imports torch). ``depth_da_ros.export.load_inference_module`` builds the networks from them.
+
+    ``only=None``: the depth network, preceded by the style adapter when a style checkpoint
+    is given. ``only="depth"`` / ``only="style"``: that network alone. Raises ExportError for a
+    missing or contradictory request, CheckpointError for an unreadable checkpoint.
+    """
+    if only not in (None, *NETWORK_NAMES):
+        raise ExportError(f"only must be one of {', '.join(NETWORK_NAMES)} (or None), got {only!r}")
+    if input_dtype not in INPUT_DTYPES:
+        raise ExportError(f"input dtype must be one of {', '.join(INPUT_DTYPES)}, got {input_dtype!r}")
+    # Messages name the CLI flags; the keyword arguments have the same names.
+    if only != "style" and depth_checkpoint is None:
+        raise ExportError(
+            "a depth checkpoint (--depth) is required, unless exporting the style network alone (--only style)"
+        )
+    if only == "style" and style_checkpoint is None:
+        raise ExportError("--only style needs a style checkpoint (--style)")
+    if only == "depth" and style_checkpoint is not None:
+        raise ExportError("--only depth exports the depth network alone; drop the style checkpoint (--style)")
+    if only == "style" and depth_checkpoint is not None:
+        raise ExportError("--only style exports the style network alone; drop the depth checkpoint (--depth)")
+
+    from .checkpoint import depth_codec, load_checkpoint  # torch: only for checkpoints
+
+    paths = {"depth": depth_checkpoint, "style": style_checkpoint}
+    networks = tuple(name for name in NETWORK_NAMES if paths[name] is not None)
+    payloads = {name: load_checkpoint(paths[name]) for name in networks}
+    if "style" in networks and payloads.get("depth", {}).get("stage") == "distill":
+        raise ExportError(f"{paths['depth']} is a distilled student: it reads camera frames itself, so it takes no "
+                          "style adapter in front; drop the style checkpoint (--style)")
+    primary = payloads["depth" if "depth" in networks else "style"]
+
+    height, width = (int(v) for v in primary["input_size"])
+    if "style" in networks and "depth" in networks:
+        style_size = [int(v) for v in payloads["style"]["input_size"]]
+        if style_size != [height, width]:
+            # The adapter is fully convolutional; the depth network's size is the one that matters.
+            LOG.warning("style checkpoint was trained at %s, depth at %s; the model runs at %dx%d",
+                        style_size, [height, width], height, width)
+        if payloads["style"].get("preset") != primary.get("preset"):
+            LOG.warning("style checkpoint preset %r differs from depth preset %r",
+                        payloads["style"].get("preset"), primary.get("preset"))
+    camera = primary.get("training_camera")
+    # The real domain's camera: the adapter's, or a distilled student's (it reads camera frames itself).
+    deployment = payloads["style" if "style" in networks else "depth"].get("deployment_camera")
+    metadata = ModelMetadata(
+        networks=networks,
+        input_height=height,
+        input_width=width,
+        preset=primary.get("preset"),
+        input_dtype=input_dtype,
+        depth_codec=depth_codec(payloads["depth"]) if "depth" in networks else None,
+        training_camera=PinholeCamera(**camera) if camera else None,
+        deployment_camera=PinholeCamera(**deployment) if deployment else None,
+        sources={name: _source_record(paths[name], payloads[name]) for name in networks},
+        styled_output_name=STYLE_OUTPUT if networks == NETWORK_NAMES else None,
+    )
+    return metadata, payloads
+
+
 def read_model_metadata(path: str | Path, style_checkpoint: str | Path | None = None) -> ModelMetadata:
     """Metadata of an exported ``.onnx`` file, or of a depth checkpoint (+ optional style checkpoint)."""
     path = Path(path)
     if path.suffix != ".onnx":
-        from .export import load_inference_module  # torch: only for checkpoints
-
-        return load_inference_module(path, style_checkpoint)[1]
+        return read_checkpoints(path, style_checkpoint)[0]
     if not path.is_file():
         raise MetadataError(f"model {path} does not exist")
     try:
