@@ -37,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from recording import machine_summary, record  # noqa: E402
 
 from depth_da_ros.camera import KITTI_FX, KITTI_WIDTH, PinholeCamera  # noqa: E402
-from depth_da_ros.geometry import ASPECT_POLICIES, Intrinsics, network_window, scale_depth  # noqa: E402
+from depth_da_ros.geometry import ASPECT_POLICIES, network_window, scale_depth  # noqa: E402
 from depth_da_ros.metrics import METRIC_NAMES, compute_errors  # noqa: E402
 from depth_da_ros.pipeline import DepthPipeline  # noqa: E402
 from depth_da_ros.procedural.appearance import render_appearance  # noqa: E402
@@ -97,7 +97,6 @@ def frame_errors(gt: np.ndarray, pred: np.ndarray, band: np.ndarray) -> dict[str
 
 def evaluate(pipeline: DepthPipeline, camera: PinholeCamera, frames: list[tuple[np.ndarray, np.ndarray]],
              policy: str) -> dict[str, float]:
-    intrinsics = Intrinsics(camera.width, camera.height, camera.fx, camera.fy, camera.cx, camera.cy)
     size = (camera.height, camera.width)
     window = network_window(size, pipeline.input_size, policy)
     crop = network_window(size, pipeline.input_size, "crop")
@@ -108,7 +107,7 @@ def evaluate(pipeline: DepthPipeline, camera: PinholeCamera, frames: list[tuple[
         started = time.perf_counter()
         depth = pipeline.predict(rgb, aspect=policy)
         times.append(time.perf_counter() - started)
-        depth, factor = scale_depth(depth, "focal", intrinsics, pipeline.training_camera, window)
+        depth, factor = scale_depth(depth, "focal", camera, pipeline.training_camera, window)
         rows.append(frame_errors(gt, depth, band))
     result = {name: float(np.mean([r[name] for r in rows])) for name in rows[0]}
     result["abs_rel_se"] = float(np.std([r["abs_rel"] for r in rows], ddof=1) / np.sqrt(len(rows))) if len(rows) > 1 \

@@ -30,7 +30,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .camera import PinholeCamera
+from .camera import CameraInfoError, PinholeCamera
 
 SCALE_MODES = ("none", "focal")
 # How a frame whose aspect ratio differs from the network's is fitted to the network input.
@@ -45,10 +45,6 @@ BEYOND_RANGE_FRACTION = 0.98
 # sensor_msgs/PointField datatypes (the ROS constants, copied so this module needs no ROS).
 POINT_FIELD_UINT32 = 6
 POINT_FIELD_FLOAT32 = 7
-
-
-class CameraInfoError(ValueError):
-    """Camera intrinsics that cannot be used for back-projection; the message says why."""
 
 
 @dataclass(frozen=True)
@@ -70,28 +66,17 @@ XYZRGB_FIELDS = XYZ_FIELDS + (PointFieldSpec("rgb", 12, POINT_FIELD_FLOAT32),)
 
 
 @dataclass(frozen=True)
-class Intrinsics:
-    """Rectified intrinsics of one image (size in pixels, P's entries after binning and ROI)."""
+class Intrinsics(PinholeCamera):
+    """Rectified intrinsics of one image, as a ROS CameraInfo gives them: a ``PinholeCamera`` (size in
+    pixels, P's entries after binning and ROI) that also keeps P's translation column, so ``P``
+    reproduces the camera_info's. Validation, ``K`` and ``resized`` (which returns a plain
+    ``PinholeCamera``: a baseline does not scale with the image) are ``PinholeCamera``'s; see
+    ``depth_da_ros.camera`` for why the stored record has no translation."""
 
-    width: int
-    height: int
-    fx: float
-    fy: float
-    cx: float
-    cy: float
     tx: float = 0.0  # P[0, 3]: -fx * baseline for the second camera of a stereo pair
     ty: float = 0.0  # P[1, 3]
 
-    def __post_init__(self) -> None:
-        if self.width <= 0 or self.height <= 0:
-            raise CameraInfoError(f"image size must be positive, got {self.width}x{self.height}")
-        values = (self.fx, self.fy, self.cx, self.cy, self.tx, self.ty)
-        if not all(math.isfinite(v) for v in values):
-            raise CameraInfoError(f"intrinsics must be finite, got fx={self.fx} fy={self.fy} "
-                                  f"cx={self.cx} cy={self.cy} Tx={self.tx} Ty={self.ty}")
-        if self.fx <= 0 or self.fy <= 0:
-            raise CameraInfoError(f"focal lengths must be positive, got fx={self.fx} fy={self.fy} "
-                                  "(an all-zero P means the camera is uncalibrated: set the intrinsics parameter)")
+    FOCAL_HINT = " (an all-zero P means the camera is uncalibrated: set the intrinsics parameter)"
 
     @classmethod
     def from_camera_info(
@@ -127,9 +112,9 @@ class Intrinsics:
         return cls(width, height, fx, fy, cx, cy)
 
     @property
-    def projection(self) -> np.ndarray:
-        """The 3x4 P of this image (binning and ROI already applied)."""
-        return np.array([[self.fx, 0.0, self.cx, self.tx], [0.0, self.fy, self.cy, self.ty], [0.0, 0.0, 1.0, 0.0]])
+    def P(self) -> np.ndarray:
+        """The 3x4 P of this image (binning and ROI already applied), translation included."""
+        return np.hstack([self.K, [[self.tx], [self.ty], [0.0]]])
 
     def check_image_size(self, height: int, width: int) -> None:
         """Raise CameraInfoError unless the image is the size this calibration describes."""
@@ -221,7 +206,7 @@ def horizon_window(frame_size: tuple[int, int], network_size: tuple[int, int], s
     return NetworkWindow((width - window_width) // 2, 0, window_width, height)
 
 
-def focal_scale(camera: Intrinsics, training: PinholeCamera, window: NetworkWindow | None = None) -> float:
+def focal_scale(camera: PinholeCamera, training: PinholeCamera, window: NetworkWindow | None = None) -> float:
     """Factor that turns the network's depth into metres for ``camera``: f_camera / f_training.
 
     The network infers depth from apparent size, learnt with the training camera's focal
@@ -235,7 +220,7 @@ def focal_scale(camera: Intrinsics, training: PinholeCamera, window: NetworkWind
     return math.sqrt(camera.fx * sx * camera.fy * sy) / math.sqrt(training.fx * training.fy)
 
 
-def scale_depth(depth: np.ndarray, mode: str, camera: Intrinsics | None,
+def scale_depth(depth: np.ndarray, mode: str, camera: PinholeCamera | None,
                 training: PinholeCamera | None, window: NetworkWindow | None = None) -> tuple[np.ndarray, float]:
     """Apply ``mode`` ("none" or "focal") to float32 metres; returns (depth, factor used).
 

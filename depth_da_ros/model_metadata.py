@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -110,7 +110,7 @@ class ModelMetadata:
     def to_onnx_props(self) -> dict[str, str]:
         """The ``metadata_props`` entries; every value is JSON so numbers and nulls round-trip."""
         codec = self.depth_codec
-        camera = self.training_camera
+        training, deployment = self.training_camera, self.deployment_camera
         props = {
             "format": ONNX_FORMAT,
             "networks": list(self.networks),
@@ -129,8 +129,8 @@ class ModelMetadata:
             "max_depth": codec.max_depth if codec else None,
             "depth_encoding": codec.encoding if codec else None,
             "min_depth": codec.min_depth if codec else None,
-            "training_camera": asdict(camera) if camera else None,
-            "deployment_camera": asdict(self.deployment_camera) if self.deployment_camera else None,
+            "training_camera": training.to_dict() if training else None,
+            "deployment_camera": deployment.to_dict() if deployment else None,
             "source_checkpoints": self.sources,
             "export_date": self.export_date,
             "precision": self.precision,

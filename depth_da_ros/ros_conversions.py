@@ -230,7 +230,7 @@ def intrinsics_to_camera_info(intrinsics: Intrinsics, header: Header) -> CameraI
     k = [intrinsics.fx, 0.0, intrinsics.cx, 0.0, intrinsics.fy, intrinsics.cy, 0.0, 0.0, 1.0]
     return CameraInfo(header=header, height=intrinsics.height, width=intrinsics.width,
                       distortion_model="plumb_bob", d=[0.0] * 5, k=k, r=[1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0],
-                      p=intrinsics.projection.reshape(-1).tolist())
+                      p=intrinsics.P.reshape(-1).tolist())
 
 
 def laser_scan_cdr(scan: Any, header: Header) -> bytes:

@@ -135,7 +135,7 @@ def test_unusable_camera_info_raises_a_clear_error(p, message):
 
 def test_zero_size_and_size_mismatch_are_reported(kitti):
     with pytest.raises(CameraInfoError, match="image size must be positive, got 0x0"):
-        Intrinsics.from_camera_info(0, 0, kitti.projection.reshape(-1))
+        Intrinsics.from_camera_info(0, 0, kitti.P.reshape(-1))
     with pytest.raises(CameraInfoError, match="describes a 1242x375 image but the image is 640x480"):
         kitti.check_image_size(480, 640)
     with pytest.raises(CameraInfoError, match="depth is 640x480"):
@@ -144,7 +144,7 @@ def test_zero_size_and_size_mismatch_are_reported(kitti):
 
 def test_intrinsics_parameter_vector():
     cam = Intrinsics.from_vector([721.5, 721.5, 609.5, 172.8], 1242, 375)
-    assert cam.projection.tolist() == [[721.5, 0, 609.5, 0], [0, 721.5, 172.8, 0], [0, 0, 1, 0]]
+    assert cam.P.tolist() == [[721.5, 0, 609.5, 0], [0, 721.5, 172.8, 0], [0, 0, 1, 0]]
     with pytest.raises(CameraInfoError, match=r"\[fx, fy, cx, cy\], got 3 values"):
         Intrinsics.from_vector([1.0, 2.0, 3.0], 10, 10)
 

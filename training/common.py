@@ -1,7 +1,6 @@
 """Pieces both stages use: validation of a depth predictor, image grids, camera metadata."""
 from __future__ import annotations
 
-import dataclasses
 import logging
 from typing import Callable
 
@@ -39,8 +38,7 @@ def training_camera(spec: DataSpec, height: int, width: int) -> dict | None:
         camera = native.resized(height, width)
     else:
         return None
-    # Plain Python floats (np.float64 is a float): checkpoints load with weights_only=True.
-    return {key: float(v) if isinstance(v, float) else v for key, v in dataclasses.asdict(camera).items()}
+    return camera.to_dict()  # plain Python numbers: checkpoints load with weights_only=True
 
 
 def deployment_camera(spec: DataSpec) -> dict | None:
@@ -51,10 +49,9 @@ def deployment_camera(spec: DataSpec) -> dict | None:
         return None
     from depth_da_ros.bags.frames import bag_camera
 
-    c = bag_camera(spec.root, spec.camera_info_topic, spec.start, spec.end)
-    # Plain Python numbers: checkpoints are loaded with weights_only=True, which refuses NumPy scalars.
-    return dataclasses.asdict(PinholeCamera(int(c.width), int(c.height), float(c.fx), float(c.fy), float(c.cx),
-                                            float(c.cy)))
+    # Plain Python numbers (checkpoints load with weights_only=True, which refuses NumPy scalars), without
+    # P's translation: the stored record is a PinholeCamera's.
+    return bag_camera(spec.root, spec.camera_info_topic, spec.start, spec.end).to_dict()
 
 
 def depth_validation_set(spec: DataSpec, height: int, width: int, seed: int, what: str) -> Dataset | None:

@@ -544,8 +544,7 @@ class BagSource:
 
     @property
     def camera(self) -> PinholeCamera | None:
-        c = self.frames.camera
-        return None if c is None else PinholeCamera(c.width, c.height, c.fx, c.fy, c.cx, c.cy)
+        return self.frames.camera  # a geometry.Intrinsics: the PinholeCamera of P, with P's translation
 
     def __len__(self) -> int:
         return len(self.frames)
