@@ -1,5 +1,5 @@
-"""ROS messages <-> arrays for ``depth_da_node``: the one module besides the node that imports
-message types.
+"""ROS messages <-> arrays for ``depth_da_node`` (with the node and its ``node_camera`` /
+``node_outputs`` helpers, the only modules that import message types).
 
 Decoding is ``rosbags-image``'s (every encoding it knows: rgb8, bgr8, rgba8, bgra8, mono8,
 mono16, the 8- and 16-bit bayer patterns, yuv422 / uyvy / yuyv, 16-bit colour, and the
