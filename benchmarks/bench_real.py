@@ -287,9 +287,9 @@ def table(results: dict[str, list[dict[str, float]]], rows: list[str]) -> str:
     """Rows x metrics, mean ± spread over seeds of the per-seed means."""
     lines = ["| row | seeds | " + " | ".join(METRIC_NAMES) + " |", "|---|---:|" + "---:|" * len(METRIC_NAMES)]
     for row in rows:
-        per_seed = results[row]
+        per_seed = results[row][:1] if row == "prior" else results[row]  # the prior has no seed
         cells = [mean_spread([m[name] for m in per_seed]) for name in METRIC_NAMES]
-        lines.append(f"| {label(row)} | {len(per_seed)} | " + " | ".join(cells) + " |")
+        lines.append(f"| {label(row)} | {'-' if row == 'prior' else len(per_seed)} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
