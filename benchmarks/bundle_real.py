@@ -123,7 +123,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"chosen: ({chosen['row']}) seed {chosen['seed']} of {bench.shown(chosen['folder'])}, validation "
               f"abs_rel {chosen['abs_rel']:.3f} (exported: {new_val['abs_rel']:.3f})")
         print(format_metrics_table({"candidate": new_val, **({"bundled model": old_val} if old_val else {})}))
-        if not (better or args.force):
+        if old_val == new_val:  # the same network again: its card is rewritten, with nothing "replaced"
+            print("the candidate is the bundled network (identical validation metrics): re-exported, card rewritten")
+            old = old_val = None
+        elif not (better or args.force):
             print("the candidate is not better on the validation frames: the bundled model stays")
             return 1
         with tempfile.TemporaryDirectory() as peers_tmp:
@@ -165,6 +168,8 @@ def card(args, pool, chosen, metadata, sha256, size, validation, old_name, holdo
         f"{len(pool)} candidates: ({chosen['row']}) seed {chosen['seed']} with {chosen['abs_rel']:.3f}"
         + (f", against {old_val['abs_rel']:.3f} for the model it replaced ({old_name})" if old_val else "") + ".",
         *model_facts(metadata, fp16_weights, latency, size, sha256),
+        "- Input size: chosen by measurement with `benchmarks/bench_size.py` (the lowest validation abs_rel among "
+        "networks at most 0.25x monodepth2 ResNet-18's time; `benchmarks/results/input-size.md`).",
         *([f"- Ground prior: the network predicts a residual over a flat road {chosen['ground_prior']:g} m under a "
             "level camera (`model.ground_prior`): mounted much higher or lower, or pitched, its depth is biased."]
           if chosen["ground_prior"] else []),
