@@ -36,10 +36,11 @@ message.
     python benchmarks/bench_real.py                          # renderer 1, 3 seeds, ~80 min on 2 cores
     python benchmarks/bench_real.py --renderer 2 --only-depth  # rows prior, b, c only (renderer comparison)
     python benchmarks/bench_real.py --ground-prior 1.65      # every network a residual over the flat road
+    python benchmarks/bench_real.py --renderer 2 --only-depth --no-plain --size 128x416  # row c at another size
     python benchmarks/bench_real.py --quick                  # smoke run (~3 min), written under --work only
 
 Resumable: a finished run (its summary.json) is kept; runs live in ``runs/bench_real/<variant>``
-(v<renderer>[-prior<metres>]). Records benchmarks/results/<name>.md (real[-depth[-b]]-<variant>)
+(v<renderer>[-<H>x<W>][-prior<metres>]). Records benchmarks/results/<name>.md (real[-depth[-b]]-<variant>)
 and its picture strips in the folder of the same name, and <name>.json (every metric) beside
 the runs, which ``benchmarks/bundle_real.py`` reads.
 """
