@@ -40,7 +40,7 @@ message.
     python benchmarks/bench_real.py --quick                  # smoke run (~3 min), written under --work only
 
 Resumable: a finished run (its summary.json) is kept; runs live in ``runs/bench_real/<variant>``
-(v<renderer>[-<H>x<W>][-prior<metres>]). Records benchmarks/results/<name>.md (real[-depth[-b]]-<variant>)
+(v<renderer>[-<H>x<W>][-prior<metres>]). Records benchmarks/results/<name>.md (real[-depth[-b|-c]]-<variant>)
 and its picture strips in the folder of the same name, and <name>.json (every metric) beside
 the runs, which ``benchmarks/bundle_real.py`` reads.
 """
