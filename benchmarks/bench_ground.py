@@ -37,15 +37,7 @@ from recording import record  # noqa: E402
 from depth_da_ros.pipeline import DepthPipeline  # noqa: E402
 
 TOLERANCES = (0.0, 0.25, 0.5, 1.0)
-HEIGHT_ERRORS = (-0.2, -0.1, 0.0, 0.1, 0.2)  # relative error of the height the node is given
-
-
-def score(depths: list[np.ndarray], frames: list[bench.HoldoutFrame], height: float | None,
-          tolerance: float) -> dict[str, float]:
-    """Mean metrics over ``frames``; ``height`` None: the predictions as they are."""
-    if height is not None:
-        depths = [bench.ground_constrained(d, f, height, tolerance) for d, f in zip(depths, frames)]
-    return bench.mean_metrics(bench.per_frame(depths, frames))
+HEIGHT_ERRORS = (-0.2, -0.1, 0.1, 0.2)  # relative errors of the height the node is given
 
 
 def key(candidate: dict) -> str:
@@ -74,7 +66,7 @@ def main(argv: list[str] | None = None) -> Path | None:
     holdout = bench.holdout_frames() if bench.HOLDOUT.is_dir() else []
     if not holdout:
         print(f"{bench.HOLDOUT} is absent: the holdout rows are skipped")
-    headline = [f for f in holdout if "val/000134" not in f.name]
+    headline = bench.headline_frames(holdout)
 
     val_depths, hold_depths = [], []
     for candidate in tqdm(pool, desc="predicting", unit="network"):
@@ -83,9 +75,10 @@ def main(argv: list[str] | None = None) -> Path | None:
         hold_depths.append([bench.metric_depth(pipeline, f) for f in headline])
 
     # 1. Tolerance: the lowest validation abs_rel averaged over every network, at the true height.
-    val_mean = {tol: float(np.mean([score(d, validation, args.height, tol)["abs_rel"] for d in val_depths]))
+    val_mean = {tol: float(np.mean([bench.mean_constrained(d, validation, args.height, tol)["abs_rel"]
+                                    for d in val_depths]))
                 for tol in TOLERANCES}
-    plain_val = float(np.mean([score(d, validation, None, 0.0)["abs_rel"] for d in val_depths]))
+    plain_val = float(np.mean([bench.mean_constrained(d, validation, None)["abs_rel"] for d in val_depths]))
     tolerance = min(val_mean, key=val_mean.get)
     bundled = min(range(len(pool)), key=lambda i: pool[i]["abs_rel"])  # bundle_real's rule
 
@@ -105,7 +98,8 @@ def main(argv: list[str] | None = None) -> Path | None:
         groups: dict[str, list[int]] = defaultdict(list)
         for i, candidate in enumerate(pool):
             groups[key(candidate)].append(i)
-        prior = score([bench.flat_ground_prior(f.camera, args.height) for f in headline], headline, None, 0.0)
+        prior = bench.mean_constrained([bench.flat_ground_prior(f.camera, args.height) for f in headline], headline,
+                                       None)
         lines += [
             f"## Holdout: the six {bench.HEADLINE_DATE} real KITTI frames (abs_rel / a1, mean over seeds)",
             "",
@@ -115,28 +109,23 @@ def main(argv: list[str] | None = None) -> Path | None:
             "| network | seeds | without | with, height right | height -20% | -10% | +10% | +20% |",
             "|---|---:|---:|---:|---:|---:|---:|---:|",
         ]
-        errors = [e for e in HEIGHT_ERRORS if e != 0.0]
+        def cells(indices: list[int]) -> list[dict[str, float]]:
+            """abs_rel and a1 of the networks ``indices`` (mean over them): without the constraint, with the
+            right height, with each wrong height of HEIGHT_ERRORS."""
+            out = []
+            for height in (None, args.height, *(args.height * (1 + e) for e in HEIGHT_ERRORS)):
+                rows = [bench.mean_constrained(hold_depths[i], headline, height, tolerance) for i in indices]
+                out.append({name: float(np.mean([r[name] for r in rows])) for name in ("abs_rel", "a1")})
+            return out
 
-        def mean_over(indices: list[int], height: float | None) -> dict[str, float]:
-            rows = [score(hold_depths[i], headline, height, tolerance) for i in indices]
-            return {name: float(np.mean([r[name] for r in rows])) for name in ("abs_rel", "a1")}
-
-        for name, indices in groups.items():
-            cells = [mean_over(indices, None), mean_over(indices, args.height),
-                     *(mean_over(indices, args.height * (1 + e)) for e in errors)]
-            lines.append(f"| {name} | {len(indices)} | " + " | ".join(pair(c) for c in cells) + " |")
-        everything = list(range(len(pool)))
-        cells = [mean_over(everything, None), mean_over(everything, args.height),
-                 *(mean_over(everything, args.height * (1 + e)) for e in errors)]
-        lines.append(f"| every network | {len(pool)} | " + " | ".join(pair(c) for c in cells) + " |")
+        for name, indices in [*groups.items(), ("every network", list(range(len(pool))))]:
+            lines.append(f"| {name} | {len(indices)} | " + " | ".join(pair(c) for c in cells(indices)) + " |")
         chosen = pool[bundled]
-        cells = [mean_over([bundled], None), mean_over([bundled], args.height),
-                 *(mean_over([bundled], args.height * (1 + e)) for e in errors)]
         lines += [
             "",
             f"The network bundle_real's rule picks from these (lowest validation abs_rel: {key(chosen)}, seed "
             f"{chosen['seed']}): " + "; ".join(f"{label} {pair(c)}" for label, c in zip(
-                ("without", "with", *(f"height {e:+.0%}" for e in errors)), cells)) + ".",
+                ("without", "with", *(f"height {e:+.0%}" for e in HEIGHT_ERRORS)), cells([bundled]))) + ".",
             "",
         ]
     body = "\n".join(lines)

@@ -118,6 +118,21 @@ def ground_constrained(depth: np.ndarray, frame: HoldoutFrame, height: float, to
     return constrain_to_ground(depth, ground_plane_depth(frame.camera, height), tolerance, MAX_DEPTH)
 
 
+def headline_frames(frames: list[HoldoutFrame]) -> list[HoldoutFrame]:
+    """The headline holdout frames: the six of 2011_09_26 (KITTI's P_rect_02 camera); PointPillars
+    val/000134, of another date, is only listed per frame."""
+    return [f for f in frames if "val/000134" not in f.name]
+
+
+def mean_constrained(depths: list[np.ndarray], frames: list[HoldoutFrame], height: float | None,
+                     tolerance: float = NODE_TOLERANCE) -> dict[str, float]:
+    """Mean metrics of ``depths`` over ``frames``, under the node's ground constraint at ``height``
+    metres (None: the predictions as they are)."""
+    if height is not None:
+        depths = [ground_constrained(d, f, height, tolerance) for d, f in zip(depths, frames)]
+    return mean_metrics(per_frame(depths, frames))
+
+
 def validation_frames(drive_root: Path = VALIDATION_DRIVE) -> list[HoldoutFrame]:
     """The kitti_raw_sample frames with velodyne ground truth: real KITTI, not holdout (choices only)."""
     calib = KittiCalibration.from_dir(drive_root)
@@ -401,7 +416,7 @@ def main(argv: list[str] | None = None) -> Path | None:
     holdout = holdout_frames() if HOLDOUT.is_dir() else []
     if not holdout:
         print(f"{HOLDOUT} is absent (a fresh clone has no ../shared): the real holdout rows are skipped")
-    headline = [f for f in holdout if "val/000134" not in f.name]  # the six 2011_09_26 frames
+    headline = headline_frames(holdout)
     # row -> per seed -> per frame metrics (holdout: every frame; validation frames likewise)
     frame_results: dict[str, list[list[dict[str, float]]]] = {row: [] for row in rows}
     val_results: dict[str, list[dict[str, float]]] = {row: [] for row in rows}

@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> Path | None:
             parser.error(f"{path} does not exist: run benchmarks/bench_real.py --size ... first")
     pool = candidates(args.results)
     holdout = bench.holdout_frames() if bench.HOLDOUT.is_dir() else []
-    headline = [f for f in holdout if "val/000134" not in f.name]
+    headline = bench.headline_frames(holdout)
     frame = np.random.default_rng(0).integers(0, 256, (KITTI_HEIGHT, KITTI_WIDTH, 3), dtype=np.uint8)
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -79,10 +79,8 @@ def main(argv: list[str] | None = None) -> Path | None:
             real = {}
             if headline:
                 depths = [bench.metric_depth(pipeline, f) for f in headline]
-                real["plain"] = bench.mean_metrics(bench.per_frame(depths, headline))
-                grounded = [bench.ground_constrained(d, f, bench.CAMERA_HEIGHT, bench.NODE_TOLERANCE)
-                            for d, f in zip(depths, headline)]
-                real["ground"] = bench.mean_metrics(bench.per_frame(grounded, headline))
+                real = {"plain": bench.mean_constrained(depths, headline, None),
+                        "ground": bench.mean_constrained(depths, headline, bench.CAMERA_HEIGHT)}
             rows.append((candidate, pipeline.input_size, ms[i] / ms["reference"], real))
 
     allowed = [r for r in rows if r[2] <= args.max_ratio]
