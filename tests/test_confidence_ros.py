@@ -11,15 +11,14 @@ from test_node_ros import (  # noqa: F401 (fixtures)
     DISCOVERY_TIMEOUT_S,
     FRAME_ID,
     OUTPUT_TIMEOUT_S,
-    PARAMS_FILE,
     ROS_MISSING,
     NodeProcess,
     RosSide,
     dds_env,
     depth_array,
-    node_command,
     send_frame,
     tiny_checkpoint,
+    tiny_node_command,
 )
 
 pytestmark = pytest.mark.skipif(bool(ROS_MISSING), reason=ROS_MISSING or "")
@@ -46,9 +45,8 @@ def frame_outputs(tester, process, seed: int) -> tuple[np.ndarray, np.ndarray, o
 
 
 def test_confidence_image_and_threshold(dds_env, tiny_checkpoint, tmp_path):
-    process = NodeProcess(node_command(
-        "--params-file", str(PARAMS_FILE), "-p", f"model_path:={tiny_checkpoint}", "-p", "backend:=torch",
-        "-p", "device:=cpu", "-p", "threads:=1", "-p", "cloud_enabled:=false"), dds_env, tmp_path / "node.log")
+    process = NodeProcess(tiny_node_command(tiny_checkpoint, "-p", "cloud_enabled:=false"), dds_env,
+                          tmp_path / "node.log")
     tester = RosSide(int(dds_env["ROS_DOMAIN_ID"]))
     tester.collect(CONFIDENCE)
     try:

@@ -420,6 +420,13 @@ def node_command(*ros_args: str) -> list[str]:
     return [*program, "--ros-args", *ros_args]
 
 
+def tiny_node_command(checkpoint: Path, *ros_args: str) -> list[str]:
+    """The node on the repository's params file with the tiny ``checkpoint`` on one CPU thread
+    (torch backend), plus ``ros_args``."""
+    return node_command("--params-file", str(PARAMS_FILE), "-p", f"model_path:={checkpoint}", "-p", "backend:=torch",
+                        "-p", "device:=cpu", "-p", "threads:=1", *ros_args)
+
+
 # The shipped Fast DDS profile (see its comment): without it a camera_info published next to a
 # 1.4 MB image was now and then repaired only at the default 3 s heartbeat, after its image.
 FASTDDS_PROFILE = ROOT / "config" / "fastdds_large_images.xml"
@@ -561,9 +568,8 @@ def kitti_frame(header: "Header", seed: int) -> tuple["Image", "CameraInfo"]:
 def running(dds_env, tiny_checkpoint, tmp_path_factory):
     """The node (its own process, the repository's params file) and this test's ROS side."""
     log = tmp_path_factory.mktemp("node_log") / "node.log"
-    process = NodeProcess(node_command(
-        "--params-file", str(PARAMS_FILE), "-p", f"model_path:={tiny_checkpoint}", "-p", "backend:=torch",
-        "-p", "device:=cpu", "-p", "threads:=1", "-p", "diagnostics_period:=0.5", "-p", "warning_period:=0.1",
+    process = NodeProcess(tiny_node_command(
+        tiny_checkpoint, "-p", "diagnostics_period:=0.5", "-p", "warning_period:=0.1",
         "-p", "cloud_decimation:=1"),  # a full-resolution cloud: the geometry checks compare every pixel
         dds_env, log)
     tester = RosSide(int(dds_env["ROS_DOMAIN_ID"]))

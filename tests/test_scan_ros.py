@@ -11,15 +11,14 @@ import pytest
 from test_node_ros import (  # noqa: F401 (fixtures)
     DISCOVERY_TIMEOUT_S,
     OUTPUT_TIMEOUT_S,
-    PARAMS_FILE,
     ROS_MISSING,
     NodeProcess,
     RosSide,
     dds_env,
     depth_array,
-    node_command,
     send_frame,
     tiny_checkpoint,
+    tiny_node_command,
 )
 
 pytestmark = pytest.mark.skipif(bool(ROS_MISSING), reason=ROS_MISSING or "")
@@ -39,9 +38,8 @@ RANGE_MIN, RANGE_MAX = 0.5, 200.0
 
 
 def test_scan_matches_the_depth_image_and_reads_back_onto_it(dds_env, tiny_checkpoint, tmp_path):
-    process = NodeProcess(node_command(
-        "--params-file", str(PARAMS_FILE), "-p", f"model_path:={tiny_checkpoint}", "-p", "backend:=torch",
-        "-p", "device:=cpu", "-p", "threads:=1", "-p", "cloud_enabled:=false", "-p", f"scan_band_height:={BAND}",
+    process = NodeProcess(tiny_node_command(
+        tiny_checkpoint, "-p", "cloud_enabled:=false", "-p", f"scan_band_height:={BAND}",
         "-p", f"scan_range_min:={RANGE_MIN}", "-p", f"scan_range_max:={RANGE_MAX}",
         "-p", "scan_frame_id:=camera_link"), dds_env, tmp_path / "node.log")
     tester = RosSide(int(dds_env["ROS_DOMAIN_ID"]))

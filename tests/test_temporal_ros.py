@@ -7,15 +7,14 @@ import pytest
 
 from test_node_ros import (  # noqa: F401 (fixtures)
     DISCOVERY_TIMEOUT_S,
-    PARAMS_FILE,
     ROS_MISSING,
     NodeProcess,
     RosSide,
     dds_env,
     depth_array,
-    node_command,
     send_frame,
     tiny_checkpoint,
+    tiny_node_command,
     wait_outputs,
 )
 
@@ -25,9 +24,8 @@ pytestmark = pytest.mark.skipif(bool(ROS_MISSING), reason=ROS_MISSING or "")
 
 
 def test_temporal_smoothing_blends_consecutive_frames(dds_env, tiny_checkpoint, tmp_path):
-    process = NodeProcess(node_command(
-        "--params-file", str(PARAMS_FILE), "-p", f"model_path:={tiny_checkpoint}", "-p", "backend:=torch",
-        "-p", "device:=cpu", "-p", "threads:=1", "-p", "cloud_enabled:=false"), dds_env, tmp_path / "node.log")
+    process = NodeProcess(tiny_node_command(tiny_checkpoint, "-p", "cloud_enabled:=false"), dds_env,
+                          tmp_path / "node.log")
     tester = RosSide(int(dds_env["ROS_DOMAIN_ID"]))
     try:
         assert tester.wait_until(lambda: process.proc.poll() is not None or (
