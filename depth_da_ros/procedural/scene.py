@@ -34,6 +34,21 @@ class Surface(IntEnum):
     SIGN = 12  # renderer v2: sign plates
 
 
+def check_scene_config(config, ranges: tuple[str, ...]) -> None:
+    """The checks every scene distribution (SceneConfig, scene_v2.SceneConfigV2) needs: each
+    (low, high) field named in ``ranges`` in order, at least one lane, a camera above the ground,
+    and the narrowest road no narrower than the ego vehicle. Raises ValueError naming the field."""
+    for name in ranges:
+        low, high = getattr(config, name)
+        if low > high:
+            raise ValueError(f"{name}: low {low} > high {high}")
+    if config.lanes[0] < 1 or config.camera_height[0] <= 0:
+        raise ValueError("need at least one lane and a camera above the ground")
+    if config.lanes[0] * config.lane_width[0] < 2 * config.ego_half_width:
+        raise ValueError(f"the narrowest road ({config.lanes[0]} x {config.lane_width[0]} m) is narrower than the ego "
+                         f"vehicle (2 * ego_half_width = {2 * config.ego_half_width:g} m)")
+
+
 @dataclass(frozen=True)
 class SceneConfig:
     """The scene distribution. Ranges are (low, high), drawn uniformly."""
@@ -64,16 +79,9 @@ class SceneConfig:
     ego_clearance_above: float = 0.3
 
     def __post_init__(self) -> None:
-        for name in ("lanes", "lane_width", "sidewalk_width", "kerb_height", "camera_height", "camera_yaw_deg",
-                     "building_height", "building_length", "building_setback", "moving_cars", "pole_spacing"):
-            low, high = getattr(self, name)
-            if low > high:
-                raise ValueError(f"{name}: low {low} > high {high}")
-        if self.lanes[0] < 1 or self.camera_height[0] <= 0:
-            raise ValueError("need at least one lane and a camera above the ground")
-        if self.lanes[0] * self.lane_width[0] < 2 * self.ego_half_width:
-            raise ValueError(f"the narrowest road ({self.lanes[0]} x {self.lane_width[0]} m) is narrower than the ego "
-                             f"vehicle (2 * ego_half_width = {2 * self.ego_half_width:g} m)")
+        check_scene_config(self, ("lanes", "lane_width", "sidewalk_width", "kerb_height", "camera_height",
+                                  "camera_yaw_deg", "building_height", "building_length", "building_setback",
+                                  "moving_cars", "pole_spacing"))
         for name in ("ego_half_width", "ego_clearance_behind", "ego_clearance_ahead", "ego_clearance_above"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")

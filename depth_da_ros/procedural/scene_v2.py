@@ -22,7 +22,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from .raycast import Ground
-from .scene import Boxes, Scene, Surface, _BoxBuilder, ego_clearance, remove_intruders
+from .scene import Boxes, Scene, Surface, _BoxBuilder, check_scene_config, ego_clearance, remove_intruders
 
 
 @dataclass(frozen=True)
@@ -72,18 +72,10 @@ class SceneConfigV2:
     camera_roll_deg: tuple[float, float] = (-0.5, 0.5)  # mount roll (plus the road's camber under the car)
 
     def __post_init__(self) -> None:
-        for name in ("lanes", "lane_width", "sidewalk_width", "kerb_height", "camera_height", "camera_yaw_deg",
-                     "building_height", "building_length", "building_setback", "parked_probability",
-                     "moving_vehicles", "pedestrians", "cyclists", "furniture_spacing", "junctions",
-                     "junction_width"):
-            low, high = getattr(self, name)
-            if low > high:
-                raise ValueError(f"{name}: low {low} > high {high}")
-        if self.lanes[0] < 1 or self.camera_height[0] <= 0:
-            raise ValueError("need at least one lane and a camera above the ground")
-        if self.lanes[0] * self.lane_width[0] < 2 * self.ego_half_width:
-            raise ValueError(f"the narrowest road ({self.lanes[0]} x {self.lane_width[0]} m) is narrower than the ego "
-                             f"vehicle (2 * ego_half_width = {2 * self.ego_half_width:g} m)")
+        check_scene_config(self, ("lanes", "lane_width", "sidewalk_width", "kerb_height", "camera_height",
+                                  "camera_yaw_deg", "building_height", "building_length", "building_setback",
+                                  "parked_probability", "moving_vehicles", "pedestrians", "cyclists",
+                                  "furniture_spacing", "junctions", "junction_width"))
 
 
 @dataclass
