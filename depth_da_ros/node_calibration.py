@@ -60,6 +60,7 @@ class CalibrationCache(Generic[T]):
         self._lock = threading.Lock()
         self._entries: OrderedDict[CameraKey, Calibration[T]] = OrderedDict()
         self._announced: OrderedDict[CameraKey, None] = OrderedDict()
+        self._seen: OrderedDict[CameraKey, None] = OrderedDict()
 
     def _keep(self, table: OrderedDict, key: CameraKey, value: object) -> None:
         table[key] = value
@@ -103,15 +104,21 @@ class CalibrationCache(Generic[T]):
         named = ", ".join(f"{frame_id!r} at {w}x{h}" for frame_id, h, w in keys[:limit]) or "none"
         return named + (f" and {len(keys) - limit} more" if len(keys) > limit else "")
 
+    def _first(self, table: OrderedDict, key: CameraKey) -> bool:
+        with self._lock:
+            if key in table:
+                table.move_to_end(key)
+                return False
+            self._keep(table, key, None)
+            return True
+
+    def first_frame(self, frame_id: str, height: int, width: int) -> bool:
+        """True for the first frame of this camera (at most ``capacity`` cameras remembered)."""
+        return self._first(self._seen, (frame_id, height, width))
+
     def first_miss(self, frame_id: str, height: int, width: int) -> bool:
         """True the first time a frame of this camera finds no calibration at all (say so once)."""
-        key = (frame_id, height, width)
-        with self._lock:
-            if key in self._announced:
-                self._announced.move_to_end(key)
-                return False
-            self._keep(self._announced, key, None)
-            return True
+        return self._first(self._announced, (frame_id, height, width))
 
 
 def output_frame_id(received: str, override: str) -> str:

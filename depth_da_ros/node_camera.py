@@ -47,6 +47,10 @@ from .ros_conversions import (
 # How long the inference thread waits for a frame's camera_info that has not arrived yet (the
 # two topics are not delivered in order); spent only while camera_info is published.
 CAMERA_INFO_WAIT_S = 0.1
+# The same for the first frame of a camera (frame_id and size) with no calibration kept: the
+# fallbacks are wrong for it (another camera's calibration, or none), so it waits longer; once
+# per camera, so a camera_info that never comes costs one such wait.
+NEW_CAMERA_INFO_WAIT_S = 1.0
 
 
 class FrameCameras:
@@ -55,7 +59,7 @@ class FrameCameras:
 
     def __init__(self, tolerance_s: float, checks: FrameChecks, log: ThrottledLog, image_topic: str,
                  info_topic: str) -> None:
-        self._infos: StampMatcher[CameraInfo] = StampMatcher(tolerance_s)
+        self._infos: StampMatcher[tuple[str, CameraInfo]] = StampMatcher(tolerance_s)  # (frame id, message)
         self._calibrations: CalibrationCache[CameraInfo] = CalibrationCache()
         self._rectifier = Rectifier()
         self._checks = checks
@@ -72,8 +76,8 @@ class FrameCameras:
         calibration (matched to an image or not: frames whose own camera_info is missing, late or
         stamped differently use it)."""
         stamp = stamp_to_ns(msg.header.stamp)
-        self._infos.add(stamp, msg)
         frame_id = output_frame_id(msg.header.frame_id, frame_id_parameter)
+        self._infos.add(stamp, (frame_id, msg))
         if not frame_id:
             self._checks.record(EMPTY_FRAME_ID, time.monotonic())
             self._log.warning("empty_frame_id_camera_info", f"camera_info on {self._info_topic} has an empty "
@@ -107,8 +111,27 @@ class FrameCameras:
         (same frame_id and size: missing, late, invalid or differently stamped camera_info keeps
         the camera's scale), else the ``intrinsics`` parameter, else none (said once per camera).
         ``wait_when_empty``: camera_info has a publisher, so a stream's first frame waits for the
-        first camera_info, which often arrives after it (else it would go uncalibrated)."""
-        info = self._infos.match(stamp_to_ns(header.stamp), CAMERA_INFO_WAIT_S, wait_when_empty=wait_when_empty)
+        first camera_info, which often arrives after it (else it would go uncalibrated).
+
+        Stamp matching: a camera with a kept calibration takes only a camera_info of its own frame
+        id (another camera's, near in time, is not its calibration), waiting up to
+        CAMERA_INFO_WAIT_S; the first frame of a camera without one waits up to
+        NEW_CAMERA_INFO_WAIT_S for its own (a loaded machine delivers it late), then takes any
+        (a driver that stamps camera_info with another frame id than its images), as do its
+        later frames."""
+        stamp = stamp_to_ns(header.stamp)
+
+        def own(item: tuple[str, CameraInfo]) -> bool:
+            return item[0] == header.frame_id
+
+        if self._calibrations.recall(header.frame_id, height, width) is not None:
+            found = self._infos.match(stamp, CAMERA_INFO_WAIT_S, wait_when_empty, accept=own)
+        elif self._calibrations.first_frame(header.frame_id, height, width):
+            found = (self._infos.match(stamp, NEW_CAMERA_INFO_WAIT_S, wait_when_empty, accept=own)
+                     or self._infos.match(stamp))
+        else:
+            found = self._infos.match(stamp, CAMERA_INFO_WAIT_S, wait_when_empty)
+        info = None if found is None else found[1]
         problem = None
         if info is not None:
             try:

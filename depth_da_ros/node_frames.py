@@ -92,23 +92,25 @@ class StampMatcher(Generic[T]):
             self._items.append((stamp_ns, item))
             self._condition.notify_all()
 
-    def match(self, stamp_ns: int, wait_s: float = 0.0, wait_when_empty: bool = False) -> T | None:
+    def match(self, stamp_ns: int, wait_s: float = 0.0, wait_when_empty: bool = False,
+              accept: Callable[[T], bool] | None = None) -> T | None:
         """The item nearest ``stamp_ns`` within the tolerance (the newest of equally near ones),
-        waiting up to ``wait_s`` for it.
+        waiting up to ``wait_s`` for it; only items ``accept`` takes count, when given.
 
         With nothing received yet it waits only if ``wait_when_empty`` (e.g. a publisher of the
         items exists, so the first item is on its way); it never waits once a newer item is in."""
         deadline = time.monotonic() + wait_s
         with self._condition:
             while True:
+                items = [entry for entry in self._items if accept is None or accept(entry[1])]
                 # Ties (identical stamps: drivers without a clock stamp everything 0) go to the
                 # newest item, so a changed calibration is picked up: min keeps the first of equals.
-                best = min(reversed(self._items), key=lambda entry: abs(entry[0] - stamp_ns), default=None)
+                best = min(reversed(items), key=lambda entry: abs(entry[0] - stamp_ns), default=None)
                 if best is not None and abs(best[0] - stamp_ns) <= self.tolerance_ns:
                     return best[1]
                 remaining = deadline - time.monotonic()
-                if (remaining <= 0 or (not self._items and not wait_when_empty)
-                        or (self._items and self._items[-1][0] > stamp_ns + self.tolerance_ns)):
+                if (remaining <= 0 or (not items and not wait_when_empty)
+                        or (items and items[-1][0] > stamp_ns + self.tolerance_ns)):
                     return None
                 self._condition.wait(remaining)
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -14,7 +16,7 @@ from std_msgs.msg import Header  # noqa: E402
 
 from depth_da_ros.geometry import Intrinsics, network_window  # noqa: E402
 from depth_da_ros.node_calibration import FROM_CAMERA_INFO, FROM_PARAMETER, UNCALIBRATED, FrameChecks  # noqa: E402
-from depth_da_ros.node_camera import FrameCameras  # noqa: E402
+from depth_da_ros.node_camera import NEW_CAMERA_INFO_WAIT_S, FrameCameras  # noqa: E402
 from depth_da_ros.node_depth import DepthEstimator  # noqa: E402
 from depth_da_ros.node_frames import ThrottledLog  # noqa: E402
 from depth_da_ros.node_outputs import FRAME_TOPICS, FrameOutputs  # noqa: E402
@@ -147,6 +149,43 @@ def test_a_frame_takes_its_own_camera_info_else_the_parameter_else_none_said_onc
     assert other.for_frame(header(sec=4), H, W, (), wait_when_empty=False) == (None, None)
     assert checks.count(UNCALIBRATED) == 2
     assert sum("no calibration for camera" in m for _, m in logger.lines) == 1
+
+
+def test_a_frame_takes_its_own_cameras_late_camera_info_not_another_cameras_near_in_time():
+    """The CI failure of stop 30: on a loaded machine a new camera's first frame took another
+    camera's camera_info stamped 0.1 s before it (within camera_info_tolerance). A frame now takes
+    only its own frame id's camera_info, and a camera's first frame waits longer for it (once)."""
+    cameras = FrameCameras(0.2, FrameChecks(), ThrottledLog(Logger(), 0.0), "/image", "/camera_info")
+    cameras.received(camera_info("cam_a", sec=2), "")
+
+    def stamped(message, nanosec):
+        (message if isinstance(message, Header) else message.header).stamp.nanosec = nanosec
+        return message
+
+    late = stamped(camera_info("cam_b", sec=2), 100_000_000)
+    late.k[0] = late.p[0] = 30.0
+    timer = threading.Timer(0.4, cameras.received, (late, ""))
+    timer.start()
+    started = time.monotonic()
+    intrinsics, info = cameras.for_frame(stamped(header("cam_b", sec=2), 100_000_000), H, W, (), wait_when_empty=True)
+    timer.join()
+    assert intrinsics.fx == 30.0 and info.header.frame_id == "cam_b" and time.monotonic() - started >= 0.35
+    # Known now: a frame whose camera_info is late waits CAMERA_INFO_WAIT_S, then takes its camera's
+    # kept calibration, not cam_a's newer one near in time.
+    cameras.received(stamped(camera_info("cam_a", sec=2), 300_000_000), "")
+    started = time.monotonic()
+    intrinsics, _ = cameras.for_frame(stamped(header("cam_b", sec=2), 350_000_000), H, W, (), wait_when_empty=True)
+    assert intrinsics.fx == 30.0 and time.monotonic() - started < NEW_CAMERA_INFO_WAIT_S / 2
+    # A driver stamping camera_info with another frame id than its images: the first frame waits
+    # once, then it and the later ones take that camera_info by stamp.
+    waits = []
+    for sec in (4, 5):
+        cameras.received(camera_info("cam_d", sec=sec), "")
+        started = time.monotonic()
+        intrinsics, info = cameras.for_frame(header("cam_d_optical", sec=sec), H, W, (), wait_when_empty=True)
+        waits.append(time.monotonic() - started)
+        assert info.header.stamp.sec == sec and info.header.frame_id == "cam_d_optical"
+    assert waits[0] >= NEW_CAMERA_INFO_WAIT_S * 0.9 and waits[1] < NEW_CAMERA_INFO_WAIT_S / 2
 
 
 def test_output_header_takes_the_frame_id_parameter_and_warns_about_an_empty_one():
