@@ -45,7 +45,7 @@ import time
 from pathlib import Path
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
+from typing import Any, Callable
 
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
@@ -64,6 +64,7 @@ from rclpy.impl.rcutils_logger import RcutilsLogger
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, ReliabilityPolicy
+from rclpy.signals import SignalHandlerOptions, install_signal_handlers
 from rclpy.subscription import MessageInfo, Subscription
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Header
@@ -489,7 +490,11 @@ def _ignore_further_interrupts() -> None:
         pass
 
 
-def main(args: list[str] | None = None) -> int:
+def main(args: list[str] | None = None, interrupted: Callable[[], bool] | None = None) -> int:
+    """The node's process: parses ``args`` (sys.argv's by default), spins until SIGINT/SIGTERM.
+    ``interrupted``: whether a SIGINT arrived during start-up (``node_entry.StartupInterrupt``);
+    if so the node exits as soon as it is up. Returns the exit code: 0, or 1 when the parameters
+    or the model are unusable (logged)."""
     argv = sys.argv[1:] if args is None else args
     ros_start = argv.index("--ros-args") if "--ros-args" in argv else len(argv)
     if any(a in ("-h", "--help") for a in argv[:ros_start]):
@@ -500,7 +505,9 @@ def main(args: list[str] | None = None) -> int:
         print(f"[FATAL] [{NODE_NAME}]: cannot start: {problem}", file=sys.stderr)
         return 1
     profile = apply_default_fastdds_profile()  # before rclpy creates the participant
-    rclpy.init(args=args)
+    # rclpy's SIGINT/SIGTERM handlers (shut the context down, then call the previous handler) go in
+    # once the node is up: a signal during its construction would leave it half built.
+    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
     logging.getLogger().setLevel(logging.INFO)
     node = None
     try:
@@ -510,6 +517,10 @@ def main(args: list[str] | None = None) -> int:
         if profile is not None:
             node.get_logger().info(f"Fast DDS profile {profile} (the package's default for large images; set "
                                    f"{profile_variable(os.environ)} to use another)")
+        install_signal_handlers(SignalHandlerOptions.ALL)
+        if interrupted is not None and interrupted():  # checked after: a SIGINT from now on ends spin
+            node.get_logger().info("SIGINT during start-up: stopping")
+            return 0
         rclpy.spin(node)
     except (ParameterError, ModelLoadError):
         return 1  # the node logged why

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -61,6 +62,24 @@ def test_stop_signals_set_a_flag_once_and_restore_the_handlers():
         os.kill(os.getpid(), signal.SIGTERM)  # a second signal does not end the process either
         assert stop.signal_name == "SIGINT"
     assert {signum: signal.getsignal(signum) for signum in before} == before
+
+
+def test_a_sigint_during_the_nodes_start_up_is_recorded_and_a_second_one_raises():
+    """node_entry.StartupInterrupt: the first SIGINT must not raise inside a third-party import
+    (onnxruntime turned it into an ImportError; an optional import swallowed it and the node ran
+    on), a second one still stops a start-up that hangs."""
+    from depth_da_ros.node_entry import StartupInterrupt
+
+    before = signal.getsignal(signal.SIGINT)
+    try:
+        guard = StartupInterrupt()
+        os.kill(os.getpid(), signal.SIGINT)  # handled at the next bytecode: no KeyboardInterrupt
+        assert guard.received
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(1)
+    finally:
+        signal.signal(signal.SIGINT, before)
 
 
 def test_a_clean_up_that_hangs_ends_the_process_with_code_1():

@@ -1413,10 +1413,13 @@ def test_12_bit_data_in_a_16_bit_image_is_warned(running):
 
 
 @needs_ros
-@pytest.mark.parametrize("delay_s", [0.3, 0.8, 1.5])
+@pytest.mark.parametrize("delay_s", [0.1, 0.3, 0.8, 1.5])
 def test_ctrl_c_during_start_up_exits_quietly(dds_env, tiny_checkpoint, tmp_path, delay_s):
     """Issue 24: SIGINT while the node is still importing or loading used to print a
-    KeyboardInterrupt traceback (exit -2); the console script's entry (node_entry) exits quietly."""
+    KeyboardInterrupt traceback (exit -2); the console script's entry (node_entry) exits quietly.
+    CI of stop 30: one 0.3 s after the start was lost, the node ran on (killed after 20 s); a
+    KeyboardInterrupt inside a C extension's import becomes an ImportError. Now it is recorded,
+    and the node exits once it is up."""
     command = [sys.executable, "-m", "depth_da_ros.node_entry", "--ros-args", "-p", f"model_path:={tiny_checkpoint}",
                "-p", "backend:=torch", "-p", "device:=cpu", "-p", "threads:=1"]
     process = NodeProcess(command, dds_env, tmp_path / "node.log")
