@@ -66,7 +66,7 @@ from bench_sim2real import (HOLDOUT, MAX_DEPTH, SHARED, HoldoutFrame, Run, velod
 from recording import RESULTS, record  # noqa: E402
 
 from depth_da_ros.geometry import Intrinsics, scale_depth  # noqa: E402
-from depth_da_ros.ground import constrain_to_ground, ground_plane_depth  # noqa: E402
+from depth_da_ros.ground import constrain_if_plausible, ground_plane_depth  # noqa: E402
 from depth_da_ros.kitti import KittiCalibration  # noqa: E402
 from depth_da_ros.metrics import METRIC_NAMES, evaluate_frames  # noqa: E402
 from depth_da_ros.node_parameters import PARAMETERS  # noqa: E402
@@ -112,10 +112,12 @@ def flat_ground_prior(camera: Intrinsics, height: float = CAMERA_HEIGHT, max_dep
     return np.minimum(ground_plane_depth(camera, height), np.float32(max_depth))
 
 
-def ground_constrained(depth: np.ndarray, frame: HoldoutFrame, height: float, tolerance: float) -> np.ndarray:
+def ground_constrained(depth: np.ndarray, frame: HoldoutFrame, height: float, tolerance: float,
+                       check: bool = True) -> np.ndarray:
     """``depth`` (metres, +Inf already as 80 m) under the node's ground constraint
-    (``ground_camera_height`` = ``height``, ``ground_tolerance`` = ``tolerance``) for ``frame``'s camera."""
-    return constrain_to_ground(depth, ground_plane_depth(frame.camera, height), tolerance, MAX_DEPTH)
+    (``ground_camera_height`` = ``height``, ``ground_tolerance`` = ``tolerance``,
+    ``ground_height_check`` = ``check``) for ``frame``'s camera."""
+    return constrain_if_plausible(depth, ground_plane_depth(frame.camera, height), tolerance, MAX_DEPTH, check)[0]
 
 
 def headline_frames(frames: list[HoldoutFrame]) -> list[HoldoutFrame]:
@@ -125,11 +127,11 @@ def headline_frames(frames: list[HoldoutFrame]) -> list[HoldoutFrame]:
 
 
 def mean_constrained(depths: list[np.ndarray], frames: list[HoldoutFrame], height: float | None,
-                     tolerance: float = NODE_TOLERANCE) -> dict[str, float]:
+                     tolerance: float = NODE_TOLERANCE, check: bool = True) -> dict[str, float]:
     """Mean metrics of ``depths`` over ``frames``, under the node's ground constraint at ``height``
-    metres (None: the predictions as they are)."""
+    metres (None: the predictions as they are), with its height check unless ``check`` is False."""
     if height is not None:
-        depths = [ground_constrained(d, f, height, tolerance) for d, f in zip(depths, frames)]
+        depths = [ground_constrained(d, f, height, tolerance, check) for d, f in zip(depths, frames)]
     return mean_metrics(per_frame(depths, frames))
 
 

@@ -21,6 +21,20 @@ gains (0.612, 0.549); 20% too low the road's depth is 20% short, just outside a1
 is given, and the height must be right to about 10%. Roll and a sloped or curved road are not
 modelled.
 
+A height far off is caught per frame (``road_ratio``, ``height_plausible``; the node's
+``ground_height_check``, on by default): on the road 4-12 m ahead, in the middle half of the
+image, our networks predict about 0.9 of the ground's depth at the right height (0.72-1.05 over
+the 25 networks and 2 validation frames), and 1/k of that for a height k times the true one.
+Outside ROAD_RATIO_RANGE (chosen on those validation frames: none skipped at the right height)
+the node skips the constraint on that frame and warns. On the holdout frames (25 networks,
+abs_rel / a1, without the check -> with it; share of frames skipped): 50% too low 0.491 / 0.105
+-> 0.330 / 0.501 (99%), 30% too low 0.379 / 0.165 -> 0.329 / 0.487 (88%), 20% too low 0.338 /
+0.395 -> 0.327 / 0.483 (48%), right 0.297 / 0.605 -> 0.298 / 0.603 (2%), 20% too high 0.389 /
+0.445 -> 0.384 / 0.449 (19%), 30% too high 0.415 / 0.275 -> 0.394 / 0.328 (40%), 50% too high
+0.390 / 0.388 -> 0.342 / 0.480 (93%); unconstrained: 0.331 / 0.501. So a height too low falls
+back to the network; one 20-30% too high is still worse than without. A car covering the road
+ahead also makes a frame implausible (skipped: the network's depth, as without the constraint).
+
 Frames (REP 103): the camera's optical frame, x right, y down, z forward; depth is z in metres
 (REP 118). Pitch is positive when the camera looks down.
 """
@@ -31,6 +45,12 @@ import math
 import numpy as np
 
 from .geometry import Intrinsics
+
+# The near road band ``road_ratio`` looks at: ground 4-12 m ahead, the middle half of the columns
+# (parked cars and kerbs crowd the sides). ROAD_RATIO_RANGE: the ratios taken as a right height.
+ROAD_BAND_M = (4.0, 12.0)
+ROAD_RATIO_RANGE = (0.70, 1.15)
+MIN_ROAD_PIXELS = 16
 
 
 def ground_plane_depth(camera: Intrinsics, height: float, pitch: float = 0.0) -> np.ndarray:
@@ -77,3 +97,38 @@ def constrain_to_ground(depth: np.ndarray, ground: np.ndarray, tolerance: float,
     with np.errstate(invalid="ignore"):
         ground_like = (depth * np.float32(1.0 + tolerance) >= ground) & (ground <= max_depth)
     return np.where(ground_like, ground, depth).astype(np.float32, copy=False)
+
+
+def road_ratio(depth: np.ndarray, ground: np.ndarray, band_m: tuple[float, float] = ROAD_BAND_M) -> float | None:
+    """The median of ``depth / ground`` (both float metres, (H, W)) over the pixels of the middle
+    half of the columns whose ground lies ``band_m`` metres ahead: how far the predicted road is
+    from the flat ground of the given height (1: on it; the true height over the given one,
+    times the network's own bias, when the height is wrong). Non-finite predictions are left
+    out; None with fewer than MIN_ROAD_PIXELS left (camera pitched up, tiny image, masked).
+    Raises ValueError for arrays of different shapes."""
+    if depth.shape != ground.shape:
+        raise ValueError(f"depth {depth.shape} and ground {ground.shape} differ in size")
+    width = ground.shape[1]
+    middle = slice(width // 4, width - width // 4)
+    g, d = ground[:, middle], depth[:, middle]
+    with np.errstate(invalid="ignore"):
+        band = (g >= band_m[0]) & (g <= band_m[1]) & np.isfinite(d)
+    if np.count_nonzero(band) < MIN_ROAD_PIXELS:
+        return None
+    return float(np.median(d[band] / g[band]))
+
+
+def height_plausible(ratio: float | None, allowed: tuple[float, float] = ROAD_RATIO_RANGE) -> bool:
+    """Whether a ``road_ratio`` agrees with the given camera height (None, nothing to judge by: True)."""
+    return ratio is None or allowed[0] <= ratio <= allowed[1]
+
+
+def constrain_if_plausible(depth: np.ndarray, ground: np.ndarray, tolerance: float, max_depth: float = math.inf,
+                           check: bool = True) -> tuple[np.ndarray, float | None]:
+    """What the node does with ``ground_camera_height``: ``constrain_to_ground``, unless ``check``
+    and the frame's ``road_ratio`` is not ``height_plausible``. Returns (depth, None) when it was
+    applied, (``depth`` itself, the ratio) when the frame was skipped. Raises as those functions."""
+    ratio = road_ratio(depth, ground) if check else None
+    if not height_plausible(ratio):
+        return depth, ratio
+    return constrain_to_ground(depth, ground, tolerance, max_depth), None

@@ -80,7 +80,8 @@ from .node_diagnostics import (
     hardware_id,
     status_name,
 )
-from .node_calibration import DEGENERATE, FrameChecks, merge_frame_checks
+from .ground import ROAD_RATIO_RANGE
+from .node_calibration import DEGENERATE, GROUND_HEIGHT, FrameChecks, merge_frame_checks
 from .node_camera import FrameCameras
 from .node_depth import DepthEstimator
 from .node_frames import FrameQueue, ThrottledLog, WarningThrottle, call_with_lower_priority, lower_thread_priority
@@ -413,6 +414,13 @@ class DepthNode(Node):
             self._log.warning(DEGENERATE, f"degenerate frame on {self._image_topic} (contrast "
                               f"{frame.degenerate_contrast:.2f} grey levels < min_contrast {settings.min_contrast}: "
                               "lens cap, white-out, blank frame?); depth published as NaN")
+        if frame.implausible_road is not None:
+            self._frame_checks.record(GROUND_HEIGHT, started)
+            self._log.warning(GROUND_HEIGHT, f"ground_camera_height {settings.ground_camera_height:g} m disagrees with "
+                              f"the predicted road (4-12 m ahead at {frame.implausible_road:.2f} of the ground's depth, "
+                              f"allowed {ROAD_RATIO_RANGE[0]:.2f}-{ROAD_RATIO_RANGE[1]:.2f}): ground constraint skipped "
+                              "on this frame. Check ground_camera_height and ground_camera_pitch, unless the road "
+                              "ahead is covered (traffic); ground_height_check false applies it regardless")
         self._outputs.publish_depth(header, frame.depth, frame.confidence)
         latency_s = (self.get_clock().now().nanoseconds - stamp_to_ns(header.stamp)) * 1e-9
         self._outputs.publish_rest(header, frame.depth, rgb, camera, camera_info, frame.styled, settings,

@@ -130,14 +130,17 @@ def output_frame_id(received: str, override: str) -> str:
 DEGENERATE = "degenerate"
 UNCALIBRATED = "uncalibrated"
 EMPTY_FRAME_ID = "empty frame_id"
+GROUND_HEIGHT = "ground height"
 _MESSAGES = {
     DEGENERATE: "degenerate frames (no contrast: lens cap, white-out, blank): depth published as NaN",
     UNCALIBRATED: "frames without calibration (no valid camera_info, no intrinsics parameter): depth not "
                   "rescaled, no depth/camera_info, no point cloud",
     EMPTY_FRAME_ID: "inputs with an empty frame_id (RViz and tf2 drop such outputs): set the frame_id parameter",
+    GROUND_HEIGHT: "frames whose predicted road disagrees with ground_camera_height: ground constraint skipped; "
+                   "check the height and pitch",
 }
 _VALUE_NAMES = {DEGENERATE: "frames degenerate", UNCALIBRATED: "frames without calibration",
-                EMPTY_FRAME_ID: "inputs with empty frame_id"}
+                EMPTY_FRAME_ID: "inputs with empty frame_id", GROUND_HEIGHT: "frames ground constraint skipped"}
 
 
 class FrameChecks:

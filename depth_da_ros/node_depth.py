@@ -11,7 +11,8 @@ frame and its calibration to REP 118 metres at the camera's resolution.
 3. Depth below ``confidence_threshold`` is masked (NaN); a degenerate frame's confidence is 0.
 4. Metric scale for this camera (``scale_mode``, depth_da_ros.geometry.scale_depth).
 5. With ``ground_camera_height`` > 0 and a calibration, the ground-plane constraint
-   (depth_da_ros.ground).
+   (depth_da_ros.ground), skipped on a frame whose predicted road disagrees with the height
+   (``ground_height_check``).
 6. Temporal smoothing per camera (``temporal_smoothing``, depth_da_ros.temporal).
 """
 from __future__ import annotations
@@ -24,7 +25,7 @@ import numpy as np
 
 from .confidence import mask_unconfident
 from .geometry import Intrinsics, scale_depth
-from .ground import constrain_to_ground, ground_plane_depth
+from .ground import constrain_if_plausible, ground_plane_depth
 from .node_parameters import NodeSettings
 from .pipeline import DepthPipeline, frame_contrast
 from .temporal import TemporalSmoother
@@ -34,14 +35,16 @@ from .temporal import TemporalSmoother
 class FrameDepth:
     """A frame's outputs before publishing: depth (float32 metres, REP 118), confidence (float32
     in [0, 1], None when not wanted), the adapted frame (None when not wanted or degenerate),
-    the inference time (s; 0 when the network did not run) and ``degenerate_contrast`` (the
-    frame's contrast in grey levels when it was degenerate, else None)."""
+    the inference time (s; 0 when the network did not run), ``degenerate_contrast`` (the
+    frame's contrast in grey levels when it was degenerate, else None) and ``implausible_road``
+    (the frame's ``road_ratio`` when it made the ground constraint skip the frame, else None)."""
 
     depth: np.ndarray
     confidence: np.ndarray | None
     styled: np.ndarray | None
     inference_s: float
     degenerate_contrast: float | None
+    implausible_road: float | None = None
 
 
 class DepthEstimator:
@@ -83,9 +86,11 @@ class DepthEstimator:
             depth = mask_unconfident(depth, confidence, settings.confidence_threshold)
         window = pipeline.window((height, width), settings.aspect_policy)
         depth, factor = scale_depth(depth, settings.scale_mode, camera, pipeline.training_camera, window)
+        implausible = None
         if settings.ground_camera_height > 0 and camera is not None:
             ground = ground_plane_depth(camera, settings.ground_camera_height, settings.ground_camera_pitch)
-            depth = constrain_to_ground(depth, ground, settings.ground_tolerance, pipeline.max_depth * factor)
+            depth, implausible = constrain_if_plausible(depth, ground, settings.ground_tolerance,
+                                                        pipeline.max_depth * factor, settings.ground_height_check)
         depth = self._smoother.apply(depth, (frame_id, depth.shape), stamp_ns, settings.temporal_smoothing,
                                      settings.temporal_reset)
-        return FrameDepth(depth, confidence, styled, inference_s, degenerate)
+        return FrameDepth(depth, confidence, styled, inference_s, degenerate, implausible)

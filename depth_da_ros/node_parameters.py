@@ -157,12 +157,17 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
                   "(tf base_footprint -> optical frame): depth below the horizon is kept no farther than the ground "
                   "and snapped to it where within ground_tolerance (depth_da_ros/ground.py). On six real KITTI frames "
                   "a1 0.50 -> 0.61 over 25 networks with the right height; it must be right to about 10% (20% off: "
-                  "worse than without; benchmarks/results/ground.md); 0: off", minimum=0.0, maximum=100.0),
+                  "worse than without, unless ground_height_check skips the frame; benchmarks/results/ground.md); "
+                  "0: off", minimum=0.0, maximum=100.0),
     ParameterSpec("ground_camera_pitch", 0.0, "ground_camera_height: the camera's pitch, radians, positive looking "
                   "down (no roll)", minimum=-1.5, maximum=1.5),
     ParameterSpec("ground_tolerance", 0.5, "ground_camera_height: a prediction up to this relative amount nearer "
                   "than the ground is taken as ground (chosen on the kitti_raw_sample frames); nearer ones are "
                   "obstacles and kept; 0: only the bound", minimum=0.0, maximum=10.0),
+    ParameterSpec("ground_height_check", True, "ground_camera_height: skip the constraint on a frame whose road "
+                  "4-12 m ahead is predicted outside 0.70-1.15 of the ground's depth (a height far off: >=50% too "
+                  "high or >=30% too low is caught on nearly every frame), with a warning and a /diagnostics count; "
+                  "false: always apply (a network whose road is biased beyond that range)"),
     ParameterSpec("diagnostics_period", 1.0, "Seconds between /diagnostics messages", read_only=True,
                   minimum=0.1, maximum=60.0),
     ParameterSpec("warning_period", 5.0, "Seconds between two warnings about the same problem", read_only=True,
@@ -215,6 +220,7 @@ class NodeSettings:
     ground_camera_height: float
     ground_camera_pitch: float
     ground_tolerance: float
+    ground_height_check: bool
     diagnostics_period: float
     warning_period: float
 

@@ -39,8 +39,11 @@ def test_bench_ground_chooses_a_tolerance_on_validation_and_reports_wrong_height
     text = bench_ground.main([str(result_file)]).read_text()
     assert "- command: `python" in text and "- machine:" in text
     assert "Chosen: **tolerance " in text and "(2 networks)" in text
+    assert "Road ratios (`ground.road_ratio`" in text and "takes 0.70 .. 1.15 as plausible" in text
     if bench_real.HOLDOUT.is_dir():
-        assert "| height -20% | -10% | +10% | +20% |" in text and "| every network | 2 |" in text
+        assert "| -50% | -30% | -20% | -10% | +10% | +20% | +30% | +50% |" in text
+        assert "| every network | 2 |" in text and "| every network, no height check | 2 |" in text
+        assert "| frames the check skips | | | " in text
 
 
 @pytest.mark.slow

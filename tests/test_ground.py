@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 
 from depth_da_ros.geometry import Intrinsics, build_point_cloud
-from depth_da_ros.ground import constrain_to_ground, ground_plane_depth
+from depth_da_ros.ground import constrain_to_ground, ground_plane_depth, height_plausible, road_ratio
 
 KITTI = Intrinsics(1242, 375, 721.5377, 721.5377, 609.5593, 172.854)
+KITTI_SHAPE = (375, 1242)
 
 
 def test_level_camera_gives_the_flat_road_formula():
@@ -76,3 +77,25 @@ def test_bad_tolerance_is_refused(tolerance):
 def test_sizes_must_match():
     with pytest.raises(ValueError, match="differ"):
         constrain_to_ground(np.ones((2, 2), np.float32), np.ones((2, 3), np.float32), 0.5)
+
+
+def test_road_ratio_reads_a_wrong_height_from_the_predicted_road():
+    """A road predicted at 0.9 of the true ground (our networks' bias): the ratio is 0.9 with the
+    right height, 0.9 / k with a height k times the true one; heights 50% too high or 30% too low
+    are implausible, 10% off is not. Obstacles off the middle half and NaN do not count."""
+    true = ground_plane_depth(KITTI, 1.65)
+    predicted = np.where(np.isfinite(true), 0.9 * true, 80.0).astype(np.float32)
+    predicted[:, :300] = 3.0  # a parked car along the left edge
+    predicted[300:310, 620:630] = np.nan
+    for k, plausible in ((1.0, True), (0.9, True), (1.1, True), (1.5, False), (0.7, False), (2.0, False)):
+        ratio = road_ratio(predicted, ground_plane_depth(KITTI, 1.65 * k))
+        assert ratio == pytest.approx(0.9 / k, rel=1e-3) and height_plausible(ratio) is plausible, k
+
+
+def test_road_ratio_without_a_road_band_judges_nothing():
+    ground = ground_plane_depth(KITTI, 1.65, pitch=-0.5)  # looking up: no ground 4-12 m ahead in view
+    assert road_ratio(np.ones_like(ground), ground) is None and height_plausible(None)
+    masked = np.full(KITTI_SHAPE, np.nan, np.float32)
+    assert road_ratio(masked, ground_plane_depth(KITTI, 1.65)) is None
+    with pytest.raises(ValueError, match="differ in size"):
+        road_ratio(masked[:-1], ground_plane_depth(KITTI, 1.65))

@@ -64,7 +64,8 @@ def test_frame_checks_warn_while_a_problem_is_recent():
     checks = FrameChecks(recent_s=5.0)
     problem, values = checks.summary(0.0)
     assert problem is None and dict(values) == {"calibration": "none", "frames degenerate": "0",
-                                                "frames without calibration": "0", "inputs with empty frame_id": "0"}
+                                                "frames without calibration": "0", "inputs with empty frame_id": "0",
+                                                "frames ground constraint skipped": "0"}
     checks.record(DEGENERATE, 10.0)
     checks.record(DEGENERATE, 11.0)
     checks.record(EMPTY_FRAME_ID, 11.0)

@@ -15,6 +15,7 @@ from sensor_msgs.msg import CameraInfo  # noqa: E402
 from std_msgs.msg import Header  # noqa: E402
 
 from depth_da_ros.geometry import Intrinsics, network_window  # noqa: E402
+from depth_da_ros.ground import ROAD_RATIO_RANGE  # noqa: E402
 from depth_da_ros.node_calibration import FROM_CAMERA_INFO, FROM_PARAMETER, UNCALIBRATED, FrameChecks  # noqa: E402
 from depth_da_ros.node_camera import NEW_CAMERA_INFO_WAIT_S, FrameCameras  # noqa: E402
 from depth_da_ros.node_depth import DepthEstimator  # noqa: E402
@@ -66,6 +67,7 @@ class Pipeline:
     input_size = (H, W)
     max_depth = 80.0
     training_camera = None
+    depth_m = 5.0
 
     def __init__(self) -> None:
         self.calls: list[str] = []
@@ -76,7 +78,7 @@ class Pipeline:
 
     def predict(self, rgb, return_styled=False, *, aspect, beyond_range):
         self.calls.append("predict")
-        depth = np.full(rgb.shape[:2], 5.0, np.float32)
+        depth = np.full(rgb.shape[:2], self.depth_m, np.float32)
         return (depth, rgb) if return_styled else depth
 
     def predict_with_confidence(self, rgb, k, return_styled=False, *, aspect, beyond_range):
@@ -242,6 +244,26 @@ def test_the_ground_constraint_needs_a_camera_height_and_a_calibration(settings)
     free = DepthEstimator(Pipeline()).estimate(frame(), None, "cam", 1, grounded, wants_confidence=lambda: False,
                                                wants_styled=lambda: False)
     assert (free.depth == 5.0).all()
+
+
+def test_the_ground_constraint_skips_a_frame_whose_road_disagrees_with_the_height(settings):
+    """A road predicted at 20 m where a 1 m high camera sees ground 4-12 m ahead: the height is
+    implausible, the frame keeps its prediction and says so; ground_height_check false applies it."""
+    camera = Intrinsics(80, 60, 100.0, 100.0, 40.0, 10.0)
+    pipeline = Pipeline()
+    pipeline.depth_m = 20.0
+    rgb = np.random.default_rng(0).integers(0, 256, (60, 80, 3), dtype=np.uint8)
+    grounded = dataclasses.replace(settings, ground_camera_height=1.0, scale_mode="none")
+    skipped = DepthEstimator(pipeline).estimate(rgb, camera, "cam", 1, grounded, wants_confidence=lambda: False,
+                                                wants_styled=lambda: False)
+    assert (skipped.depth == 20.0).all() and skipped.implausible_road > ROAD_RATIO_RANGE[1]
+    forced = DepthEstimator(pipeline).estimate(rgb, camera, "cam", 1, dataclasses.replace(grounded, ground_height_check=False),
+                                               wants_confidence=lambda: False, wants_styled=lambda: False)
+    assert forced.implausible_road is None and forced.depth[-1].max() < 20.0
+    pipeline.depth_m = 6.0  # about the ground's depth in that band: the constraint applies
+    applied = DepthEstimator(pipeline).estimate(rgb, camera, "cam", 1, grounded, wants_confidence=lambda: False,
+                                                wants_styled=lambda: False)
+    assert applied.implausible_road is None and applied.depth[-1].max() < 6.0
 
 
 # --- node_outputs --------------------------------------------------------------------------------

@@ -989,10 +989,16 @@ def test_ground_camera_height_snaps_the_road_and_leaves_the_sky(running):
     _, plain = send_whole_frame(tester, process, seed=10)
     assert tester.set_parameter("ground_camera_height", 1.65).successful
     try:
+        # The tiny model's road 4-12 m ahead is ~6x the ground's depth: the height check skips the frame.
+        _, checked = send_whole_frame(tester, process, seed=10)
+        assert process.wait_for_log("disagrees with the predicted road"), process.text()[-3000:]
+        assert tester.set_parameter("ground_height_check", False).successful
         _, outputs = send_whole_frame(tester, process, seed=10)
     finally:
         assert tester.set_parameter("ground_camera_height", 0.0).successful
+        assert tester.set_parameter("ground_height_check", True).successful
     before, after = depth_array(plain["depth/image"]), depth_array(outputs["depth/image"])
+    np.testing.assert_array_equal(depth_array(checked["depth/image"]), before)
     ground = ground_plane_depth(Intrinsics(KITTI_WIDTH, KITTI_HEIGHT, KITTI_FX, KITTI_FX, KITTI_CX, KITTI_CY), 1.65)
     # The tiny model predicts 44-52 m everywhere: every row whose road is nearer than 40 m is road.
     road = ground[:, 0] < 40.0
