@@ -60,7 +60,7 @@ class CalibrationCache(Generic[T]):
         self._lock = threading.Lock()
         self._entries: OrderedDict[CameraKey, Calibration[T]] = OrderedDict()
         self._announced: OrderedDict[CameraKey, None] = OrderedDict()
-        self._seen: OrderedDict[CameraKey, None] = OrderedDict()
+        self._images: OrderedDict[CameraKey, None] = OrderedDict()  # cameras images came from
 
     def _keep(self, table: OrderedDict, key: CameraKey, value: object) -> None:
         table[key] = value
@@ -86,11 +86,16 @@ class CalibrationCache(Generic[T]):
             return self._entries.get(key)
 
     def recall_only(self, height: int, width: int) -> tuple[str, Calibration[T]] | None:
-        """(frame_id, calibration) when exactly one camera of this image size has one: the node
-        reads one camera_info topic, so that is the image's camera even when the driver stamps
-        its camera_info with another frame id than its images. None when none or several."""
+        """(frame_id, calibration) when exactly one camera of this image size has one and no
+        image came with its frame id (at any size): the node reads one camera_info topic, so that
+        is the image's camera when the driver stamps its camera_info with another frame id than
+        its images. A frame id that images carry is another camera's (its calibration is not
+        lent: a frame whose own camera_info was lost goes uncalibrated, said so, rather than take
+        a wrong one). None when none or several."""
         with self._lock:
-            found = [(key[0], entry) for key, entry in self._entries.items() if key[1:] == (height, width)]
+            image_frame_ids = {key[0] for key in self._images}
+            found = [(key[0], entry) for key, entry in self._entries.items()
+                     if key[1:] == (height, width) and key[0] not in image_frame_ids]
             return found[0] if len(found) == 1 else None
 
     def cameras(self) -> list[CameraKey]:
@@ -112,9 +117,9 @@ class CalibrationCache(Generic[T]):
             self._keep(table, key, None)
             return True
 
-    def first_frame(self, frame_id: str, height: int, width: int) -> bool:
-        """True for the first frame of this camera (at most ``capacity`` cameras remembered)."""
-        return self._first(self._seen, (frame_id, height, width))
+    def saw_image(self, frame_id: str, height: int, width: int) -> bool:
+        """An image of this camera arrived; True for its first (at most ``capacity`` cameras kept)."""
+        return self._first(self._images, (frame_id, height, width))
 
     def first_miss(self, frame_id: str, height: int, width: int) -> bool:
         """True the first time a frame of this camera finds no calibration at all (say so once)."""

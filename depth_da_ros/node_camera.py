@@ -124,9 +124,10 @@ class FrameCameras:
         def own(item: tuple[str, CameraInfo]) -> bool:
             return item[0] == header.frame_id
 
+        first = self._calibrations.saw_image(header.frame_id, height, width)
         if self._calibrations.recall(header.frame_id, height, width) is not None:
             found = self._infos.match(stamp, CAMERA_INFO_WAIT_S, wait_when_empty, accept=own)
-        elif self._calibrations.first_frame(header.frame_id, height, width):
+        elif first:
             found = (self._infos.match(stamp, NEW_CAMERA_INFO_WAIT_S, wait_when_empty, accept=own)
                      or self._infos.match(stamp))
         else:

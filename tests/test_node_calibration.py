@@ -46,6 +46,22 @@ def test_the_only_calibration_of_a_size_serves_another_frame_id():
     assert cache.recall_only(375, 1242) is None  # two cameras of that size: which one is unknown
 
 
+def test_a_camera_whose_images_carry_its_frame_id_does_not_lend_its_calibration():
+    """CI of stop 30: a new camera's lost camera_info made its frame take the only other
+    calibration of its size, a zoom camera's (fx twice KITTI's). That camera's images carry its
+    frame id, so it is not a driver stamping camera_info with another frame id."""
+    cache: CalibrationCache[str] = CalibrationCache()
+    cache.remember("zoom", ZOOM, "info", 10)
+    assert cache.saw_image("zoom", 375, 1242) and not cache.saw_image("zoom", 375, 1242)
+    assert cache.recall_only(375, 1242) is None
+    cache.remember("camera_link", KITTI, "info 2", 20)  # its images come as camera_optical
+    assert cache.saw_image("camera_optical", 375, 1242)
+    assert cache.recall_only(375, 1242)[0] == "camera_link"
+    # A camera_info of the zoom camera at another size: still the zoom camera's (CI, equidistant).
+    cache.remember("zoom", Intrinsics(640, 480, 500.0, 500.0, 320.0, 240.0), "info 3", 30)
+    assert cache.recall_only(480, 640) is None
+
+
 def test_a_camera_without_calibration_is_announced_once():
     cache: CalibrationCache[str] = CalibrationCache()
     assert cache.first_miss("cam", 480, 640)
