@@ -93,10 +93,18 @@ class CalibrationCache(Generic[T]):
         lent: a frame whose own camera_info was lost goes uncalibrated, said so, rather than take
         a wrong one). None when none or several."""
         with self._lock:
-            image_frame_ids = {key[0] for key in self._images}
             found = [(key[0], entry) for key, entry in self._entries.items()
-                     if key[1:] == (height, width) and key[0] not in image_frame_ids]
+                     if key[1:] == (height, width) and not self._carried_by_images(key[0])]
             return found[0] if len(found) == 1 else None
+
+    def _carried_by_images(self, frame_id: str) -> bool:
+        return any(key[0] == frame_id for key in self._images)
+
+    def carried_by_images(self, frame_id: str) -> bool:
+        """Whether an image (of the last ``capacity`` cameras) came with this frame id: then a
+        camera_info of that frame id is that camera's, never another frame id's."""
+        with self._lock:
+            return self._carried_by_images(frame_id)
 
     def cameras(self) -> list[CameraKey]:
         with self._lock:

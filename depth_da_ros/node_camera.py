@@ -116,22 +116,29 @@ class FrameCameras:
         Stamp matching: a camera with a kept calibration takes only a camera_info of its own frame
         id (another camera's, near in time, is not its calibration), waiting up to
         CAMERA_INFO_WAIT_S; the first frame of a camera without one waits up to
-        NEW_CAMERA_INFO_WAIT_S for its own (a loaded machine delivers it late), then takes any
-        (a driver that stamps camera_info with another frame id than its images), as do its
-        later frames."""
+        NEW_CAMERA_INFO_WAIT_S for its own (a loaded machine delivers it late). Failing that, a
+        camera without a kept calibration takes a camera_info of a frame id no image carries (a
+        driver that stamps camera_info with another frame id than its images), never another
+        camera's."""
         stamp = stamp_to_ns(header.stamp)
+        cache = self._calibrations
+        first = cache.saw_image(header.frame_id, height, width)
 
         def own(item: tuple[str, CameraInfo]) -> bool:
             return item[0] == header.frame_id
 
-        first = self._calibrations.saw_image(header.frame_id, height, width)
-        if self._calibrations.recall(header.frame_id, height, width) is not None:
+        def lendable(item: tuple[str, CameraInfo]) -> bool:
+            return own(item) or not cache.carried_by_images(item[0])
+
+        if cache.recall(header.frame_id, height, width) is not None:
             found = self._infos.match(stamp, CAMERA_INFO_WAIT_S, wait_when_empty, accept=own)
         elif first:
-            found = (self._infos.match(stamp, NEW_CAMERA_INFO_WAIT_S, wait_when_empty, accept=own)
-                     or self._infos.match(stamp))
+            wait_s = NEW_CAMERA_INFO_WAIT_S if wait_when_empty else CAMERA_INFO_WAIT_S  # no publisher: none coming
+            found = self._infos.match(stamp, wait_s, wait_when_empty, accept=own)
+            if found is None and cache.recall(header.frame_id, height, width) is None:
+                found = self._infos.match(stamp, accept=lendable)
         else:
-            found = self._infos.match(stamp, CAMERA_INFO_WAIT_S, wait_when_empty)
+            found = self._infos.match(stamp, CAMERA_INFO_WAIT_S, wait_when_empty, accept=lendable)
         info = None if found is None else found[1]
         problem = None
         if info is not None:

@@ -98,7 +98,8 @@ class StampMatcher(Generic[T]):
         waiting up to ``wait_s`` for it; only items ``accept`` takes count, when given.
 
         With nothing received yet it waits only if ``wait_when_empty`` (e.g. a publisher of the
-        items exists, so the first item is on its way); it never waits once a newer item is in."""
+        items exists, so the first item is on its way); it never waits once a newer item (taken
+        or not) is in: a reliable publisher delivers in order, so the one for this stamp is lost."""
         deadline = time.monotonic() + wait_s
         with self._condition:
             while True:
@@ -109,8 +110,8 @@ class StampMatcher(Generic[T]):
                 if best is not None and abs(best[0] - stamp_ns) <= self.tolerance_ns:
                     return best[1]
                 remaining = deadline - time.monotonic()
-                if (remaining <= 0 or (not items and not wait_when_empty)
-                        or (items and items[-1][0] > stamp_ns + self.tolerance_ns)):
+                if (remaining <= 0 or (not self._items and not wait_when_empty)
+                        or (self._items and self._items[-1][0] > stamp_ns + self.tolerance_ns)):
                     return None
                 self._condition.wait(remaining)
 

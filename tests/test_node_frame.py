@@ -102,6 +102,12 @@ def header(frame_id: str = "cam_optical_frame", sec: int = 1) -> Header:
     return Header(stamp=Time(sec=sec), frame_id=frame_id)
 
 
+def stamped(message, nanosec: int):
+    """``message`` (a Header or a message with one) with its stamp's nanoseconds set."""
+    (message if isinstance(message, Header) else message.header).stamp.nanosec = nanosec
+    return message
+
+
 def camera_info(frame_id: str = "cam_optical_frame", sec: int = 1, d=()) -> CameraInfo:
     return CameraInfo(header=header(frame_id, sec), width=W, height=H, distortion_model="plumb_bob", d=list(d),
                       k=[10.0, 0, 4, 0, 10.0, 3, 0, 0, 1], r=[1.0, 0, 0, 0, 1, 0, 0, 0, 1],
@@ -159,11 +165,6 @@ def test_a_frame_takes_its_own_cameras_late_camera_info_not_another_cameras_near
     only its own frame id's camera_info, and a camera's first frame waits longer for it (once)."""
     cameras = FrameCameras(0.2, FrameChecks(), ThrottledLog(Logger(), 0.0), "/image", "/camera_info")
     cameras.received(camera_info("cam_a", sec=2), "")
-
-    def stamped(message, nanosec):
-        (message if isinstance(message, Header) else message.header).stamp.nanosec = nanosec
-        return message
-
     late = stamped(camera_info("cam_b", sec=2), 100_000_000)
     late.k[0] = late.p[0] = 30.0
     timer = threading.Timer(0.4, cameras.received, (late, ""))
@@ -188,6 +189,22 @@ def test_a_frame_takes_its_own_cameras_late_camera_info_not_another_cameras_near
         waits.append(time.monotonic() - started)
         assert info.header.stamp.sec == sec and info.header.frame_id == "cam_d_optical"
     assert waits[0] >= NEW_CAMERA_INFO_WAIT_S * 0.9 and waits[1] < NEW_CAMERA_INFO_WAIT_S / 2
+
+
+def test_a_frame_whose_camera_info_is_lost_never_takes_another_cameras():
+    """cam_a's images carry its frame id, so its camera_info (0.1 s before cam_b's frame, within
+    camera_info_tolerance) is not cam_b's, however long cam_b's own takes; a newer camera_info
+    (a reliable publisher delivers in order) ends the wait for the lost one early."""
+    cameras = FrameCameras(0.2, FrameChecks(), ThrottledLog(Logger(), 0.0), "/image", "/camera_info")
+    cameras.received(camera_info("cam_a", sec=2), "")
+    assert cameras.for_frame(header("cam_a", sec=2), H, W, (), wait_when_empty=True)[0].fx == 10.0
+    timer = threading.Timer(0.3, cameras.received, (camera_info("cam_a", sec=3), ""))
+    timer.start()
+    started = time.monotonic()
+    assert cameras.for_frame(stamped(header("cam_b", sec=2), 100_000_000), H, W, (), wait_when_empty=True) == (None, None)
+    timer.join()
+    assert 0.25 < time.monotonic() - started < NEW_CAMERA_INFO_WAIT_S * 0.9
+    assert cameras.for_frame(stamped(header("cam_b", sec=3), 50_000_000), H, W, (), wait_when_empty=True) == (None, None)
 
 
 def test_output_header_takes_the_frame_id_parameter_and_warns_about_an_empty_one():
