@@ -80,7 +80,7 @@ from .node_diagnostics import (
     hardware_id,
     status_name,
 )
-from .ground import ROAD_RATIO_RANGE
+from .ground import ROAD_BAND_M, ROAD_RATIO_RANGE
 from .node_calibration import DEGENERATE, GROUND_HEIGHT, FrameChecks, merge_frame_checks
 from .node_camera import FrameCameras
 from .node_depth import DepthEstimator
@@ -417,8 +417,9 @@ class DepthNode(Node):
         if frame.implausible_road is not None:
             self._frame_checks.record(GROUND_HEIGHT, started)
             self._log.warning(GROUND_HEIGHT, f"ground_camera_height {settings.ground_camera_height:g} m disagrees with "
-                              f"the predicted road (4-12 m ahead at {frame.implausible_road:.2f} of the ground's depth, "
-                              f"allowed {ROAD_RATIO_RANGE[0]:.2f}-{ROAD_RATIO_RANGE[1]:.2f}): ground constraint skipped "
+                              f"the predicted road ({ROAD_BAND_M[0]:g}-{ROAD_BAND_M[1]:g} m ahead at "
+                              f"{frame.implausible_road:.2f} of the ground's depth, allowed {ROAD_RATIO_RANGE[0]:.2f}-"
+                              f"{ROAD_RATIO_RANGE[1]:.2f}): ground constraint skipped "
                               "on this frame. Check ground_camera_height and ground_camera_pitch, unless the road "
                               "ahead is covered (traffic); ground_height_check false applies it regardless")
         self._outputs.publish_depth(header, frame.depth, frame.confidence)

@@ -1,5 +1,6 @@
 """The ``depth_da_node`` console script: ``depth_da_ros.node.main`` behind a guard for Ctrl-C
-during start-up (while numpy, OpenCV, onnxruntime, rclpy and the model load: 1-2 s).
+during start-up (while numpy, OpenCV, onnxruntime, rclpy and the model load: 1-2 s for the
+bundled model on a CPU, far longer while TensorRT builds an engine).
 
 A KeyboardInterrupt raised inside third-party imports is not reliably a KeyboardInterrupt:
 onnxruntime's C extension (pybind11) turns it into ``ImportError: initialization failed`` (a
@@ -7,8 +8,10 @@ traceback, exit 1), and where an optional import catches ImportError it is lost:
 (2026-12-04) a SIGINT 0.3 s after the start left the node starting and running on (killed after
 20 s). So a first SIGINT during start-up is only recorded
 (``StartupInterrupt``) and the node exits quietly (code 0) as soon as it is up, before spinning;
-a second one raises KeyboardInterrupt at once (a start-up that hangs still stops). This module
-imports nothing heavy, so the guard is in place from the first moment.
+a second one raises KeyboardInterrupt at once (a start-up that hangs still stops). SIGTERM keeps
+its default: ``ros2 launch`` sends it 5 s after SIGINT, so a longer start-up ends there (exit
+-15, nothing to clean up yet). This module imports nothing heavy, so the guard is in place from
+the interpreter's first statement on (a SIGINT before that is Python's own KeyboardInterrupt).
 
     python -m depth_da_ros.node_entry --ros-args ...   # the same as depth_da_node
 """
