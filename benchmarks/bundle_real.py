@@ -123,8 +123,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"chosen: ({chosen['row']}) seed {chosen['seed']} of {bench.shown(chosen['folder'])}, validation "
               f"abs_rel {chosen['abs_rel']:.3f} (exported: {new_val['abs_rel']:.3f})")
         print(format_metrics_table({"candidate": new_val, **({"bundled model": old_val} if old_val else {})}))
-        if old_val == new_val:  # the same network again: its card is rewritten, with nothing "replaced"
-            print("the candidate is the bundled network (identical validation metrics): re-exported, card rewritten")
+        if old_val == new_val:  # the same network again: the file stays (no binary churn), its card is rewritten
+            print("the candidate is the bundled network (identical validation metrics): file kept, card rewritten")
+            candidate, new, metadata = model, old, old.metadata
             old = old_val = None
         elif not (better or args.force):
             print("the candidate is not better on the validation frames: the bundled model stays")
@@ -136,7 +137,8 @@ def main(argv: list[str] | None = None) -> int:
         holdout = holdout_rows(new, frames) if frames else None
         old_holdout = holdout_rows(old, frames) if frames and old else None
         args.models.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(candidate, model)
+        if candidate != model:
+            shutil.copyfile(candidate, model)
     model.chmod(0o644)
     write_depth_network(chosen["stage1"], args.models / DEPTH_NETWORK)
     sha256 = hashlib.sha256(model.read_bytes()).hexdigest()
