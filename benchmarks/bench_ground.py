@@ -16,7 +16,8 @@ seed of the result files given):
    (the "degrades gracefully when the height is wrong" part), with the node's height check, and
    over every network also without it, with the share of frames the check skipped.
 
-    python benchmarks/bench_ground.py runs/bench_real/v2/real-v2.json runs/bench_real/v1/real-v1.json
+    python benchmarks/bench_ground.py runs/bench_real/v2/real-v2.json runs/bench_real/v1/real-v1.json \
+        runs/bench_real/v2-prior1.65/real-depth-c-v2-prior1.65.json
 
 Writes benchmarks/results/ground.md (command, machine, date). Inference only: minutes on a CPU.
 """

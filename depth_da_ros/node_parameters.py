@@ -157,7 +157,7 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
     ParameterSpec("ground_camera_height", 0.0, "Height of the camera's optical centre above flat ground, metres "
                   "(tf base_footprint -> optical frame): depth below the horizon is kept no farther than the ground "
                   "and snapped to it where within ground_tolerance (depth_da_ros/ground.py). On six real KITTI frames "
-                  "a1 0.50 -> 0.60 over 25 networks with the right height; it must be right to about 10% (20% off: "
+                  "a1 0.52 -> 0.61 over 28 networks with the right height; it must be right to about 10% (20% off: "
                   "worse than without, also with ground_height_check; benchmarks/results/ground.md); 0: off", minimum=0.0, maximum=100.0),
     ParameterSpec("ground_camera_pitch", 0.0, "ground_camera_height: the camera's pitch, radians, positive looking "
                   "down (no roll)", minimum=-1.5, maximum=1.5),
@@ -167,7 +167,7 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
     ParameterSpec("ground_height_check", True, "ground_camera_height: skip the constraint on a frame whose road "
                   f"{ROAD_BAND_M[0]:g}-{ROAD_BAND_M[1]:g} m ahead is predicted outside {ROAD_RATIO_RANGE[0]:.2f}-"
                   f"{ROAD_RATIO_RANGE[1]:.2f} of the ground's depth (a height far off: on real KITTI frames 99% of "
-                  "the frames skipped at 50% too low, 88% at 30% too low, 93% at 50% too high, 2% at the right "
+                  "the frames skipped at 50% too low, 89% at 30% too low, 88% at 50% too high, 2% at the right "
                   "height), with a warning and a /diagnostics count; false: always apply (a network whose road "
                   "is biased beyond that range)"),
     ParameterSpec("diagnostics_period", 1.0, "Seconds between /diagnostics messages", read_only=True,
