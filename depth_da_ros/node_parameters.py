@@ -161,9 +161,9 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
                   "worse than without, also with ground_height_check; benchmarks/results/ground.md); 0: off", minimum=0.0, maximum=100.0),
     ParameterSpec("ground_camera_pitch", 0.0, "ground_camera_height: the camera's pitch, radians, positive looking "
                   "down (no roll)", minimum=-1.5, maximum=1.5),
-    ParameterSpec("ground_tolerance", 0.5, "ground_camera_height: a prediction up to this relative amount nearer "
-                  "than the ground is taken as ground (chosen on the kitti_raw_sample frames); nearer ones are "
-                  "obstacles and kept; 0: only the bound", minimum=0.0, maximum=10.0),
+    ParameterSpec("ground_tolerance", 0.5, "ground_camera_height: a prediction whose depth * (1 + this) reaches "
+                  "the ground's depth is taken as ground (0.5: down to 2/3 of it; chosen on the kitti_raw_sample "
+                  "frames); nearer ones are obstacles and kept; 0: only the bound", minimum=0.0, maximum=10.0),
     ParameterSpec("ground_height_check", True, "ground_camera_height: skip the constraint on a frame whose road "
                   f"{ROAD_BAND_M[0]:g}-{ROAD_BAND_M[1]:g} m ahead is predicted outside {ROAD_RATIO_RANGE[0]:.2f}-"
                   f"{ROAD_RATIO_RANGE[1]:.2f} of the ground's depth (a height far off: on real KITTI frames 99% of "
