@@ -38,7 +38,8 @@ import bench_real as bench  # noqa: E402
 from bundle_real import candidates  # noqa: E402
 from recording import record  # noqa: E402
 
-from depth_da_ros.ground import ROAD_RATIO_RANGE, ground_plane_depth, height_plausible, road_ratio  # noqa: E402
+from depth_da_ros.ground import (ROAD_BAND_M, ROAD_RATIO_RANGE, constrain_if_plausible, ground_plane_depth,  # noqa: E402
+                                 height_plausible, road_ratio)
 from depth_da_ros.pipeline import DepthPipeline  # noqa: E402
 
 TOLERANCES = (0.0, 0.25, 0.5, 1.0)
@@ -100,7 +101,8 @@ def main(argv: list[str] | None = None) -> Path | None:
         f"{plain_val:.3f}; " + "; ".join(f"tolerance {t:g}: {v:.3f}" for t, v in val_mean.items())
         + f". Chosen: **tolerance {tolerance:g}** (the node's default `ground_tolerance`: {bench.NODE_TOLERANCE:g}).",
         "",
-        f"Road ratios (`ground.road_ratio`, predicted / ground depth 4-12 m ahead) at the right height over the "
+        f"Road ratios (`ground.road_ratio`, predicted / ground depth {ROAD_BAND_M[0]:g}-{ROAD_BAND_M[1]:g} m ahead) at "
+        "the right height over the "
         f"{len(val_ratios)} network-frames with such a road: "
         + (f"{min(val_ratios):.3f} .. {max(val_ratios):.3f}, median {float(np.median(val_ratios)):.3f}"
            if val_ratios else "none") + ". The node's height check (`ground_height_check`) takes "
@@ -140,7 +142,7 @@ def main(argv: list[str] | None = None) -> Path | None:
         everyone = list(range(len(pool)))
         for name, indices in [*groups.items(), ("every network", everyone)]:
             lines.append(f"| {name} | {len(indices)} | " + " | ".join(pair(c) for c in cells(indices)) + " |")
-        skipped = [np.mean([not height_plausible(road_ratio(d, ground_plane_depth(f.camera, h)))
+        skipped = [np.mean([constrain_if_plausible(d, ground_plane_depth(f.camera, h), tolerance)[1] is not None
                             for ds in hold_depths for d, f in zip(ds, headline)]) for h in heights[1:]]
         lines += [
             f"| every network, no height check | {len(pool)} | "

@@ -76,7 +76,8 @@ def candidates(result_files: list[Path]) -> list[dict]:
 
 def holdout_rows(pipeline: DepthPipeline, frames: list) -> tuple[dict, dict, dict, list]:
     """(this model's mean over the six headline frames, the same with the node's ground constraint at
-    KITTI's camera height, the prior's, per-frame (frame, model, with ground, prior) rows)."""
+    KITTI's camera height, the prior's, per-frame (frame, model, with ground, prior, in the means)
+    rows)."""
     headline = bench.headline_frames(frames)
     depths = [bench.metric_depth(pipeline, f) for f in frames]
     mine = bench.per_frame(depths, frames)
@@ -85,7 +86,7 @@ def holdout_rows(pipeline: DepthPipeline, frames: list) -> tuple[dict, dict, dic
     prior = bench.per_frame([bench.flat_ground_prior(f.camera) for f in frames], frames)
     pick = [i for i, f in enumerate(frames) if f in headline]
     return (*(bench.mean_metrics([rows[i] for i in pick]) for rows in (mine, ground, prior)),
-            list(zip(frames, mine, ground, prior)))
+            [(*row, i in pick) for i, row in enumerate(zip(frames, mine, ground, prior))])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -208,7 +209,6 @@ def card(args, pool, chosen, metadata, sha256, size, validation, old_name, holdo
     ]
     if holdout is not None:
         mine, ground, prior, frames = holdout
-        headline = bench.headline_frames([f for f, *_ in frames])
         with_ground = (f"this model, node's ground constraint (ground_camera_height {bench.CAMERA_HEIGHT}, "
                        f"ground_tolerance {bench.NODE_TOLERANCE:g}, ground_height_check on)")
         lines += ["Real KITTI holdout frames of `../shared/data/holdout` (evaluation only; nothing was trained, "
@@ -222,9 +222,9 @@ def card(args, pool, chosen, metadata, sha256, size, validation, old_name, holdo
                                            if old_holdout else {})}),
                   "", "Per frame (abs_rel / a1):", "", "| frame | this model | with the ground constraint | "
                   "flat-ground prior |", "|---|---:|---:|---:|",
-                  *(f"| {f.name}{'' if f in headline else ' (another date: not in the means above)'} | "
+                  *(f"| {f.name}{'' if in_means else ' (another date: not in the means above)'} | "
                     f"{m['abs_rel']:.3f} / {m['a1']:.3f} | {g['abs_rel']:.3f} / {g['a1']:.3f} | "
-                    f"{p['abs_rel']:.3f} / {p['a1']:.3f} |" for f, m, g, p in frames), ""]
+                    f"{p['abs_rel']:.3f} / {p['a1']:.3f} |" for f, m, g, p, in_means in frames), ""]
     lines += [
         *limits("- Trained on procedural scenes" + (" and a few hundred unlabelled real frames" if real_rows else "")
                 + ": a research model, **not for real vehicles**, robots or any safety-related use. Compare it with "
