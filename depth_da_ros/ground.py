@@ -13,13 +13,11 @@ roughly right and the road only roughly. ``constrain_to_ground`` combines the tw
 * a prediction nearer than that is an obstacle and is kept, as is everything at or above the
   horizon and every "no estimate" (NaN).
 
-Measured on the six real KITTI holdout frames (benchmarks/results/ground.md, 28 networks of
-``bench_real.py``; tolerance 0.5 chosen on the kitti_raw_sample frames; abs_rel / a1, without the
-height check below): 0.328 / 0.516 without, 0.296 / 0.613 with KITTI's height; with a height 10%
-wrong either way a1 still gains (0.619 too low, 0.560 too high); 20% too low the road's depth is
-20% short, just outside a1's 1.25 ratio (0.337 / 0.399), 20% too high abs_rel gets worse too
-(0.390 / 0.456). So it is off unless the height is given, and the height must be right to about
-10%. Roll and a sloped or curved road are not modelled.
+Measured on the six real KITTI holdout frames with right and wrong heights, with and without
+the height check below: benchmarks/results/ground.md (``benchmarks/bench_ground.py``, 28 networks;
+tolerance 0.5 chosen on the kitti_raw_sample frames). With KITTI's height a1 rises from 0.52 to
+0.61; a height 20% off is worse than none. So it is off unless the height is given, and the height
+must be right to about 10%. Roll and a sloped or curved road are not modelled.
 
 A height far off is caught per frame (``road_ratio``, ``height_plausible``; the node's
 ``ground_height_check``, on by default): on the road 4-12 m ahead, in the middle half of the
@@ -27,14 +25,9 @@ image, our networks predict about 0.9 of the ground's depth at the right height 
 the 28 networks and 2 validation frames; about 1.09 for a network trained with the ground-prior
 residual), and 1/k of that for a height k times the true one. Outside ROAD_RATIO_RANGE (chosen on
 those validation frames: none skipped at the right height) the node skips the constraint on that
-frame and warns. On the holdout frames (28 networks, abs_rel / a1, without the check -> with it;
-share of frames skipped): 50% too low 0.491 / 0.105 -> 0.327 / 0.516 (99%), 30% too low 0.379 /
-0.167 -> 0.327 / 0.503 (89%), 20% too low 0.337 / 0.399 -> 0.325 / 0.499 (53%), right 0.296 /
-0.613 -> 0.297 / 0.612 (2%), 20% too high 0.390 / 0.456 -> 0.385 / 0.459 (17%), 30% too high
-0.419 / 0.273 -> 0.400 / 0.321 (36%), 50% too high 0.396 / 0.384 -> 0.349 / 0.475 (88%);
-unconstrained: 0.328 / 0.516. So a height too low falls back to the network; one 20-30% too high
-is still worse than without. A car covering the road ahead also makes a frame implausible
-(skipped: the network's depth, as without the constraint).
+frame and warns. On the holdout frames that brings heights 30-50% too low back to the network's
+own scores; one 20-30% too high is still worse than without. A car covering the road ahead also
+makes a frame implausible (skipped: the network's depth, as without the constraint).
 
 Frames (REP 103): the camera's optical frame, x right, y down, z forward; depth is z in metres
 (REP 118). Pitch is positive when the camera looks down.
